@@ -1,0 +1,1 @@
+//! Orchestration: the REST API, instance lifecycle and the transition pipeline.

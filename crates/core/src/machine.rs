@@ -1,0 +1,1 @@
+//! The pure state machine (filled in with the transition pipeline).

@@ -1,0 +1,1 @@
+//! Retry and backoff math (filled in with the script host).

@@ -1,0 +1,1 @@
+//! Timer schedules (filled in with the script host).

@@ -1,0 +1,1 @@
+//! The rhai script host (to be written).

@@ -1,0 +1,1 @@
+//! Component validation (to be written).

@@ -1,0 +1,1 @@
+//! Execution: task runners, the invoke API and the durable job scheduler.

@@ -1,0 +1,297 @@
+//! The runtime's configuration: one typed struct, loaded once.
+//!
+//! Sources, later wins: built-in defaults → an optional TOML file (`vnext.toml`
+//! in the working directory, or the path given with `--config`) → environment
+//! variables `VNEXT_<SECTION>__<FIELD>` (e.g. `VNEXT_DATABASE__URL`). This is the
+//! only module that reads the environment. Every field is documented in
+//! `docs/configuration.md`.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+/// Why the configuration could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("config file {path}: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("environment variable {var}: {message}")]
+    Env { var: String, message: String },
+    #[error("invalid configuration: {0}")]
+    Invalid(String),
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    pub database: DatabaseConfig,
+    pub app: AppConfig,
+    pub execution: ExecutionConfig,
+    pub runtime: RuntimeConfig,
+}
+
+/// Where the databases are and how connections are pooled.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DatabaseConfig {
+    /// The control database (domain registry, rollout records). Domain databases
+    /// are created on the same server unless the registry places them elsewhere.
+    pub url: String,
+    /// Domain `payments` lives in database `<prefix>payments`.
+    pub database_prefix: String,
+    /// Seed for each domain role's password (`<prefix><domain>` role). Change it
+    /// before exposing PostgreSQL beyond trust authentication.
+    pub role_secret: String,
+    /// Largest pool per domain database.
+    pub max_connections_per_domain: u32,
+    /// Connections of the control database pool.
+    pub max_control_connections: u32,
+    /// A domain pool unused this long is closed.
+    pub pool_idle_seconds: u64,
+    /// Connections are recycled after this long (each caches catalog entries of
+    /// every schema it touched).
+    pub connection_lifetime_seconds: u64,
+    /// Waiting for a connection longer than this is an error.
+    pub acquire_timeout_seconds: u64,
+}
+
+/// The orchestration service (REST API).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AppConfig {
+    /// Address the API listens on; port 0 picks a free port.
+    pub listen: String,
+    /// How other services reach the app (execution fires transitions here).
+    pub url: String,
+    /// Requests with a larger body are answered 413.
+    pub body_limit_bytes: usize,
+    /// Default page size of instance lists (at most 100).
+    pub default_page_size: u32,
+}
+
+/// The execution service (tasks and jobs).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ExecutionConfig {
+    pub listen: String,
+    /// How the app reaches the execution service when they run apart.
+    pub url: String,
+    /// Shared secret app and execution present to each other (`Authorization: Bearer`).
+    pub shared_secret: String,
+    /// Jobs claimed per round.
+    pub job_batch_size: u32,
+    /// Without a notification, the scheduler looks for due jobs at least this often.
+    pub idle_poll_seconds: u64,
+    /// A claimed job not finished within this long is claimed again.
+    pub job_lock_seconds: u64,
+    /// Name of this process in job locks; defaults to host and pid.
+    pub worker_id: Option<String>,
+}
+
+/// Behaviour of the engine.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RuntimeConfig {
+    /// Component folder published by `vnext up` and `vnext init`.
+    pub flows_dir: PathBuf,
+    /// Longest chain of automatic transitions run inline after one request.
+    pub max_auto_chain_depth: u32,
+    /// rhai operations one script call may run before it is stopped.
+    pub script_max_operations: u64,
+    /// Wall-clock limit of one script call, in milliseconds.
+    pub script_timeout_ms: u64,
+    /// How long a busy instance's lease lasts while a task does external I/O.
+    pub lease_seconds: u64,
+}
+
+impl Default for DatabaseConfig {
+    fn default() -> Self {
+        Self {
+            url: "postgres://postgres@127.0.0.1:5432/postgres".into(),
+            database_prefix: "vnext_".into(),
+            role_secret: "vnext-dev-secret".into(),
+            max_connections_per_domain: 16,
+            max_control_connections: 4,
+            pool_idle_seconds: 300,
+            connection_lifetime_seconds: 1800,
+            acquire_timeout_seconds: 10,
+        }
+    }
+}
+
+impl Default for AppConfig {
+    fn default() -> Self {
+        Self {
+            listen: "127.0.0.1:4201".into(),
+            url: "http://127.0.0.1:4201".into(),
+            body_limit_bytes: 1024 * 1024,
+            default_page_size: 20,
+        }
+    }
+}
+
+impl Default for ExecutionConfig {
+    fn default() -> Self {
+        Self {
+            listen: "127.0.0.1:4202".into(),
+            url: "http://127.0.0.1:4202".into(),
+            shared_secret: "vnext-dev-secret".into(),
+            job_batch_size: 256,
+            idle_poll_seconds: 5,
+            job_lock_seconds: 60,
+            worker_id: None,
+        }
+    }
+}
+
+impl Default for RuntimeConfig {
+    fn default() -> Self {
+        Self {
+            flows_dir: PathBuf::from("flows"),
+            max_auto_chain_depth: 50,
+            script_max_operations: 1_000_000,
+            script_timeout_ms: 1_000,
+            lease_seconds: 60,
+        }
+    }
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            database: DatabaseConfig::default(),
+            app: AppConfig::default(),
+            execution: ExecutionConfig::default(),
+            runtime: RuntimeConfig::default(),
+        }
+    }
+}
+
+/// The default config file name looked up in the working directory.
+pub const DEFAULT_FILE: &str = "vnext.toml";
+const ENV_PREFIX: &str = "VNEXT_";
+
+impl Config {
+    /// Loads defaults, then `file` (or `vnext.toml` if present), then the environment.
+    ///
+    /// # Errors
+    /// [`ConfigError`] naming the file or variable at fault.
+    pub fn load(file: Option<&Path>) -> Result<Config, ConfigError> {
+        let mut value = toml::Value::try_from(Config::default())
+            .map_err(|e| ConfigError::Invalid(e.to_string()))?;
+        let path = file.map(Path::to_path_buf).or_else(|| {
+            let p = PathBuf::from(DEFAULT_FILE);
+            p.exists().then_some(p)
+        });
+        if let Some(path) = path {
+            let text = std::fs::read_to_string(&path)
+                .map_err(|source| ConfigError::Read { path: path.clone(), source })?;
+            let file_value: toml::Value = toml::from_str(&text)
+                .map_err(|e| ConfigError::Parse { path: path.clone(), message: e.to_string() })?;
+            merge_toml(&mut value, file_value);
+        }
+        for (var, raw) in std::env::vars() {
+            let Some(rest) = var.strip_prefix(ENV_PREFIX) else { continue };
+            let Some((section, field)) = rest.split_once("__") else { continue };
+            let (section, field) = (section.to_ascii_lowercase(), field.to_ascii_lowercase());
+            let table = value
+                .get_mut(&section)
+                .and_then(toml::Value::as_table_mut)
+                .ok_or_else(|| ConfigError::Env { var: var.clone(), message: format!("unknown section `{section}`") })?;
+            let parsed = parse_env_value(table.get(&field), &raw);
+            table.insert(field, parsed);
+        }
+        let config: Config = value.try_into().map_err(|e: toml::de::Error| ConfigError::Invalid(e.to_string()))?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Checks relations between fields that types cannot express.
+    ///
+    /// # Errors
+    /// [`ConfigError::Invalid`] describing the first problem.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let bad = |m: &str| Err(ConfigError::Invalid(m.to_string()));
+        if !self.database.url.starts_with("postgres://") && !self.database.url.starts_with("postgresql://") {
+            return bad("database.url must be a postgres:// URL");
+        }
+        if self.database.database_prefix.is_empty()
+            || !self.database.database_prefix.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+        {
+            return bad("database.database_prefix may contain only a-z, 0-9 and _");
+        }
+        if self.database.max_connections_per_domain == 0 || self.database.max_control_connections == 0 {
+            return bad("connection limits must be at least 1");
+        }
+        if self.app.default_page_size == 0 || self.app.default_page_size > 100 {
+            return bad("app.default_page_size must be between 1 and 100");
+        }
+        if self.runtime.max_auto_chain_depth == 0 {
+            return bad("runtime.max_auto_chain_depth must be at least 1");
+        }
+        if self.execution.shared_secret.len() < 8 {
+            return bad("execution.shared_secret must be at least 8 characters");
+        }
+        Ok(())
+    }
+}
+
+fn merge_toml(base: &mut toml::Value, over: toml::Value) {
+    match (base, over) {
+        (toml::Value::Table(b), toml::Value::Table(o)) => {
+            for (k, v) in o {
+                match b.get_mut(&k) {
+                    Some(existing) => merge_toml(existing, v),
+                    None => {
+                        b.insert(k, v);
+                    }
+                }
+            }
+        }
+        (b, o) => *b = o,
+    }
+}
+
+/// Environment values are text; give them the type the default has.
+fn parse_env_value(existing: Option<&toml::Value>, raw: &str) -> toml::Value {
+    match existing {
+        Some(toml::Value::Integer(_)) => raw.parse().map(toml::Value::Integer).unwrap_or_else(|_| raw.into()),
+        Some(toml::Value::Boolean(_)) => raw.parse().map(toml::Value::Boolean).unwrap_or_else(|_| raw.into()),
+        Some(toml::Value::Float(_)) => raw.parse().map(toml::Value::Float).unwrap_or_else(|_| raw.into()),
+        _ => toml::Value::String(raw.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid() {
+        Config::default().validate().unwrap();
+    }
+
+    #[test]
+    fn file_overrides_defaults() {
+        let dir = std::env::temp_dir().join(format!("vnext-config-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("c.toml");
+        std::fs::write(&path, "[database]\ndatabase_prefix = \"t_\"\n[runtime]\nlease_seconds = 7\n").unwrap();
+        let c = Config::load(Some(&path)).unwrap();
+        assert_eq!(c.database.database_prefix, "t_");
+        assert_eq!(c.runtime.lease_seconds, 7);
+        assert_eq!(c.app.body_limit_bytes, 1024 * 1024);
+    }
+
+    #[test]
+    fn unknown_field_is_an_error() {
+        let dir = std::env::temp_dir().join(format!("vnext-config-bad-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("c.toml");
+        std::fs::write(&path, "[database]\nurll = \"x\"\n").unwrap();
+        let err = Config::load(Some(&path)).unwrap_err().to_string();
+        assert!(err.contains("urll"), "{err}");
+    }
+}
