@@ -1,0 +1,62 @@
+//! What can go wrong when the engine runs a request.
+
+use serde::Serialize;
+
+/// One way a payload failed its transition's JSON Schema.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PayloadError {
+    /// JSON pointer into the payload (`/amount`); empty for the whole payload.
+    pub pointer: String,
+    pub message: String,
+}
+
+/// Every engine failure says what and where. The API maps each variant to a
+/// status code and a stable error code; only [`EngineError::Internal`] is a 500.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum EngineError {
+    /// 404: the domain is not registered.
+    #[error("unknown domain `{0}`")]
+    UnknownDomain(String),
+    /// 404: no published workflow matches.
+    #[error("unknown workflow `{flow}`{}", version.as_ref().map(|v| format!(" (version `{v}`)")).unwrap_or_default())]
+    UnknownFlow { flow: String, version: Option<String> },
+    /// 404: no instance with this id or key.
+    #[error("workflow `{flow}` has no instance `{instance}`")]
+    UnknownInstance { flow: String, instance: String },
+    /// 404: the workflow defines no transition with this key.
+    #[error("transition `{transition}` is not defined (current state `{state}`)")]
+    UnknownTransition { transition: String, state: String },
+    /// 409: the transition exists but not in the current state.
+    #[error("transition `{transition}` is not available in state `{state}` (available: {})", available.join(", "))]
+    NotAvailable { transition: String, state: String, available: Vec<String> },
+    /// 422: the payload failed the transition's schema.
+    #[error("payload of transition `{transition}` is invalid: {}", errors.iter().map(|e| format!("{}: {}", if e.pointer.is_empty() { "/" } else { &e.pointer }, e.message)).collect::<Vec<_>>().join("; "))]
+    InvalidPayload { transition: String, errors: Vec<PayloadError> },
+    /// 409: another transition holds the instance.
+    #[error("instance `{instance}` is busy with another transition")]
+    Busy { instance: String },
+    /// 409: the instance is completed or faulted.
+    #[error("instance `{instance}` is finished (status {status})")]
+    Finished { instance: String, status: String },
+    /// 409: retry was asked for an instance that is not faulted.
+    #[error("instance `{instance}` is not faulted; only faulted instances can be retried")]
+    NotFaulted { instance: String },
+    /// 422: automatic transitions kept firing past the configured depth.
+    #[error("automatic transitions chained more than {depth} times (last state `{state}`); nothing was committed")]
+    ChainTooDeep { depth: u32, state: String },
+    /// 422: a script failed or was stopped.
+    #[error("script {location} failed: {message}")]
+    Script { location: String, message: String },
+    /// 409: the published definition cannot run (missing reference, bad schema, ...).
+    #[error("definition problem: {message}")]
+    Definition { message: String },
+    /// 500: a bug or an infrastructure failure.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl From<sqlx::Error> for EngineError {
+    fn from(e: sqlx::Error) -> Self {
+        EngineError::Internal(format!("database: {e}"))
+    }
+}
