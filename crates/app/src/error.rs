@@ -20,6 +20,9 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use serde_json::{Map, Value};
 
+use vnext_init::InitError;
+use vnext_init::db::DbError;
+
 use crate::engine::EngineError;
 
 /// Boxed cause of an internal error.
@@ -125,11 +128,18 @@ error_codes! {
 pub struct FieldError {
     pub pointer: String,
     pub message: String,
+    /// A stable code of the finding, when it has one (component validation).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub code: Option<String>,
 }
 
 impl FieldError {
     pub fn new(pointer: impl Into<String>, message: impl Into<String>) -> Self {
-        Self { pointer: pointer.into(), message: message.into() }
+        Self { pointer: pointer.into(), message: message.into(), code: None }
+    }
+
+    pub fn coded(pointer: impl Into<String>, message: impl Into<String>, code: impl Into<String>) -> Self {
+        Self { code: Some(code.into()), ..Self::new(pointer, message) }
     }
 }
 
@@ -248,6 +258,37 @@ impl From<EngineError> for ApiError {
             EngineError::Script { .. } => ApiError::new(ErrorCode::ScriptFailed, detail),
             EngineError::Definition { .. } => ApiError::new(ErrorCode::DefinitionUnusable, detail),
             EngineError::Internal(message) => ApiError::internal(message),
+        }
+    }
+}
+
+impl From<InitError> for ApiError {
+    fn from(error: InitError) -> Self {
+        let detail = error.to_string();
+        match error {
+            InitError::UnknownDomain(_) => ApiError::new(ErrorCode::DomainNotFound, detail),
+            InitError::Conflict { .. } => ApiError::new(ErrorCode::DefinitionConflict, detail),
+            InitError::InvalidComponent(_) | InitError::InvalidName { .. } | InitError::SchemaTaken { .. } => {
+                ApiError::new(ErrorCode::DefinitionInvalid, detail)
+            }
+            InitError::Sql { source, .. } => ApiError::database(source),
+            InitError::Database(db) => ApiError::from(db),
+            other => ApiError::internal(other),
+        }
+    }
+}
+
+impl From<DbError> for ApiError {
+    /// An unreachable server is a 503 the client may retry; an unknown domain a 404.
+    fn from(error: DbError) -> Self {
+        match error {
+            DbError::UnknownDomain(name) => ApiError::new(ErrorCode::DomainNotFound, format!("unknown domain `{name}`")),
+            DbError::Unreachable { .. } | DbError::Connect { .. } => ApiError {
+                source: Some(Box::new(error)),
+                ..ApiError::new(ErrorCode::Unavailable, "a database is unreachable; retry shortly")
+            },
+            DbError::Control(e) => ApiError::database(e),
+            other => ApiError::internal(other),
         }
     }
 }

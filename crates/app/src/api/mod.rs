@@ -29,6 +29,8 @@ use std::sync::Arc;
 use axum::Router;
 use axum::http::{HeaderMap, HeaderValue, header};
 
+use vnext_core::script::ScriptHost;
+
 use crate::engine::Engine;
 use crate::error::{ApiError, ErrorCode};
 use metrics::Metrics;
@@ -50,6 +52,8 @@ pub struct AppState {
     pub engine: Engine,
     pub settings: Arc<ApiSettings>,
     pub metrics: Arc<Metrics>,
+    /// Compiles scripts while validating components (publish, validate).
+    pub scripts: Arc<ScriptHost>,
 }
 
 impl AppState {
@@ -61,7 +65,12 @@ impl AppState {
             default_page_size: config.app.default_page_size,
             shared_secret: config.execution.shared_secret.clone(),
         };
-        AppState { engine, settings: Arc::new(settings), metrics: Arc::new(Metrics::new()) }
+        AppState {
+            engine,
+            settings: Arc::new(settings),
+            metrics: Arc::new(Metrics::new()),
+            scripts: Arc::new(ScriptHost::new()),
+        }
     }
 }
 

@@ -49,18 +49,18 @@ pub fn printable(raw: &str) -> String {
 /// # Errors
 /// [`ErrorCode::DomainNotFound`] for unregistered domains; 503 when unreachable.
 pub async fn domain_pool(databases: &Databases, domain: &DomainName) -> Result<PgPool, ApiError> {
-    databases.domain(domain).await.map_err(|e| db_error(e, domain))
+    databases.domain(domain).await.map_err(|e| db_error(e, Some(domain)))
 }
 
 /// Maps the registry's errors to API errors.
-pub fn db_error(error: DbError, domain: &DomainName) -> ApiError {
+pub fn db_error(error: DbError, domain: Option<&DomainName>) -> ApiError {
     match error {
-        DbError::UnknownDomain(_) => ApiError::new(ErrorCode::DomainNotFound, format!("unknown domain `{domain}`")),
+        DbError::UnknownDomain(name) => ApiError::new(ErrorCode::DomainNotFound, format!("unknown domain `{name}`")),
         DbError::Db(e) => ApiError::database(e),
-        other => ApiError {
-            source: Some(Box::new(other)),
-            ..ApiError::new(ErrorCode::Unavailable, format!("the database of domain `{domain}` is unreachable; retry shortly"))
-        },
+        other => {
+            let which = domain.map(|d| format!("the database of domain `{d}`")).unwrap_or_else(|| "the database".into());
+            ApiError { source: Some(Box::new(other)), ..ApiError::new(ErrorCode::Unavailable, format!("{which} is unreachable; retry shortly")) }
+        }
     }
 }
 
