@@ -7,6 +7,8 @@
 
 #![allow(dead_code)]
 
+pub mod fixtures;
+
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
