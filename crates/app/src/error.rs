@@ -11,12 +11,14 @@
 //! The middleware is also where internal errors are logged with their whole cause
 //! chain; the client only ever sees an opaque 500 with the trace id to quote.
 
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 
 use axum::extract::Request;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use futures::FutureExt;
 use serde::Serialize;
 use serde_json::{Map, Value};
 
@@ -330,7 +332,18 @@ pub async fn problem_middleware(request: Request, next: Next) -> Response {
         .get(REQUEST_ID_HEADER)
         .and_then(|v| v.to_str().ok())
         .map(str::to_string);
-    let mut response = next.run(request).await;
+    // A panicking handler must still answer: an opaque 500 with the trace id.
+    let mut response = match AssertUnwindSafe(next.run(request)).catch_unwind().await {
+        Ok(response) => response,
+        Err(panic) => {
+            let message = panic
+                .downcast_ref::<&str>()
+                .map(|s| (*s).to_string())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "unknown panic".to_string());
+            ApiError::internal(format!("handler panicked: {message}")).into_response()
+        }
+    };
     let Some(PendingProblem(problem)) = response.extensions_mut().remove::<PendingProblem>() else {
         return response;
     };
