@@ -453,3 +453,32 @@ fn documented_payloads_pass_and_broken_ones_fail_with_a_pointer() {
         assert!(pointers.iter().any(|p| p == pointer), "{schema} should reject {payload} at `{pointer}`, got {pointers:?}");
     }
 }
+
+// ---------------------------------------------------------------------------
+// Container files: every VNEXT_<SECTION>__<FIELD> they set is a real setting
+
+#[test]
+fn container_files_set_only_real_configuration_fields() {
+    let config = serde_json::to_value(vnext_init::config::Config::default()).expect("config serializes");
+    let mut failures = Vec::new();
+    let mut seen = 0;
+    for name in ["docker-compose.yml", "Dockerfile"] {
+        let text = std::fs::read_to_string(workspace_root().join(name)).unwrap_or_else(|e| panic!("{name}: {e}"));
+        for (at, _) in text.match_indices("VNEXT_") {
+            let var: String = text[at..].chars().take_while(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || *c == '_').collect();
+            if var.len() == "VNEXT_".len() {
+                continue; // prose such as VNEXT_<SECTION>__<FIELD>
+            }
+            let Some((section, field)) = var["VNEXT_".len()..].split_once("__") else {
+                failures.push(format!("{name}: `{var}` is not VNEXT_<SECTION>__<FIELD>"));
+                continue;
+            };
+            if config.get(section.to_ascii_lowercase()).and_then(|s| s.get(field.to_ascii_lowercase())).is_none() {
+                failures.push(format!("{name}: `{var}` names no configuration field"));
+            }
+            seen += 1;
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    assert!(seen >= 8, "only {seen} settings found");
+}
