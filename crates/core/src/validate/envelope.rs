@@ -114,8 +114,9 @@ pub(crate) fn check_rules(value: &Value, parts: &Parts, sink: &mut Sink) {
     if matches!(tags, None | Some(Value::Null)) || tags.and_then(Value::as_array).is_some_and(Vec::is_empty) {
         sink.report(&root, codes::ENVELOPE_TAGS_MISSING, "the envelope needs at least one tag in `tags`");
     }
-    for (i, tag) in parts.tags.iter().enumerate() {
-        if tag.trim().is_empty() {
+    let raw_tags = tags.and_then(Value::as_array).map(Vec::as_slice).unwrap_or_default();
+    for (i, tag) in raw_tags.iter().enumerate() {
+        if tag.as_str().is_some_and(|t| t.trim().is_empty()) {
             sink.report(&root.key("tags").idx(i), codes::ENVELOPE_TAGS_INVALID, "a tag must not be empty");
         }
     }
