@@ -57,7 +57,11 @@ fn flow_must_be_a_known_component_flow() {
     let mut w = script_task();
     set(&mut w, "/flow", json!("sys-mappings"));
     let d = assert_only(&check(&w), "envelope.flow.unknown", "/flow");
-    assert!(d.message.contains("sys-mappings") && d.message.contains("not supported"), "{}", d.message);
+    assert!(
+        d.message.contains("sys-mappings") && d.message.contains("not supported"),
+        "{}",
+        d.message
+    );
     set(&mut w, "/flow", json!("sys-tasks"));
     assert_clean(&check(&w));
 }
@@ -84,7 +88,11 @@ fn tags_must_be_present_and_non_empty_strings() {
 fn missing_and_mistyped_envelope_fields_are_all_reported() {
     let w = json!({"version": 3, "flow": "sys-tasks", "tags": ["x"], "flowVersion": "1.0.0"});
     let d = check(&w);
-    let missing: Vec<_> = d.iter().filter(|d| d.code == "envelope.missing-field").map(|d| d.message.clone()).collect();
+    let missing: Vec<_> = d
+        .iter()
+        .filter(|d| d.code == "envelope.missing-field")
+        .map(|d| d.message.clone())
+        .collect();
     assert_eq!(missing.len(), 3, "key, domain, attributes: {}", render(&d));
     assert!(missing.iter().any(|m| m.contains("`key`")));
     assert!(missing.iter().any(|m| m.contains("`domain`")));
@@ -96,8 +104,16 @@ fn missing_and_mistyped_envelope_fields_are_all_reported() {
 #[test]
 fn a_type_mismatch_points_at_the_offending_value() {
     let mut w = workflow();
-    set(&mut w, "/attributes/states/1/transitions/2/triggerType", json!(7));
-    let d = assert_only(&check(&w), "component.parse", "/attributes/states/1/transitions/2/triggerType");
+    set(
+        &mut w,
+        "/attributes/states/1/transitions/2/triggerType",
+        json!(7),
+    );
+    let d = assert_only(
+        &check(&w),
+        "component.parse",
+        "/attributes/states/1/transitions/2/triggerType",
+    );
     assert!(d.message.contains('7'), "{}", d.message);
     assert_eq!(d.component.as_deref(), Some("sys-flows/order@1.0.0"));
 
@@ -107,9 +123,21 @@ fn a_type_mismatch_points_at_the_offending_value() {
     assert!(d.message.contains("stateType"), "{}", d.message);
 
     let mut w = workflow();
-    set(&mut w, "/attributes/states/0/transitions/0/schema", json!("order-payload"));
-    let d = assert_only(&check(&w), "component.parse", "/attributes/states/0/transitions/0/schema");
-    assert!(d.message.contains("\"ref\""), "explains the accepted shapes: {}", d.message);
+    set(
+        &mut w,
+        "/attributes/states/0/transitions/0/schema",
+        json!("order-payload"),
+    );
+    let d = assert_only(
+        &check(&w),
+        "component.parse",
+        "/attributes/states/0/transitions/0/schema",
+    );
+    assert!(
+        d.message.contains("\"ref\""),
+        "explains the accepted shapes: {}",
+        d.message
+    );
 }
 
 #[test]
@@ -119,7 +147,11 @@ fn envelope_problems_and_attribute_rules_are_reported_together() {
     set(&mut w, "/attributes/states/3/key", json!("draft"));
     let d = check(&w);
     assert_has(&d, "envelope.key.invalid", "/key");
-    assert_has(&d, "workflow.state.duplicate-key", "/attributes/states/3/key");
+    assert_has(
+        &d,
+        "workflow.state.duplicate-key",
+        "/attributes/states/3/key",
+    );
 }
 
 #[test]

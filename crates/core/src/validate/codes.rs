@@ -142,7 +142,11 @@ mod tests {
         for code in super::ALL {
             assert!(seen.insert(code), "duplicate code {code}");
             assert!(code.contains('.'), "code {code} has no category");
-            assert!(code.chars().all(|c| c.is_ascii_lowercase() || c == '.' || c == '-'), "{code}");
+            assert!(
+                code.chars()
+                    .all(|c| c.is_ascii_lowercase() || c == '.' || c == '-'),
+                "{code}"
+            );
         }
     }
 }

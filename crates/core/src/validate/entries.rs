@@ -17,9 +17,19 @@ impl Checker<'_> {
                 entry.order
             ));
         }
-        self.reference(&pointer.key("task"), &entry.task, ComponentKind::Task, "task");
+        self.reference(
+            &pointer.key("task"),
+            &entry.task,
+            ComponentKind::Task,
+            "task",
+        );
         if let Some(mapping) = &entry.mapping {
-            self.script(&pointer.key("mapping"), mapping, Hook::TaskMapping, &format!("mapping of {what}"));
+            self.script(
+                &pointer.key("mapping"),
+                mapping,
+                Hook::TaskMapping,
+                &format!("mapping of {what}"),
+            );
         }
         if let Some(boundary) = &entry.error_boundary {
             self.error_boundary(&pointer.key("errorBoundary"), boundary, what);
@@ -28,7 +38,11 @@ impl Checker<'_> {
 
     pub(crate) fn task_entries(&mut self, pointer: &Ptr, entries: &[TaskEntry], what: &str) {
         for (i, entry) in entries.iter().enumerate() {
-            self.task_entry(&pointer.idx(i), entry, &format!("{what} task #{}", i + 1));
+            self.task_entry(
+                &pointer.idx(i),
+                entry,
+                &format!("task #{} in {what}", i + 1),
+            );
         }
     }
 
@@ -58,15 +72,30 @@ impl Checker<'_> {
 
     pub(crate) fn view_binding(&mut self, pointer: &Ptr, binding: &ViewBinding, what: &str) {
         match binding {
-            ViewBinding::Plain(view) => self.reference(&pointer.key("view"), &view.view, ComponentKind::View, "view"),
+            ViewBinding::Plain(view) => self.reference(
+                &pointer.key("view"),
+                &view.view,
+                ComponentKind::View,
+                "view",
+            ),
             ViewBinding::Rules { rules, default } => {
                 for (i, rule) in rules.iter().enumerate() {
                     let at = pointer.key("rules").idx(i);
-                    self.script(&at.key("rule"), &rule.rule, Hook::Handler, &format!("view rule #{} of {what}", i + 1));
+                    self.script(
+                        &at.key("rule"),
+                        &rule.rule,
+                        Hook::Handler,
+                        &format!("view rule #{} of {what}", i + 1),
+                    );
                     self.reference(&at.key("view"), &rule.view, ComponentKind::View, "view");
                 }
                 if let Some(default) = default {
-                    self.reference(&pointer.key("default").key("view"), &default.view, ComponentKind::View, "view");
+                    self.reference(
+                        &pointer.key("default").key("view"),
+                        &default.view,
+                        ComponentKind::View,
+                        "view",
+                    );
                 }
             }
         }

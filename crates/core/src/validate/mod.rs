@@ -82,7 +82,11 @@ use diagnostic::Sink;
 /// resolve here (there is no package) and are reported.
 ///
 /// Returns every problem found, in document order per rule; empty when valid.
-pub fn validate_component(value: &Value, catalog: &dyn Catalog, scripts: &ScriptHost) -> Vec<Diagnostic> {
+pub fn validate_component(
+    value: &Value,
+    catalog: &dyn Catalog,
+    scripts: &ScriptHost,
+) -> Vec<Diagnostic> {
     Checker::new(catalog, scripts, None, None).run(value).1
 }
 
@@ -90,7 +94,11 @@ pub fn validate_component(value: &Value, catalog: &dyn Catalog, scripts: &Script
 /// against the package's own components and files, then against `extra`.
 /// Each diagnostic carries its file's path. Two files defining the same
 /// component version are reported too.
-pub fn validate_package(files: &[(String, Value)], extra: Option<&dyn Catalog>, scripts: &ScriptHost) -> Vec<Diagnostic> {
+pub fn validate_package(
+    files: &[(String, Value)],
+    extra: Option<&dyn Catalog>,
+    scripts: &ScriptHost,
+) -> Vec<Diagnostic> {
     package::validate(files, extra, scripts)
 }
 
@@ -98,7 +106,11 @@ pub fn validate_package(files: &[(String, Value)], extra: Option<&dyn Catalog>, 
 ///
 /// # Errors
 /// Every diagnostic [`validate_component`] reports.
-pub fn check_component(value: &Value, catalog: &dyn Catalog, scripts: &ScriptHost) -> Result<Component, Vec<Diagnostic>> {
+pub fn check_component(
+    value: &Value,
+    catalog: &dyn Catalog,
+    scripts: &ScriptHost,
+) -> Result<Component, Vec<Diagnostic>> {
     match Checker::new(catalog, scripts, None, None).run(value) {
         (Some(component), diagnostics) if diagnostics.is_empty() => Ok(component),
         (_, diagnostics) => Err(diagnostics),
@@ -113,7 +125,8 @@ pub fn check_component(value: &Value, catalog: &dyn Catalog, scripts: &ScriptHos
 pub fn parse_component(value: &Value) -> Result<Component, Vec<Diagnostic>> {
     let mut sink = Sink::new(None);
     sink.component = envelope::label(value);
-    let parsed = envelope::read(value, &mut sink).and_then(|parts| parse::component(value, &parts, &mut sink));
+    let parsed = envelope::read(value, &mut sink)
+        .and_then(|parts| parse::component(value, &parts, &mut sink));
     match parsed {
         Some(component) if sink.out.is_empty() => Ok(component),
         _ => Err(sink.out),

@@ -34,15 +34,19 @@ pub struct SchemaCompileError {
 ///
 /// # Errors
 /// [`SchemaCompileError`] naming the place inside the schema and the problem.
-pub fn compile_schema(schema: &serde_json::Value) -> Result<jsonschema::Validator, SchemaCompileError> {
+pub fn compile_schema(
+    schema: &serde_json::Value,
+) -> Result<jsonschema::Validator, SchemaCompileError> {
     if !(schema.is_object() || schema.is_boolean()) {
         return Err(SchemaCompileError {
             pointer: String::new(),
             message: "the JSON Schema must be an object (or a boolean schema)".to_string(),
         });
     }
-    jsonschema::options().build(schema).map_err(|e| SchemaCompileError {
-        pointer: e.instance_path().as_str().to_string(),
-        message: format!("the JSON Schema does not compile: {e}"),
-    })
+    jsonschema::options()
+        .build(schema)
+        .map_err(|e| SchemaCompileError {
+            pointer: e.instance_path().as_str().to_string(),
+            message: format!("the JSON Schema does not compile: {e}"),
+        })
 }

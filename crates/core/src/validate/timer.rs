@@ -12,7 +12,9 @@ use crate::model::{DeclarativeTimer, Timer};
 impl Checker<'_> {
     pub(crate) fn timer(&mut self, pointer: &Ptr, timer: &Timer, what: &str) {
         match timer {
-            Timer::Script(code) => self.script(pointer, code, Hook::Handler, &format!("timer of {what}")),
+            Timer::Script(code) => {
+                self.script(pointer, code, Hook::Handler, &format!("timer of {what}"))
+            }
             Timer::Declarative(t) => self.declarative_timer(pointer, t, what),
         }
     }
@@ -35,12 +37,20 @@ impl Checker<'_> {
         if let Some(d) = &t.duration
             && let Err(e) = check_duration(d)
         {
-            self.report(&pointer.key("duration"), codes::TIMER_DURATION_INVALID, format!("timer of {what}: {e}"));
+            self.report(
+                &pointer.key("duration"),
+                codes::TIMER_DURATION_INVALID,
+                format!("timer of {what}: {e}"),
+            );
         }
         if let Some(c) = &t.cron
             && let Err(e) = check_cron(c)
         {
-            self.report(&pointer.key("cron"), codes::TIMER_CRON_INVALID, format!("timer of {what}: {e}"));
+            self.report(
+                &pointer.key("cron"),
+                codes::TIMER_CRON_INVALID,
+                format!("timer of {what}: {e}"),
+            );
         }
         if let Some(at) = &t.at
             && chrono::DateTime::parse_from_rfc3339(at).is_err()
@@ -67,14 +77,18 @@ pub(crate) fn check_duration(value: &str) -> Result<(), String> {
     if is_iso_duration(value.trim()) {
         Ok(())
     } else {
-        Err(format!("`{value}` is not an ISO-8601 duration such as PT8S, PT1H30M or P1D"))
+        Err(format!(
+            "`{value}` is not an ISO-8601 duration such as PT8S, PT1H30M or P1D"
+        ))
     }
 }
 
 /// `P[nY][nM][nW][nD][T[nH][nM][n[.n]S]]` with at least one component, and a
 /// time component after any `T`. Only seconds may be fractional.
 fn is_iso_duration(s: &str) -> bool {
-    let Some(rest) = s.strip_prefix('P') else { return false };
+    let Some(rest) = s.strip_prefix('P') else {
+        return false;
+    };
     let (date, time) = match rest.split_once('T') {
         Some((date, time)) => (date, Some(time)),
         None => (rest, None),
@@ -91,7 +105,10 @@ fn is_iso_duration(s: &str) -> bool {
             let position = units.iter().skip(next_unit).position(|u| *u == ch)? + next_unit;
             let fractional = number.contains('.');
             let valid_number = if fractional {
-                Some(ch) == fraction_unit && number.split_once('.').is_some_and(|(a, b)| !a.is_empty() && !b.is_empty() && !b.contains('.'))
+                Some(ch) == fraction_unit
+                    && number
+                        .split_once('.')
+                        .is_some_and(|(a, b)| !a.is_empty() && !b.is_empty() && !b.contains('.'))
             } else {
                 !number.is_empty()
             };
@@ -104,7 +121,9 @@ fn is_iso_duration(s: &str) -> bool {
         }
         number.is_empty().then_some(count)
     };
-    let Some(date_count) = components(date, &['Y', 'M', 'W', 'D'], None) else { return false };
+    let Some(date_count) = components(date, &['Y', 'M', 'W', 'D'], None) else {
+        return false;
+    };
     match time {
         None => date_count > 0,
         Some(time) => components(time, &['H', 'M', 'S'], Some('S')).is_some_and(|n| n > 0),
@@ -142,14 +161,23 @@ mod tests {
         for ok in ["PT8S", "PT1H30M", "P1D", "P1Y2M3DT4H5M6S", "PT0.5S"] {
             assert!(check_duration(ok).is_ok(), "{ok}");
         }
-        for bad in ["8s", "P", "PT", "", "1 hour", "PTXS", "P1H", "PT1D", "PT1.5M", "P1DT", "PT5S1M", "PT.5S", "P-1D"] {
+        for bad in [
+            "8s", "P", "PT", "", "1 hour", "PTXS", "P1H", "PT1D", "PT1.5M", "P1DT", "PT5S1M",
+            "PT.5S", "P-1D",
+        ] {
             assert!(check_duration(bad).is_err(), "{bad}");
         }
     }
 
     #[test]
     fn cron_expressions() {
-        for ok in ["0 9 * * *", "*/5 * * * *", "0 0 9 * * *", "0 0 9 * * Mon-Fri 2030", "@daily"] {
+        for ok in [
+            "0 9 * * *",
+            "*/5 * * * *",
+            "0 0 9 * * *",
+            "0 0 9 * * Mon-Fri 2030",
+            "@daily",
+        ] {
             assert!(check_cron(ok).is_ok(), "{ok}");
         }
         for bad in ["", "61 * * * *", "every day", "* * *"] {
