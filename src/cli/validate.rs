@@ -54,7 +54,7 @@ fn validate(args: &Args) -> Result<ExitCode, String> {
             }),
             Ok(value) if !looks_like_component(&value) => {
                 skipped += 1;
-                eprintln!("note: {name}: skipped (not a component: no `flow` and `attributes`)");
+                eprintln!("note: {name}: skipped (not a component: neither `flow` nor `attributes`)");
             }
             Ok(value) => components.push((name, value)),
         }

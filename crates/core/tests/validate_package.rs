@@ -68,4 +68,6 @@ fn only_component_documents_look_like_components() {
         &json!({"version": "1.0.0", "domain": "shop", "paths": {"componentsRoot": "shop"}})
     ));
     assert!(!looks_like_component(&json!([1])));
+    // A component that lost its `flow` is still a component, and reported.
+    assert!(looks_like_component(&json!({"key": "x", "attributes": {}})));
 }

@@ -200,6 +200,9 @@ fn declarative_timers_have_exactly_one_schedule() {
     let mut w = workflow();
     set(&mut w, at, json!({}));
     assert_only(&check(&w), "timer.no-schedule", at);
+    set(&mut w, at, json!({"duration": 8}));
+    let d = assert_only(&check(&w), "timer.no-schedule", at);
+    assert!(d.message.contains("as a string"), "{}", d.message);
     set(&mut w, at, json!({"duration": "PT8S", "cron": "0 9 * * *"}));
     let d = assert_only(&check(&w), "timer.ambiguous", at);
     assert!(d.message.contains("duration and cron"));

@@ -81,7 +81,7 @@ use diagnostic::Sink;
 /// Validates one component document. Short `{"ref": ...}` file references cannot
 /// resolve here (there is no package) and are reported.
 ///
-/// Returns every problem found, in document order per rule; empty when valid.
+/// Returns every problem found (never only the first); empty when valid.
 pub fn validate_component(
     value: &Value,
     catalog: &dyn Catalog,
@@ -133,8 +133,9 @@ pub fn parse_component(value: &Value) -> Result<Component, Vec<Diagnostic>> {
     }
 }
 
-/// True when a JSON document looks like a component (an object with `flow` and
-/// `attributes`); tools use it to skip other JSON files such as `vnext.config.json`.
+/// True when a JSON document looks like a component (an object with `flow` or
+/// `attributes`, so a component missing one of them is still validated and
+/// reported); tools use it to skip other JSON files such as `vnext.config.json`.
 pub fn looks_like_component(value: &Value) -> bool {
-    value.get("flow").is_some() && value.get("attributes").is_some()
+    value.get("flow").is_some() || value.get("attributes").is_some()
 }

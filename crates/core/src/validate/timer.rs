@@ -12,6 +12,14 @@ use crate::model::{DeclarativeTimer, Timer};
 impl Checker<'_> {
     pub(crate) fn timer(&mut self, pointer: &Ptr, timer: &Timer, what: &str) {
         match timer {
+            Timer::Script(code)
+                if code.code.is_none() && code.location.is_none() && !code.is_global() =>
+            {
+                self.report(pointer, codes::TIMER_NO_SCHEDULE, format!(
+                    "timer of {what} is neither a declarative schedule (one of \"duration\", \"cron\", \"at\" as a string) \
+                     nor a rhai script ({{\"location\", \"code\"}})"
+                ));
+            }
             Timer::Script(code) => {
                 self.script(pointer, code, Hook::Handler, &format!("timer of {what}"))
             }
