@@ -60,6 +60,12 @@ impl Ptr {
         Ptr(format!("{}/{index}", self.0))
     }
 
+    /// Appends a pointer that is already escaped (e.g. one reported by another
+    /// library for a document nested at this pointer).
+    pub(crate) fn join(&self, escaped: &str) -> Ptr {
+        Ptr(format!("{}{escaped}", self.0))
+    }
+
     pub(crate) fn as_str(&self) -> &str {
         &self.0
     }

@@ -10,14 +10,7 @@ use crate::model::{Envelope, SchemaComponent};
 pub(crate) fn check(c: &mut Checker<'_>, schema: &Envelope<SchemaComponent>) {
     let at = Ptr::root().key("attributes").key("schema");
     if let Err(e) = compile_schema(&schema.attributes.schema) {
-        let pointer = format!("{at}{}", e.pointer);
-        c.sink.out.push(super::Diagnostic {
-            file: c.sink.file.clone(),
-            component: c.sink.component.clone(),
-            pointer,
-            code: codes::SCHEMA_COMPILE,
-            message: e.message,
-        });
+        c.report(&at.join(&e.pointer), codes::SCHEMA_COMPILE, e.message);
     }
 }
 
