@@ -263,6 +263,17 @@ fn every_reference_resolves_inside_the_package() {
 }
 
 // ---------------------------------------------------------------------------
+// (c) the runtime's own validator (what `vnext validate flows` and publishing run)
+
+#[test]
+fn the_package_passes_the_runtime_validator() {
+    let files: Vec<(String, Value)> = package().into_iter().map(|f| (f.name(), f.json)).collect();
+    let diagnostics = vnext_core::validate::validate_package(&files, None, &ScriptHost::new());
+    let lines: Vec<String> = diagnostics.iter().map(ToString::to_string).collect();
+    assert!(lines.is_empty(), "{} diagnostics:\n{}", lines.len(), lines.join("\n"));
+}
+
+// ---------------------------------------------------------------------------
 // (b) embedded scripts
 
 #[test]

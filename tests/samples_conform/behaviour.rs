@@ -22,6 +22,9 @@ enum Expect {
     Subset(Value),
     /// A rule's answer.
     Bool(bool),
+    /// A timer script's answer: `#{duration: ...}` that the runtime's schedule
+    /// parser accepts.
+    Duration(&'static str),
 }
 
 /// One script call: `workflow/src/<script>.rhai`, the function, the context.
@@ -58,7 +61,7 @@ fn applicant(birth_date: &str, country: &str) -> Value {
 }
 
 fn cases() -> Vec<Case> {
-    use Expect::{Bool, Subset};
+    use Expect::{Bool, Duration, Subset};
     let onboarding = |docs: Value, applicant: Value| json!({"applicant": applicant, "product": "current-account", "documents": docs});
     let all_docs = json!({"idDocument": "passport", "proofOfAddress": true, "selfieMatch": 0.93});
     let payment = |amount: i64, method: &str| json!({"merchantId": "coffee-corner", "amount": amount, "currency": "EUR", "method": method});
@@ -139,10 +142,13 @@ fn cases() -> Vec<Case> {
             ctx: with(ctx("risk-review", json!({})), "body", json!({"reviewer": "rob", "reason": "card reported stolen"})),
             expect: Subset(json!({"risk": {"decision": "declined", "reason": "card reported stolen"}})) },
         Case { name: "confirmation window defaults to 30 minutes", script: "payment-processing/src/confirmation-window.rhai", function: "handler",
-            ctx: ctx("awaiting-confirmation", payment(100, "card")), expect: Subset(json!({"duration": "PT30M"})) },
+            ctx: ctx("awaiting-confirmation", payment(100, "card")), expect: Duration("PT30M") },
         Case { name: "confirmation window from the start payload", script: "payment-processing/src/confirmation-window.rhai", function: "handler",
             ctx: ctx("awaiting-confirmation", json!({"amount": 100, "confirmationWindow": "PT2S"})),
-            expect: Subset(json!({"duration": "PT2S"})) },
+            expect: Duration("PT2S") },
+        Case { name: "confirmation window in hours and minutes", script: "payment-processing/src/confirmation-window.rhai", function: "handler",
+            ctx: ctx("awaiting-confirmation", json!({"amount": 100, "confirmationWindow": "PT1H30M"})),
+            expect: Duration("PT1H30M") },
         Case { name: "confirmation is recorded", script: "payment-processing/src/confirm.rhai", function: "handler",
             ctx: with(ctx("awaiting-confirmation", json!({})), "body", json!({"authorizationCode": "AUTH42"})),
             expect: Subset(json!({"confirmation": {"authorizationCode": "AUTH42", "confirmedAt": NOW}})) },
@@ -247,12 +253,16 @@ fn every_script_behaves_as_documented() {
         let ok = match (&outcome, &case.expect) {
             (Ok(Value::Bool(got)), Expect::Bool(want)) => got == want,
             (Ok(got), Expect::Subset(want)) => got.is_object() && contains(got, want),
+            (Ok(got), Expect::Duration(want)) => {
+                *got == json!({"duration": want}) && vnext_core::schedule::Schedule::from_script_value(got).is_ok()
+            }
             _ => false,
         };
         if !ok {
             let want = match &case.expect {
                 Expect::Bool(b) => b.to_string(),
                 Expect::Subset(v) => format!("at least {v}"),
+                Expect::Duration(d) => format!("a schedule of {d}"),
             };
             failures.push(format!("{} `{}`: expected {want}, got {outcome:?}", case.script, case.name));
         }
