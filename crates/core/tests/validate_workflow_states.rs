@@ -199,6 +199,44 @@ fn error_boundaries_retry_with_a_policy_and_iso_delays() {
         "/attributes/errorBoundary/onError/0/retryPolicy/initialDelay",
     );
     assert!(d.message.contains("5s"));
+    let mut w = workflow();
+    set(
+        &mut w,
+        "/attributes/errorBoundary/onError/0/retryPolicy/maxDelay",
+        json!("PT1S"),
+    );
+    let d = assert_only(
+        &check(&w),
+        "error-boundary.delay.invalid",
+        "/attributes/errorBoundary/onError/0/retryPolicy/maxDelay",
+    );
+    assert!(
+        d.message.contains("PT1S") && d.message.contains("PT5S"),
+        "{}",
+        d.message
+    );
+    let mut w = workflow();
+    set(
+        &mut w,
+        "/attributes/errorBoundary/onError/0/retryPolicy/backoffMultiplier",
+        json!(0.5),
+    );
+    assert_only(
+        &check(&w),
+        "error-boundary.retry-policy-invalid",
+        "/attributes/errorBoundary/onError/0/retryPolicy/backoffMultiplier",
+    );
+    let mut w = workflow();
+    set(
+        &mut w,
+        "/attributes/errorBoundary/onError/0/retryPolicy/backoffType",
+        json!(7),
+    );
+    assert_only(
+        &check(&w),
+        "error-boundary.retry-policy-invalid",
+        "/attributes/errorBoundary/onError/0/retryPolicy/backoffType",
+    );
     // Abort needs no policy.
     let mut w = workflow();
     set(

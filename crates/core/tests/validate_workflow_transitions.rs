@@ -245,6 +245,17 @@ fn declarative_timer_values_must_parse() {
     set(
         &mut w,
         at,
+        json!({"duration": "PT8S", "timezone": "Europe/Istanbul"}),
+    );
+    let d = assert_only(
+        &check(&w),
+        "timer.timezone.without-cron",
+        &format!("{at}/timezone"),
+    );
+    assert!(d.message.contains("cron"), "{}", d.message);
+    set(
+        &mut w,
+        at,
         json!({"cron": "0 9 * * *", "timezone": "America/New_York"}),
     );
     assert_clean(&check(&w));

@@ -5,8 +5,10 @@ use super::checker::Checker;
 use super::codes;
 use super::diagnostic::Ptr;
 use super::scripts::Hook;
-use super::timer::check_duration;
-use crate::model::{ComponentKind, ErrorAction, ErrorBoundary, TaskEntry, ViewBinding};
+use crate::model::{
+    ComponentKind, ErrorAction, ErrorBoundary, RetryPolicySpec, TaskEntry, ViewBinding,
+};
+use crate::retry::{RetryPolicy, RetryPolicyError};
 
 impl Checker<'_> {
     /// A task run from `onEntries`, `onExits`, `onExecutionTasks` or a function/extension.
@@ -55,19 +57,35 @@ impl Checker<'_> {
                     i + 1
                 )),
                 None => {}
-                Some(policy) => {
-                    let at = at.key("retryPolicy");
-                    if let Err(e) = check_duration(&policy.initial_delay) {
-                        self.report(&at.key("initialDelay"), codes::ERROR_BOUNDARY_DELAY_INVALID, format!("initialDelay of error rule #{} of {what}: {e}", i + 1));
-                    }
-                    if let Some(max) = &policy.max_delay
-                        && let Err(e) = check_duration(max)
-                    {
-                        self.report(&at.key("maxDelay"), codes::ERROR_BOUNDARY_DELAY_INVALID, format!("maxDelay of error rule #{} of {what}: {e}", i + 1));
-                    }
-                }
+                Some(policy) => self.retry_policy(&at.key("retryPolicy"), policy, &format!("error rule #{} of {what}", i + 1)),
             }
         }
+    }
+
+    /// Checks a retry policy the way the runtime reads it ([`RetryPolicy::from_spec`]).
+    fn retry_policy(&mut self, at: &Ptr, policy: &RetryPolicySpec, what: &str) {
+        let Err(e) = RetryPolicy::from_spec(policy) else {
+            return;
+        };
+        let (field, code) = match &e {
+            RetryPolicyError::Duration { field, .. } => {
+                (*field, codes::ERROR_BOUNDARY_DELAY_INVALID)
+            }
+            RetryPolicyError::ZeroInitialDelay(_) => {
+                ("initialDelay", codes::ERROR_BOUNDARY_DELAY_INVALID)
+            }
+            RetryPolicyError::MaxDelayBelowInitial { .. } => {
+                ("maxDelay", codes::ERROR_BOUNDARY_DELAY_INVALID)
+            }
+            RetryPolicyError::Multiplier(_) => (
+                "backoffMultiplier",
+                codes::ERROR_BOUNDARY_RETRY_POLICY_INVALID,
+            ),
+            RetryPolicyError::BackoffType(_) => {
+                ("backoffType", codes::ERROR_BOUNDARY_RETRY_POLICY_INVALID)
+            }
+        };
+        self.report(&at.key(field), code, format!("{what}: {e}"));
     }
 
     pub(crate) fn view_binding(&mut self, pointer: &Ptr, binding: &ViewBinding, what: &str) {

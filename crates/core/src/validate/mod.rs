@@ -31,9 +31,12 @@
 //! the start transition is manual and leads to a defined state; every automatic
 //! transition has a rule except the default (`triggerKind: 10`), at most one
 //! default per state; every scheduled transition has a timer, and a declarative
-//! timer has exactly one of `duration` (ISO-8601), `cron`, `at` (RFC 3339) with an
-//! IANA `timezone`; final states have no transitions; shared transitions are
-//! manual, scheduled or event and `availableIn` names existing states.
+//! timer has exactly one of `duration` (ISO-8601), `cron`, `at` (RFC 3339), and an
+//! IANA `timezone` only with `cron` (read by [`crate::schedule`], so what validates
+//! is what the scheduler runs); final states have no transitions; shared
+//! transitions are manual, scheduled or event and `availableIn` names existing
+//! states; subflow states name their child; retry policies read as
+//! [`crate::retry::RetryPolicy::from_spec`] reads them.
 //!
 //! References (`reference.*`): task, schema, view, function, extension, subflow
 //! process and master schema references name a component of the right flow and
