@@ -23,7 +23,12 @@ fn the_fixture_package_is_valid_on_its_own() {
 fn check_component_returns_the_parsed_workflow_when_clean() {
     let component = check_component(&workflow(), &catalog(), &host()).expect("valid");
     assert_eq!(component.identity(), ("order", "1.0.0", "shop"));
-    let errors = check_component(&workflow(), &EmptyCatalog, &host()).expect_err("references cannot resolve");
-    assert!(errors.iter().all(|d| d.code == "reference.unresolved"), "{}", render(&errors));
+    let errors = check_component(&workflow(), &EmptyCatalog, &host())
+        .expect_err("references cannot resolve");
+    assert!(
+        errors.iter().all(|d| d.code == "reference.unresolved"),
+        "{}",
+        render(&errors)
+    );
     assert_eq!(errors.len(), 10, "{}", render(&errors));
 }

@@ -37,7 +37,9 @@ impl PackageCatalog {
     }
 
     /// A catalog of the given parsed components.
-    pub fn from_components<'a>(components: impl IntoIterator<Item = &'a Component>) -> PackageCatalog {
+    pub fn from_components<'a>(
+        components: impl IntoIterator<Item = &'a Component>,
+    ) -> PackageCatalog {
         let mut catalog = PackageCatalog::new();
         for component in components {
             let (key, version, domain) = component.identity();
@@ -116,7 +118,15 @@ mod tests {
         let mut v = chain.versions(ComponentKind::Task, "core", "send");
         v.sort();
         assert_eq!(v, ["1.0.0", "1.1.0"]);
-        assert!(chain.versions(ComponentKind::View, "core", "send").is_empty());
-        assert!(EmptyCatalog.versions(ComponentKind::Task, "core", "send").is_empty());
+        assert!(
+            chain
+                .versions(ComponentKind::View, "core", "send")
+                .is_empty()
+        );
+        assert!(
+            EmptyCatalog
+                .versions(ComponentKind::Task, "core", "send")
+                .is_empty()
+        );
     }
 }

@@ -6,7 +6,7 @@ use serde_json::Value;
 use super::catalog::Catalog;
 use super::diagnostic::{Diagnostic, Ptr, Sink};
 use super::package::FileIndex;
-use super::{envelope, parse, schema, task, others, workflow};
+use super::{envelope, others, parse, schema, task, workflow};
 use crate::model::Component;
 use crate::script::ScriptHost;
 
@@ -19,8 +19,18 @@ pub(crate) struct Checker<'a> {
 }
 
 impl<'a> Checker<'a> {
-    pub(crate) fn new(catalog: &'a dyn Catalog, scripts: &'a ScriptHost, files: Option<&'a FileIndex>, file: Option<&str>) -> Self {
-        Checker { catalog, scripts, files, sink: Sink::new(file) }
+    pub(crate) fn new(
+        catalog: &'a dyn Catalog,
+        scripts: &'a ScriptHost,
+        files: Option<&'a FileIndex>,
+        file: Option<&str>,
+    ) -> Self {
+        Checker {
+            catalog,
+            scripts,
+            files,
+            sink: Sink::new(file),
+        }
     }
 
     pub(crate) fn report(&mut self, pointer: &Ptr, code: &'static str, message: impl Into<String>) {

@@ -89,11 +89,15 @@ codes! {
     TIMER_AT_INVALID = "timer.at.invalid";
     /// A timezone is not a known IANA zone.
     TIMER_TIMEZONE_UNKNOWN = "timer.timezone.unknown";
+    /// A timezone is given without a cron schedule, where it means nothing.
+    TIMER_TIMEZONE_WITHOUT_CRON = "timer.timezone.without-cron";
 
     /// An error rule with action Retry has no `retryPolicy`.
     ERROR_BOUNDARY_RETRY_POLICY_MISSING = "error-boundary.retry-policy-missing";
-    /// A retry delay is not an ISO-8601 duration.
+    /// A retry delay is not a positive ISO-8601 duration, or `maxDelay` is below `initialDelay`.
     ERROR_BOUNDARY_DELAY_INVALID = "error-boundary.delay.invalid";
+    /// A retry policy's `backoffType` or `backoffMultiplier` is out of range.
+    ERROR_BOUNDARY_RETRY_POLICY_INVALID = "error-boundary.retry-policy-invalid";
 
     /// An explicit reference lacks `key`, `domain`, `flow` or `version`.
     REFERENCE_INCOMPLETE = "reference.incomplete";
@@ -142,7 +146,11 @@ mod tests {
         for code in super::ALL {
             assert!(seen.insert(code), "duplicate code {code}");
             assert!(code.contains('.'), "code {code} has no category");
-            assert!(code.chars().all(|c| c.is_ascii_lowercase() || c == '.' || c == '-'), "{code}");
+            assert!(
+                code.chars()
+                    .all(|c| c.is_ascii_lowercase() || c == '.' || c == '-'),
+                "{code}"
+            );
         }
     }
 }

@@ -31,7 +31,11 @@ impl fmt::Display for Diagnostic {
         } else if let Some(component) = &self.component {
             write!(f, "{component}: ")?;
         }
-        let pointer = if self.pointer.is_empty() { "(document)" } else { &self.pointer };
+        let pointer = if self.pointer.is_empty() {
+            "(document)"
+        } else {
+            &self.pointer
+        };
         write!(f, "{pointer}: {} [{}]", self.message, self.code)
     }
 }
@@ -56,6 +60,12 @@ impl Ptr {
         Ptr(format!("{}/{index}", self.0))
     }
 
+    /// Appends a pointer that is already escaped (e.g. one reported by another
+    /// library for a document nested at this pointer).
+    pub(crate) fn join(&self, escaped: &str) -> Ptr {
+        Ptr(format!("{}{escaped}", self.0))
+    }
+
     pub(crate) fn as_str(&self) -> &str {
         &self.0
     }
@@ -77,7 +87,11 @@ pub(crate) struct Sink {
 
 impl Sink {
     pub(crate) fn new(file: Option<&str>) -> Sink {
-        Sink { file: file.map(str::to_string), component: None, out: Vec::new() }
+        Sink {
+            file: file.map(str::to_string),
+            component: None,
+            out: Vec::new(),
+        }
     }
 
     pub(crate) fn report(&mut self, pointer: &Ptr, code: &'static str, message: impl Into<String>) {
@@ -121,6 +135,9 @@ mod tests {
         );
         d.file = None;
         d.pointer.clear();
-        assert!(d.to_string().starts_with("sys-flows/pay@1.0.0: (document): "));
+        assert!(
+            d.to_string()
+                .starts_with("sys-flows/pay@1.0.0: (document): ")
+        );
     }
 }

@@ -5,8 +5,10 @@ use super::checker::Checker;
 use super::codes;
 use super::diagnostic::Ptr;
 use super::scripts::Hook;
-use super::timer::check_duration;
-use crate::model::{ComponentKind, ErrorAction, ErrorBoundary, TaskEntry, ViewBinding};
+use crate::model::{
+    ComponentKind, ErrorAction, ErrorBoundary, RetryPolicySpec, TaskEntry, ViewBinding,
+};
+use crate::retry::{RetryPolicy, RetryPolicyError};
 
 impl Checker<'_> {
     /// A task run from `onEntries`, `onExits`, `onExecutionTasks` or a function/extension.
@@ -17,9 +19,19 @@ impl Checker<'_> {
                 entry.order
             ));
         }
-        self.reference(&pointer.key("task"), &entry.task, ComponentKind::Task, "task");
+        self.reference(
+            &pointer.key("task"),
+            &entry.task,
+            ComponentKind::Task,
+            "task",
+        );
         if let Some(mapping) = &entry.mapping {
-            self.script(&pointer.key("mapping"), mapping, Hook::TaskMapping, &format!("mapping of {what}"));
+            self.script(
+                &pointer.key("mapping"),
+                mapping,
+                Hook::TaskMapping,
+                &format!("mapping of {what}"),
+            );
         }
         if let Some(boundary) = &entry.error_boundary {
             self.error_boundary(&pointer.key("errorBoundary"), boundary, what);
@@ -28,7 +40,11 @@ impl Checker<'_> {
 
     pub(crate) fn task_entries(&mut self, pointer: &Ptr, entries: &[TaskEntry], what: &str) {
         for (i, entry) in entries.iter().enumerate() {
-            self.task_entry(&pointer.idx(i), entry, &format!("{what} task #{}", i + 1));
+            self.task_entry(
+                &pointer.idx(i),
+                entry,
+                &format!("task #{} in {what}", i + 1),
+            );
         }
     }
 
@@ -41,32 +57,63 @@ impl Checker<'_> {
                     i + 1
                 )),
                 None => {}
-                Some(policy) => {
-                    let at = at.key("retryPolicy");
-                    if let Err(e) = check_duration(&policy.initial_delay) {
-                        self.report(&at.key("initialDelay"), codes::ERROR_BOUNDARY_DELAY_INVALID, format!("initialDelay of error rule #{} of {what}: {e}", i + 1));
-                    }
-                    if let Some(max) = &policy.max_delay
-                        && let Err(e) = check_duration(max)
-                    {
-                        self.report(&at.key("maxDelay"), codes::ERROR_BOUNDARY_DELAY_INVALID, format!("maxDelay of error rule #{} of {what}: {e}", i + 1));
-                    }
-                }
+                Some(policy) => self.retry_policy(&at.key("retryPolicy"), policy, &format!("error rule #{} of {what}", i + 1)),
             }
         }
     }
 
+    /// Checks a retry policy the way the runtime reads it ([`RetryPolicy::from_spec`]).
+    fn retry_policy(&mut self, at: &Ptr, policy: &RetryPolicySpec, what: &str) {
+        let Err(e) = RetryPolicy::from_spec(policy) else {
+            return;
+        };
+        let (field, code) = match &e {
+            RetryPolicyError::Duration { field, .. } => {
+                (*field, codes::ERROR_BOUNDARY_DELAY_INVALID)
+            }
+            RetryPolicyError::ZeroInitialDelay(_) => {
+                ("initialDelay", codes::ERROR_BOUNDARY_DELAY_INVALID)
+            }
+            RetryPolicyError::MaxDelayBelowInitial { .. } => {
+                ("maxDelay", codes::ERROR_BOUNDARY_DELAY_INVALID)
+            }
+            RetryPolicyError::Multiplier(_) => (
+                "backoffMultiplier",
+                codes::ERROR_BOUNDARY_RETRY_POLICY_INVALID,
+            ),
+            RetryPolicyError::BackoffType(_) => {
+                ("backoffType", codes::ERROR_BOUNDARY_RETRY_POLICY_INVALID)
+            }
+        };
+        self.report(&at.key(field), code, format!("{what}: {e}"));
+    }
+
     pub(crate) fn view_binding(&mut self, pointer: &Ptr, binding: &ViewBinding, what: &str) {
         match binding {
-            ViewBinding::Plain(view) => self.reference(&pointer.key("view"), &view.view, ComponentKind::View, "view"),
+            ViewBinding::Plain(view) => self.reference(
+                &pointer.key("view"),
+                &view.view,
+                ComponentKind::View,
+                "view",
+            ),
             ViewBinding::Rules { rules, default } => {
                 for (i, rule) in rules.iter().enumerate() {
                     let at = pointer.key("rules").idx(i);
-                    self.script(&at.key("rule"), &rule.rule, Hook::Handler, &format!("view rule #{} of {what}", i + 1));
+                    self.script(
+                        &at.key("rule"),
+                        &rule.rule,
+                        Hook::Handler,
+                        &format!("view rule #{} of {what}", i + 1),
+                    );
                     self.reference(&at.key("view"), &rule.view, ComponentKind::View, "view");
                 }
                 if let Some(default) = default {
-                    self.reference(&pointer.key("default").key("view"), &default.view, ComponentKind::View, "view");
+                    self.reference(
+                        &pointer.key("default").key("view"),
+                        &default.view,
+                        ComponentKind::View,
+                        "view",
+                    );
                 }
             }
         }

@@ -24,8 +24,18 @@ pub(crate) struct Parts {
 
 /// `flow/key@version`, when the envelope names all three.
 pub(crate) fn label(value: &Value) -> Option<String> {
-    let field = |name: &str| value.get(name).and_then(Value::as_str).filter(|s| !s.is_empty());
-    Some(format!("{}/{}@{}", field("flow")?, field("key")?, field("version")?))
+    let field = |name: &str| {
+        value
+            .get(name)
+            .and_then(Value::as_str)
+            .filter(|s| !s.is_empty())
+    };
+    Some(format!(
+        "{}/{}@{}",
+        field("flow")?,
+        field("key")?,
+        field("version")?
+    ))
 }
 
 /// Reads the envelope, reporting absent and mistyped fields and an unknown flow.
@@ -33,7 +43,14 @@ pub(crate) fn label(value: &Value) -> Option<String> {
 pub(crate) fn read(value: &Value, sink: &mut Sink) -> Option<Parts> {
     let root = Ptr::root();
     let Some(object) = value.as_object() else {
-        sink.report(&root, codes::ENVELOPE_WRONG_TYPE, format!("a component must be a JSON object, found {}", kind_of(value)));
+        sink.report(
+            &root,
+            codes::ENVELOPE_WRONG_TYPE,
+            format!(
+                "a component must be a JSON object, found {}",
+                kind_of(value)
+            ),
+        );
         return None;
     };
     let mut string = |name: &str, required: bool| -> Option<String> {
@@ -45,7 +62,11 @@ pub(crate) fn read(value: &Value, sink: &mut Sink) -> Option<Parts> {
                 None
             }
             Some(other) => {
-                sink.report(&root.key(name), codes::ENVELOPE_WRONG_TYPE, format!("`{name}` must be a string, found {}", kind_of(other)));
+                sink.report(
+                    &root.key(name),
+                    codes::ENVELOPE_WRONG_TYPE,
+                    format!("`{name}` must be a string, found {}", kind_of(other)),
+                );
                 None
             }
         }
@@ -64,16 +85,35 @@ pub(crate) fn read(value: &Value, sink: &mut Sink) -> Option<Parts> {
             for (i, item) in items.iter().enumerate() {
                 match item.as_str() {
                     Some(tag) => parts.tags.push(tag.to_string()),
-                    None => sink.report(&root.key("tags").idx(i), codes::ENVELOPE_TAGS_INVALID, format!("a tag must be a string, found {}", kind_of(item))),
+                    None => sink.report(
+                        &root.key("tags").idx(i),
+                        codes::ENVELOPE_TAGS_INVALID,
+                        format!("a tag must be a string, found {}", kind_of(item)),
+                    ),
                 }
             }
         }
-        Some(other) => sink.report(&root.key("tags"), codes::ENVELOPE_WRONG_TYPE, format!("`tags` must be an array of strings, found {}", kind_of(other))),
+        Some(other) => sink.report(
+            &root.key("tags"),
+            codes::ENVELOPE_WRONG_TYPE,
+            format!(
+                "`tags` must be an array of strings, found {}",
+                kind_of(other)
+            ),
+        ),
     }
     match object.get("attributes") {
         Some(Value::Object(_)) => parts.has_attributes = true,
-        None | Some(Value::Null) => sink.report(&root, codes::ENVELOPE_MISSING_FIELD, "the envelope has no `attributes` object"),
-        Some(other) => sink.report(&root.key("attributes"), codes::ENVELOPE_WRONG_TYPE, format!("`attributes` must be an object, found {}", kind_of(other))),
+        None | Some(Value::Null) => sink.report(
+            &root,
+            codes::ENVELOPE_MISSING_FIELD,
+            "the envelope has no `attributes` object",
+        ),
+        Some(other) => sink.report(
+            &root.key("attributes"),
+            codes::ENVELOPE_WRONG_TYPE,
+            format!("`attributes` must be an object, found {}", kind_of(other)),
+        ),
     }
     if object.get("flow").is_some_and(Value::is_string) {
         parts.kind = ComponentKind::from_flow(&parts.flow);
@@ -97,10 +137,24 @@ pub(crate) fn check_rules(value: &Value, parts: &Parts, sink: &mut Sink) {
     let root = Ptr::root();
     let present = |name: &str| value.get(name).is_some_and(Value::is_string);
     if present("key") && !is_name(&parts.key) {
-        sink.report(&root.key("key"), codes::ENVELOPE_KEY_INVALID, format!("key `{}` must match ^[a-z0-9-]+$ (lower-case letters, digits, dashes)", parts.key));
+        sink.report(
+            &root.key("key"),
+            codes::ENVELOPE_KEY_INVALID,
+            format!(
+                "key `{}` must match ^[a-z0-9-]+$ (lower-case letters, digits, dashes)",
+                parts.key
+            ),
+        );
     }
     if present("domain") && !is_name(&parts.domain) {
-        sink.report(&root.key("domain"), codes::ENVELOPE_DOMAIN_INVALID, format!("domain `{}` must match ^[a-z0-9-]+$ (lower-case letters, digits, dashes)", parts.domain));
+        sink.report(
+            &root.key("domain"),
+            codes::ENVELOPE_DOMAIN_INVALID,
+            format!(
+                "domain `{}` must match ^[a-z0-9-]+$ (lower-case letters, digits, dashes)",
+                parts.domain
+            ),
+        );
     }
     if present("version") && !is_component_version(&parts.version) {
         sink.report(&root.key("version"), codes::ENVELOPE_VERSION_INVALID, format!("version `{}` must be MAJOR.MINOR.PATCH with an optional -label.N, e.g. 1.0.0 or 1.0.0-rc.1", parts.version));
@@ -111,19 +165,35 @@ pub(crate) fn check_rules(value: &Value, parts: &Parts, sink: &mut Sink) {
         Some(_) => {}
     }
     let tags = value.get("tags");
-    if matches!(tags, None | Some(Value::Null)) || tags.and_then(Value::as_array).is_some_and(Vec::is_empty) {
-        sink.report(&root, codes::ENVELOPE_TAGS_MISSING, "the envelope needs at least one tag in `tags`");
+    if matches!(tags, None | Some(Value::Null))
+        || tags.and_then(Value::as_array).is_some_and(Vec::is_empty)
+    {
+        sink.report(
+            &root,
+            codes::ENVELOPE_TAGS_MISSING,
+            "the envelope needs at least one tag in `tags`",
+        );
     }
-    for (i, tag) in parts.tags.iter().enumerate() {
-        if tag.trim().is_empty() {
-            sink.report(&root.key("tags").idx(i), codes::ENVELOPE_TAGS_INVALID, "a tag must not be empty");
+    let raw_tags = tags
+        .and_then(Value::as_array)
+        .map(Vec::as_slice)
+        .unwrap_or_default();
+    for (i, tag) in raw_tags.iter().enumerate() {
+        if tag.as_str().is_some_and(|t| t.trim().is_empty()) {
+            sink.report(
+                &root.key("tags").idx(i),
+                codes::ENVELOPE_TAGS_INVALID,
+                "a tag must not be empty",
+            );
         }
     }
 }
 
 /// `^[a-z0-9-]+$`: component keys, domains, state and transition keys.
 pub(crate) fn is_name(s: &str) -> bool {
-    !s.is_empty() && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+    !s.is_empty()
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
 }
 
 /// `^\d+\.\d+\.\d+(-[a-zA-Z]+\.\d+)?$`.
@@ -136,7 +206,9 @@ pub(crate) fn is_component_version(s: &str) -> bool {
     let mut numbers = core.split('.');
     let core_ok = (0..3).all(|_| numbers.next().is_some_and(digits)) && numbers.next().is_none();
     let pre_ok = pre.is_none_or(|pre| match pre.split_once('.') {
-        Some((label, n)) => !label.is_empty() && label.bytes().all(|b| b.is_ascii_alphabetic()) && digits(n),
+        Some((label, n)) => {
+            !label.is_empty() && label.bytes().all(|b| b.is_ascii_alphabetic()) && digits(n)
+        }
         None => false,
     });
     core_ok && pre_ok
@@ -162,7 +234,16 @@ mod tests {
         for ok in ["1.0.0", "10.20.30", "1.0.0-rc.1", "0.0.1-beta.12"] {
             assert!(is_component_version(ok), "{ok}");
         }
-        for bad in ["1.0", "1.0.0.0", "v1.0.0", "1.0.0-rc", "1.0.0-rc.x", "1.0.0-1.2", "1..0", ""] {
+        for bad in [
+            "1.0",
+            "1.0.0.0",
+            "v1.0.0",
+            "1.0.0-rc",
+            "1.0.0-rc.x",
+            "1.0.0-1.2",
+            "1..0",
+            "",
+        ] {
             assert!(!is_component_version(bad), "{bad}");
         }
     }

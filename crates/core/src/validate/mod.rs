@@ -31,9 +31,12 @@
 //! the start transition is manual and leads to a defined state; every automatic
 //! transition has a rule except the default (`triggerKind: 10`), at most one
 //! default per state; every scheduled transition has a timer, and a declarative
-//! timer has exactly one of `duration` (ISO-8601), `cron`, `at` (RFC 3339) with an
-//! IANA `timezone`; final states have no transitions; shared transitions are
-//! manual, scheduled or event and `availableIn` names existing states.
+//! timer has exactly one of `duration` (ISO-8601), `cron`, `at` (RFC 3339), and an
+//! IANA `timezone` only with `cron` (read by [`crate::schedule`], so what validates
+//! is what the scheduler runs); final states have no transitions; shared
+//! transitions are manual, scheduled or event and `availableIn` names existing
+//! states; subflow states name their child; retry policies read as
+//! [`crate::retry::RetryPolicy::from_spec`] reads them.
 //!
 //! References (`reference.*`): task, schema, view, function, extension, subflow
 //! process and master schema references name a component of the right flow and
@@ -81,8 +84,12 @@ use diagnostic::Sink;
 /// Validates one component document. Short `{"ref": ...}` file references cannot
 /// resolve here (there is no package) and are reported.
 ///
-/// Returns every problem found, in document order per rule; empty when valid.
-pub fn validate_component(value: &Value, catalog: &dyn Catalog, scripts: &ScriptHost) -> Vec<Diagnostic> {
+/// Returns every problem found (never only the first); empty when valid.
+pub fn validate_component(
+    value: &Value,
+    catalog: &dyn Catalog,
+    scripts: &ScriptHost,
+) -> Vec<Diagnostic> {
     Checker::new(catalog, scripts, None, None).run(value).1
 }
 
@@ -90,7 +97,11 @@ pub fn validate_component(value: &Value, catalog: &dyn Catalog, scripts: &Script
 /// against the package's own components and files, then against `extra`.
 /// Each diagnostic carries its file's path. Two files defining the same
 /// component version are reported too.
-pub fn validate_package(files: &[(String, Value)], extra: Option<&dyn Catalog>, scripts: &ScriptHost) -> Vec<Diagnostic> {
+pub fn validate_package(
+    files: &[(String, Value)],
+    extra: Option<&dyn Catalog>,
+    scripts: &ScriptHost,
+) -> Vec<Diagnostic> {
     package::validate(files, extra, scripts)
 }
 
@@ -98,7 +109,11 @@ pub fn validate_package(files: &[(String, Value)], extra: Option<&dyn Catalog>, 
 ///
 /// # Errors
 /// Every diagnostic [`validate_component`] reports.
-pub fn check_component(value: &Value, catalog: &dyn Catalog, scripts: &ScriptHost) -> Result<Component, Vec<Diagnostic>> {
+pub fn check_component(
+    value: &Value,
+    catalog: &dyn Catalog,
+    scripts: &ScriptHost,
+) -> Result<Component, Vec<Diagnostic>> {
     match Checker::new(catalog, scripts, None, None).run(value) {
         (Some(component), diagnostics) if diagnostics.is_empty() => Ok(component),
         (_, diagnostics) => Err(diagnostics),
@@ -113,15 +128,17 @@ pub fn check_component(value: &Value, catalog: &dyn Catalog, scripts: &ScriptHos
 pub fn parse_component(value: &Value) -> Result<Component, Vec<Diagnostic>> {
     let mut sink = Sink::new(None);
     sink.component = envelope::label(value);
-    let parsed = envelope::read(value, &mut sink).and_then(|parts| parse::component(value, &parts, &mut sink));
+    let parsed = envelope::read(value, &mut sink)
+        .and_then(|parts| parse::component(value, &parts, &mut sink));
     match parsed {
         Some(component) if sink.out.is_empty() => Ok(component),
         _ => Err(sink.out),
     }
 }
 
-/// True when a JSON document looks like a component (an object with `flow` and
-/// `attributes`); tools use it to skip other JSON files such as `vnext.config.json`.
+/// True when a JSON document looks like a component (an object with `flow` or
+/// `attributes`, so a component missing one of them is still validated and
+/// reported); tools use it to skip other JSON files such as `vnext.config.json`.
 pub fn looks_like_component(value: &Value) -> bool {
-    value.get("flow").is_some() && value.get("attributes").is_some()
+    value.get("flow").is_some() || value.get("attributes").is_some()
 }

@@ -30,8 +30,15 @@ pub(crate) struct FileIndex {
 
 impl FileIndex {
     fn insert(&mut self, path: &str, value: &Value) {
-        let kind = value.get("flow").and_then(Value::as_str).and_then(ComponentKind::from_flow);
-        let entry = FileEntry { path: path.to_string(), kind, label: envelope::label(value) };
+        let kind = value
+            .get("flow")
+            .and_then(Value::as_str)
+            .and_then(ComponentKind::from_flow);
+        let entry = FileEntry {
+            path: path.to_string(),
+            kind,
+            label: envelope::label(value),
+        };
         self.files.insert(normalize(path), entry);
     }
 
@@ -55,7 +62,10 @@ impl FileIndex {
             }
         }
         let suffix = format!("/{wanted}");
-        let mut matches = self.files.iter().filter(|(path, _)| path.ends_with(&suffix));
+        let mut matches = self
+            .files
+            .iter()
+            .filter(|(path, _)| path.ends_with(&suffix));
         match (matches.next(), matches.next()) {
             (Some((_, entry)), None) => Some(entry),
             _ => None,
@@ -68,7 +78,9 @@ impl FileIndex {
 }
 
 fn split(path: &str) -> Vec<&str> {
-    path.split(['/', '\\']).filter(|s| !s.is_empty() && *s != ".").collect()
+    path.split(['/', '\\'])
+        .filter(|s| !s.is_empty() && *s != ".")
+        .collect()
 }
 
 fn normalize(path: &str) -> String {
@@ -84,15 +96,30 @@ fn normalize(path: &str) -> String {
 }
 
 /// See [`super::validate_package`].
-pub(crate) fn validate(files: &[(String, Value)], extra: Option<&dyn Catalog>, scripts: &ScriptHost) -> Vec<Diagnostic> {
+pub(crate) fn validate(
+    files: &[(String, Value)],
+    extra: Option<&dyn Catalog>,
+    scripts: &ScriptHost,
+) -> Vec<Diagnostic> {
     let mut index = FileIndex::default();
     let mut catalog = PackageCatalog::new();
     let mut out = Vec::new();
-    let mut first_definition: BTreeMap<(ComponentKind, String, String, String), &str> = BTreeMap::new();
+    let mut first_definition: BTreeMap<(ComponentKind, String, String, String), &str> =
+        BTreeMap::new();
     for (path, value) in files {
         index.insert(path, value);
-        let field = |name: &str| value.get(name).and_then(Value::as_str).unwrap_or_default().to_string();
-        let Some(kind) = value.get("flow").and_then(Value::as_str).and_then(ComponentKind::from_flow) else {
+        let field = |name: &str| {
+            value
+                .get(name)
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_string()
+        };
+        let Some(kind) = value
+            .get("flow")
+            .and_then(Value::as_str)
+            .and_then(ComponentKind::from_flow)
+        else {
             continue;
         };
         let (key, version, domain) = (field("key"), field("version"), field("domain"));
@@ -130,11 +157,20 @@ mod tests {
     #[test]
     fn resolves_from_the_package_root_and_by_suffix() {
         let mut index = FileIndex::default();
-        index.insert("pkg/core/Tasks/send.json", &json!({"flow": "sys-tasks", "key": "send", "version": "1.0.0"}));
+        index.insert(
+            "pkg/core/Tasks/send.json",
+            &json!({"flow": "sys-tasks", "key": "send", "version": "1.0.0"}),
+        );
         let from = Some("pkg/core/Workflows/pay.json");
-        assert_eq!(index.resolve(from, "Tasks/send.json").unwrap().kind, Some(ComponentKind::Task));
+        assert_eq!(
+            index.resolve(from, "Tasks/send.json").unwrap().kind,
+            Some(ComponentKind::Task)
+        );
         assert!(index.resolve(from, "./Tasks/../Tasks/send.json").is_some());
-        assert!(index.resolve(None, "Tasks/send.json").is_some(), "unique suffix");
+        assert!(
+            index.resolve(None, "Tasks/send.json").is_some(),
+            "unique suffix"
+        );
         assert!(index.resolve(from, "Tasks/other.json").is_none());
         assert!(index.resolve(from, "").is_none());
     }

@@ -22,11 +22,17 @@ pub(crate) fn component(value: &Value, parts: &Parts, sink: &mut Sink) -> Option
         ComponentKind::View => Component::View(envelope(parts, attributes, sink)?),
         ComponentKind::Function => Component::Function(envelope(parts, attributes, sink)?),
         ComponentKind::Extension => Component::Extension(envelope(parts, attributes, sink)?),
-        ComponentKind::Workflow => Component::Workflow(Box::new(envelope(parts, attributes, sink)?)),
+        ComponentKind::Workflow => {
+            Component::Workflow(Box::new(envelope(parts, attributes, sink)?))
+        }
     })
 }
 
-fn envelope<A: DeserializeOwned>(parts: &Parts, attributes: &Value, sink: &mut Sink) -> Option<Envelope<A>> {
+fn envelope<A: DeserializeOwned>(
+    parts: &Parts,
+    attributes: &Value,
+    sink: &mut Sink,
+) -> Option<Envelope<A>> {
     match serde_path_to_error::deserialize::<_, A>(attributes) {
         Ok(attributes) => Some(Envelope {
             key: parts.key.clone(),
@@ -57,10 +63,22 @@ fn envelope<A: DeserializeOwned>(parts: &Parts, attributes: &Value, sink: &mut S
 /// serde's words, plus the accepted shapes where serde can only say "no variant matched".
 fn explain(serde_message: &str) -> String {
     const SHAPES: [(&str, &str); 5] = [
-        ("enum Reference", "a reference {\"key\", \"domain\", \"flow\", \"version\"} or {\"ref\": \"Folder/file.json\"}"),
-        ("enum Timer", "a timer script {\"location\", \"code\", \"encoding\"} or one of {\"duration\": \"PT8S\"}, {\"cron\": \"0 9 * * *\", \"timezone\": \"Europe/Istanbul\"}, {\"at\": \"<RFC 3339>\"}"),
-        ("enum ViewBinding", "a view binding {\"view\": reference} or {\"rules\": [...], \"default\": {\"view\": reference}}"),
-        ("enum AvailableIn", "a state key or {\"state\": key, \"roles\": [...]}"),
+        (
+            "enum Reference",
+            "a reference {\"key\", \"domain\", \"flow\", \"version\"} or {\"ref\": \"Folder/file.json\"}",
+        ),
+        (
+            "enum Timer",
+            "a timer script {\"location\", \"code\", \"encoding\"} or one of {\"duration\": \"PT8S\"}, {\"cron\": \"0 9 * * *\", \"timezone\": \"Europe/Istanbul\"}, {\"at\": \"<RFC 3339>\"}",
+        ),
+        (
+            "enum ViewBinding",
+            "a view binding {\"view\": reference} or {\"rules\": [...], \"default\": {\"view\": reference}}",
+        ),
+        (
+            "enum AvailableIn",
+            "a state key or {\"state\": key, \"roles\": [...]}",
+        ),
         ("enum Label", "a label {\"label\", \"language\"}"),
     ];
     for (needle, shape) in SHAPES {

@@ -10,7 +10,13 @@ use crate::version::VersionSelector;
 impl Checker<'_> {
     /// Checks that `reference` (found at `pointer`, used as `what`, e.g. "task")
     /// resolves to a component of `expected` kind.
-    pub(crate) fn reference(&mut self, pointer: &Ptr, reference: &Reference, expected: ComponentKind, what: &str) {
+    pub(crate) fn reference(
+        &mut self,
+        pointer: &Ptr,
+        reference: &Reference,
+        expected: ComponentKind,
+        what: &str,
+    ) {
         match reference {
             Reference::File { path } => self.file_reference(pointer, path, expected, what),
             Reference::Explicit(r) => self.explicit_reference(pointer, r, expected, what),
@@ -44,14 +50,24 @@ impl Checker<'_> {
         }
     }
 
-    fn explicit_reference(&mut self, pointer: &Ptr, r: &ExplicitReference, expected: ComponentKind, what: &str) {
+    fn explicit_reference(
+        &mut self,
+        pointer: &Ptr,
+        r: &ExplicitReference,
+        expected: ComponentKind,
+        what: &str,
+    ) {
         let Some(key) = r.key.as_deref().filter(|k| !k.is_empty()) else {
             if let Some(id) = &r.id {
                 self.report(pointer, codes::REFERENCE_BY_ID, format!(
                     "{what} reference names its component by id `{id}`, which cannot be resolved; name it by `key`"
                 ));
             } else {
-                self.report(pointer, codes::REFERENCE_INCOMPLETE, format!("{what} reference has no `key`"));
+                self.report(
+                    pointer,
+                    codes::REFERENCE_INCOMPLETE,
+                    format!("{what} reference has no `key`"),
+                );
             }
             return;
         };
@@ -74,11 +90,15 @@ impl Checker<'_> {
             return;
         }
         if r.flow != expected.flow() {
-            self.report(&pointer.key("flow"), codes::REFERENCE_WRONG_FLOW, format!(
-                "{what} reference to `{key}` names flow `{}`; a {what} must be a {} component",
-                r.flow,
-                expected.flow()
-            ));
+            self.report(
+                &pointer.key("flow"),
+                codes::REFERENCE_WRONG_FLOW,
+                format!(
+                    "{what} reference to `{key}` names flow `{}`; a {what} must be a {} component",
+                    r.flow,
+                    expected.flow()
+                ),
+            );
             return;
         }
         let Some(selector) = VersionSelector::parse(&r.version) else {

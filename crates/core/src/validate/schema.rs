@@ -10,14 +10,7 @@ use crate::model::{Envelope, SchemaComponent};
 pub(crate) fn check(c: &mut Checker<'_>, schema: &Envelope<SchemaComponent>) {
     let at = Ptr::root().key("attributes").key("schema");
     if let Err(e) = compile_schema(&schema.attributes.schema) {
-        let pointer = format!("{at}{}", e.pointer);
-        c.sink.out.push(super::Diagnostic {
-            file: c.sink.file.clone(),
-            component: c.sink.component.clone(),
-            pointer,
-            code: codes::SCHEMA_COMPILE,
-            message: e.message,
-        });
+        c.report(&at.join(&e.pointer), codes::SCHEMA_COMPILE, e.message);
     }
 }
 
@@ -34,15 +27,19 @@ pub struct SchemaCompileError {
 ///
 /// # Errors
 /// [`SchemaCompileError`] naming the place inside the schema and the problem.
-pub fn compile_schema(schema: &serde_json::Value) -> Result<jsonschema::Validator, SchemaCompileError> {
+pub fn compile_schema(
+    schema: &serde_json::Value,
+) -> Result<jsonschema::Validator, SchemaCompileError> {
     if !(schema.is_object() || schema.is_boolean()) {
         return Err(SchemaCompileError {
             pointer: String::new(),
             message: "the JSON Schema must be an object (or a boolean schema)".to_string(),
         });
     }
-    jsonschema::options().build(schema).map_err(|e| SchemaCompileError {
-        pointer: e.instance_path().as_str().to_string(),
-        message: format!("the JSON Schema does not compile: {e}"),
-    })
+    jsonschema::options()
+        .build(schema)
+        .map_err(|e| SchemaCompileError {
+            pointer: e.instance_path().as_str().to_string(),
+            message: format!("the JSON Schema does not compile: {e}"),
+        })
 }

@@ -32,8 +32,12 @@ impl Hook {
     fn wanted(self) -> &'static str {
         match self {
             Hook::Handler => "`fn handler(ctx)`",
-            Hook::TaskMapping => "`fn input(ctx)` (config for the task) and/or `fn output(ctx)` (data from its response)",
-            Hook::SubFlowMapping => "`fn input(ctx)` (the child's start body) and/or `fn output(ctx)` (what merges back)",
+            Hook::TaskMapping => {
+                "`fn input(ctx)` (config for the task) and/or `fn output(ctx)` (data from its response)"
+            }
+            Hook::SubFlowMapping => {
+                "`fn input(ctx)` (the child's start body) and/or `fn output(ctx)` (what merges back)"
+            }
             Hook::Compile => "rhai code",
         }
     }
@@ -43,7 +47,10 @@ impl Checker<'_> {
     /// Checks the script at `pointer`; `what` names its role in messages
     /// (e.g. "rule of transition `approve`").
     pub(crate) fn script(&mut self, pointer: &Ptr, code: &ScriptCode, hook: Hook, what: &str) {
-        let location = code.location.clone().unwrap_or_else(|| "(inline code)".to_string());
+        let location = code
+            .location
+            .clone()
+            .unwrap_or_else(|| "(inline code)".to_string());
         if code.is_global() {
             if is_csharp_location(&location) {
                 self.csharp(pointer, &location, hook, what);
@@ -57,28 +64,43 @@ impl Checker<'_> {
         }
         let compiled = match self.scripts.compile(code) {
             Ok(compiled) => compiled,
-            Err(ScriptError::CSharp { location }) => return self.csharp(pointer, &location, hook, what),
+            Err(ScriptError::CSharp { location }) => {
+                return self.csharp(pointer, &location, hook, what);
+            }
             Err(ScriptError::Reference) => {
                 return self.report(pointer, codes::SCRIPT_REF_UNSUPPORTED, format!(
                     "{what} uses encoding REF (a shared C# mapping); this runtime runs rhai only: inline the rhai code with encoding B64 or NAT"
                 ));
             }
-            Err(e @ (ScriptError::MissingCode | ScriptError::BadBase64(_) | ScriptError::NotUtf8)) => {
-                let at = if code.code.is_some() { pointer.key("code") } else { pointer.clone() };
-                return self.report(&at, codes::SCRIPT_DECODE, format!(
-                    "{what} ({location}) cannot be decoded: {e}"
-                ));
+            Err(
+                e @ (ScriptError::MissingCode | ScriptError::BadBase64(_) | ScriptError::NotUtf8),
+            ) => {
+                let at = if code.code.is_some() {
+                    pointer.key("code")
+                } else {
+                    pointer.clone()
+                };
+                return self.report(
+                    &at,
+                    codes::SCRIPT_DECODE,
+                    format!("{what} ({location}) cannot be decoded: {e}"),
+                );
             }
             Err(e) => {
-                return self.report(pointer, codes::SCRIPT_SYNTAX, format!("{what} ({location}) does not compile as rhai: {e}"));
+                return self.report(
+                    pointer,
+                    codes::SCRIPT_SYNTAX,
+                    format!("{what} ({location}) does not compile as rhai: {e}"),
+                );
             }
         };
         let required = hook.required();
         if !required.is_empty() && !required.iter().any(|f| compiled.has_function(f)) {
-            self.report(pointer, codes::SCRIPT_MISSING_FUNCTION, format!(
-                "{what} ({location}) must define {}",
-                hook.wanted()
-            ));
+            self.report(
+                pointer,
+                codes::SCRIPT_MISSING_FUNCTION,
+                format!("{what} ({location}) must define {}", hook.wanted()),
+            );
         }
     }
 

@@ -15,22 +15,34 @@ pub(crate) fn check(c: &mut Checker<'_>, task: &Envelope<Task>) {
     let attributes = Ptr::root().key("attributes");
     let task_type = task.attributes.task_type;
     if !task_type.is_supported() {
-        c.report(&attributes.key("type"), codes::TASK_TYPE_UNSUPPORTED, format!(
-            "task type \"{}\" ({}) is not run by this runtime; supported types: {}",
-            task_type.code(),
-            task_type.name(),
-            supported_list()
-        ));
+        c.report(
+            &attributes.key("type"),
+            codes::TASK_TYPE_UNSUPPORTED,
+            format!(
+                "task type \"{}\" ({}) is not run by this runtime; supported types: {}",
+                task_type.code(),
+                task_type.name(),
+                supported_list()
+            ),
+        );
         return;
     }
     let config = &task.attributes.config;
     let at = attributes.key("config");
     let Some(object) = config.as_object() else {
-        let found = if config.is_null() { "nothing".to_string() } else { kind_of(config).to_string() };
-        c.report(&at, codes::TASK_CONFIG_INVALID, format!(
-            "a {} task needs a `config` object ({{}} for a script task), found {found}",
-            task_type.name()
-        ));
+        let found = if config.is_null() {
+            "nothing".to_string()
+        } else {
+            kind_of(config).to_string()
+        };
+        c.report(
+            &at,
+            codes::TASK_CONFIG_INVALID,
+            format!(
+                "a {} task needs a `config` object ({{}} for a script task), found {found}",
+                task_type.name()
+            ),
+        );
         return;
     };
     let required: &[&str] = match task_type {
@@ -45,19 +57,31 @@ pub(crate) fn check(c: &mut Checker<'_>, task: &Envelope<Task>) {
             Some(Value::String(s)) if !s.trim().is_empty() => {}
             Some(Value::String(_)) => {
                 complete = false;
-                c.report(&at.key(field), codes::TASK_CONFIG_MISSING_FIELD, format!("`{field}` of a {} task must not be empty", task_type.name()));
+                c.report(
+                    &at.key(field),
+                    codes::TASK_CONFIG_MISSING_FIELD,
+                    format!("`{field}` of a {} task must not be empty", task_type.name()),
+                );
             }
             None | Some(Value::Null) => {
                 complete = false;
-                c.report(&at, codes::TASK_CONFIG_MISSING_FIELD, format!(
-                    "a {} task's config needs `{field}` (required: {})",
-                    task_type.name(),
-                    required.join(", ")
-                ));
+                c.report(
+                    &at,
+                    codes::TASK_CONFIG_MISSING_FIELD,
+                    format!(
+                        "a {} task's config needs `{field}` (required: {})",
+                        task_type.name(),
+                        required.join(", ")
+                    ),
+                );
             }
             Some(other) => {
                 complete = false;
-                c.report(&at.key(field), codes::TASK_CONFIG_INVALID, format!("`{field}` must be a string, found {}", kind_of(other)));
+                c.report(
+                    &at.key(field),
+                    codes::TASK_CONFIG_INVALID,
+                    format!("`{field}` must be a string, found {}", kind_of(other)),
+                );
             }
         }
     }
@@ -70,13 +94,20 @@ pub(crate) fn check(c: &mut Checker<'_>, task: &Envelope<Task>) {
                 && let Some(method) = object.get("method").and_then(Value::as_str)
                 && !HTTP_METHODS.contains(&method.to_ascii_uppercase().as_str())
             {
-                c.report(&at.key("method"), codes::TASK_CONFIG_INVALID, format!(
-                    "`{method}` is not an HTTP method; use one of {}",
-                    HTTP_METHODS.join(", ")
-                ));
+                c.report(
+                    &at.key("method"),
+                    codes::TASK_CONFIG_INVALID,
+                    format!(
+                        "`{method}` is not an HTTP method; use one of {}",
+                        HTTP_METHODS.join(", ")
+                    ),
+                );
             }
         }
-        TaskType::Start | TaskType::DirectTrigger | TaskType::GetInstanceData | TaskType::GetInstance => {
+        TaskType::Start
+        | TaskType::DirectTrigger
+        | TaskType::GetInstanceData
+        | TaskType::GetInstance => {
             typed::<InstanceTaskConfig>(c, &at, config);
         }
         _ => {}
@@ -96,7 +127,11 @@ fn typed<T: DeserializeOwned>(c: &mut Checker<'_>, at: &Ptr, config: &Value) -> 
                     _ => continue,
                 };
             }
-            c.report(&pointer, codes::TASK_CONFIG_INVALID, format!("task config does not fit its type: {}", e.inner()));
+            c.report(
+                &pointer,
+                codes::TASK_CONFIG_INVALID,
+                format!("task config does not fit its type: {}", e.inner()),
+            );
             false
         }
     }

@@ -1,18 +1,27 @@
 //! Timers of scheduled transitions: a rhai script, or one declarative schedule
 //! (`duration`, `cron` with an optional `timezone`, or `at`).
 
-use std::str::FromStr;
-
 use super::checker::Checker;
 use super::codes;
 use super::diagnostic::Ptr;
 use super::scripts::Hook;
 use crate::model::{DeclarativeTimer, Timer};
+use crate::schedule::{CronSpec, IsoDuration, Schedule, parse_timezone};
 
 impl Checker<'_> {
     pub(crate) fn timer(&mut self, pointer: &Ptr, timer: &Timer, what: &str) {
         match timer {
-            Timer::Script(code) => self.script(pointer, code, Hook::Handler, &format!("timer of {what}")),
+            Timer::Script(code)
+                if code.code.is_none() && code.location.is_none() && !code.is_global() =>
+            {
+                self.report(pointer, codes::TIMER_NO_SCHEDULE, format!(
+                    "timer of {what} is neither a declarative schedule (one of \"duration\", \"cron\", \"at\" as a string) \
+                     nor a rhai script ({{\"location\", \"code\"}})"
+                ));
+            }
+            Timer::Script(code) => {
+                self.script(pointer, code, Hook::Handler, &format!("timer of {what}"))
+            }
             Timer::Declarative(t) => self.declarative_timer(pointer, t, what),
         }
     }
@@ -35,102 +44,52 @@ impl Checker<'_> {
         if let Some(d) = &t.duration
             && let Err(e) = check_duration(d)
         {
-            self.report(&pointer.key("duration"), codes::TIMER_DURATION_INVALID, format!("timer of {what}: {e}"));
+            self.report(
+                &pointer.key("duration"),
+                codes::TIMER_DURATION_INVALID,
+                format!("timer of {what}: {e}"),
+            );
         }
         if let Some(c) = &t.cron
-            && let Err(e) = check_cron(c)
+            && let Err(e) = CronSpec::parse(c)
         {
-            self.report(&pointer.key("cron"), codes::TIMER_CRON_INVALID, format!("timer of {what}: {e}"));
+            self.report(&pointer.key("cron"), codes::TIMER_CRON_INVALID, format!(
+                "timer of {what}: {e}; write e.g. \"0 9 * * *\" (09:00 daily) or \"*/5 * * * *\""
+            ));
         }
         if let Some(at) = &t.at
-            && chrono::DateTime::parse_from_rfc3339(at).is_err()
+            && let Err(e) = Schedule::at(at)
         {
-            self.report(&pointer.key("at"), codes::TIMER_AT_INVALID, format!(
-                "timer of {what}: `{at}` is not an RFC 3339 instant such as 2030-01-01T09:00:00Z or 2030-01-01T12:00:00+03:00"
-            ));
+            self.report(
+                &pointer.key("at"),
+                codes::TIMER_AT_INVALID,
+                format!("timer of {what}: {e}"),
+            );
         }
-        if let Some(zone) = &t.timezone
-            && chrono_tz::Tz::from_str(zone).is_err()
-        {
-            self.report(&pointer.key("timezone"), codes::TIMER_TIMEZONE_UNKNOWN, format!(
-                "timer of {what}: `{zone}` is not an IANA time zone such as Europe/Istanbul or UTC"
-            ));
+        if let Some(zone) = &t.timezone {
+            if let Err(e) = parse_timezone(zone) {
+                self.report(
+                    &pointer.key("timezone"),
+                    codes::TIMER_TIMEZONE_UNKNOWN,
+                    format!("timer of {what}: {e}"),
+                );
+            } else if t.cron.is_none() {
+                self.report(&pointer.key("timezone"), codes::TIMER_TIMEZONE_WITHOUT_CRON, format!(
+                    "timer of {what}: `timezone` only applies to a `cron` schedule; remove it (durations and RFC 3339 instants carry no zone)"
+                ));
+            }
         }
     }
 }
 
-/// An ISO-8601 duration such as `PT8S`, `PT1H30M`, `P1D`.
+/// An ISO-8601 duration as the runtime reads it ([`IsoDuration::parse`]).
 ///
 /// # Errors
-/// A message naming the value and the expected form.
+/// A message naming the value and what is wrong with it.
 pub(crate) fn check_duration(value: &str) -> Result<(), String> {
-    if is_iso_duration(value.trim()) {
-        Ok(())
-    } else {
-        Err(format!("`{value}` is not an ISO-8601 duration such as PT8S, PT1H30M or P1D"))
-    }
-}
-
-/// `P[nY][nM][nW][nD][T[nH][nM][n[.n]S]]` with at least one component, and a
-/// time component after any `T`. Only seconds may be fractional.
-fn is_iso_duration(s: &str) -> bool {
-    let Some(rest) = s.strip_prefix('P') else { return false };
-    let (date, time) = match rest.split_once('T') {
-        Some((date, time)) => (date, Some(time)),
-        None => (rest, None),
-    };
-    let components = |part: &str, units: &[char], fraction_unit: Option<char>| -> Option<usize> {
-        let mut count = 0;
-        let mut next_unit = 0;
-        let mut number = String::new();
-        for ch in part.chars() {
-            if ch.is_ascii_digit() || ch == '.' {
-                number.push(ch);
-                continue;
-            }
-            let position = units.iter().skip(next_unit).position(|u| *u == ch)? + next_unit;
-            let fractional = number.contains('.');
-            let valid_number = if fractional {
-                Some(ch) == fraction_unit && number.split_once('.').is_some_and(|(a, b)| !a.is_empty() && !b.is_empty() && !b.contains('.'))
-            } else {
-                !number.is_empty()
-            };
-            if !valid_number {
-                return None;
-            }
-            number.clear();
-            next_unit = position + 1;
-            count += 1;
-        }
-        number.is_empty().then_some(count)
-    };
-    let Some(date_count) = components(date, &['Y', 'M', 'W', 'D'], None) else { return false };
-    match time {
-        None => date_count > 0,
-        Some(time) => components(time, &['H', 'M', 'S'], Some('S')).is_some_and(|n| n > 0),
-    }
-}
-
-/// A cron expression: five fields (minute precision, `0 9 * * *`), six or seven
-/// fields (with seconds, and a year), or a shorthand such as `@daily`.
-///
-/// # Errors
-/// A message naming the value and the parser's complaint.
-pub(crate) fn check_cron(value: &str) -> Result<(), String> {
-    let expression = normalize_cron(value);
-    cron::Schedule::from_str(&expression)
+    IsoDuration::parse(value)
         .map(|_| ())
-        .map_err(|e| format!("`{value}` is not a cron expression ({e}); write e.g. \"0 9 * * *\" (09:00 daily) or \"*/5 * * * *\""))
-}
-
-/// The cron crate counts seconds; five-field expressions get `0` seconds.
-pub(crate) fn normalize_cron(value: &str) -> String {
-    let trimmed = value.trim();
-    if trimmed.split_whitespace().count() == 5 {
-        format!("0 {trimmed}")
-    } else {
-        trimmed.to_string()
-    }
+        .map_err(|e| e.to_string())
 }
 
 #[cfg(test)]
@@ -138,22 +97,15 @@ mod tests {
     use super::*;
 
     #[test]
-    fn durations() {
-        for ok in ["PT8S", "PT1H30M", "P1D", "P1Y2M3DT4H5M6S", "PT0.5S"] {
+    fn durations_are_read_as_the_scheduler_reads_them() {
+        for ok in ["PT8S", "PT1H30M", "P1D", "P1Y2M3DT4H5M6S", "PT0.5S", "P2W"] {
             assert!(check_duration(ok).is_ok(), "{ok}");
         }
-        for bad in ["8s", "P", "PT", "", "1 hour", "PTXS", "P1H", "PT1D", "PT1.5M", "P1DT", "PT5S1M", "PT.5S", "P-1D"] {
-            assert!(check_duration(bad).is_err(), "{bad}");
-        }
-    }
-
-    #[test]
-    fn cron_expressions() {
-        for ok in ["0 9 * * *", "*/5 * * * *", "0 0 9 * * *", "0 0 9 * * Mon-Fri 2030", "@daily"] {
-            assert!(check_cron(ok).is_ok(), "{ok}");
-        }
-        for bad in ["", "61 * * * *", "every day", "* * *"] {
-            assert!(check_cron(bad).is_err(), "{bad}");
+        for bad in [
+            "8s", "P", "PT", "", "1 hour", "PTXS", "PT1.5M", "P1DT", "-PT5S",
+        ] {
+            let e = check_duration(bad).expect_err(bad);
+            assert!(e.contains(&format!("`{bad}`")), "{e}");
         }
     }
 }

@@ -18,15 +18,24 @@ pub(crate) fn check(c: &mut Checker<'_>, workflow: &Envelope<Workflow>) {
     let at = Ptr::root().key("attributes");
     let w = &workflow.attributes;
     if !matches!(w.flow_type.as_str(), "C" | "F" | "S" | "P") {
-        c.report(&at.key("type"), codes::WORKFLOW_TYPE_INVALID, format!(
-            "workflow type `{}` is not one of C (core), F (flow), S (subflow), P (subprocess)",
-            w.flow_type
-        ));
+        c.report(
+            &at.key("type"),
+            codes::WORKFLOW_TYPE_INVALID,
+            format!(
+                "workflow type `{}` is not one of C (core), F (flow), S (subflow), P (subprocess)",
+                w.flow_type
+            ),
+        );
     }
     let keys: HashSet<&str> = w.states.iter().map(|s| s.key.as_str()).collect();
+    transitions::check(
+        c,
+        &at.key("startTransition"),
+        &w.start_transition,
+        Site::Start,
+        &keys,
+    );
     states::check(c, &at.key("states"), w, &keys);
-
-    transitions::check(c, &at.key("startTransition"), &w.start_transition, Site::Start, &keys);
     let shared = at.key("sharedTransitions");
     let mut seen: Vec<&str> = Vec::new();
     for (i, t) in w.shared_transitions.iter().enumerate() {
@@ -52,31 +61,64 @@ pub(crate) fn check(c: &mut Checker<'_>, workflow: &Envelope<Workflow>) {
     if let Some(timeout) = &w.timeout {
         let t = at.key("timeout");
         if timeout.target != SELF_TARGET && !keys.contains(timeout.target.as_str()) {
-            c.report(&t.key("target"), codes::WORKFLOW_TIMEOUT_UNKNOWN_TARGET, format!(
-                "workflow timeout `{}` targets `{}`, which is not a state of this workflow",
-                timeout.key, timeout.target
-            ));
+            c.report(
+                &t.key("target"),
+                codes::WORKFLOW_TIMEOUT_UNKNOWN_TARGET,
+                format!(
+                    "workflow timeout `{}` targets `{}`, which is not a state of this workflow",
+                    timeout.key, timeout.target
+                ),
+            );
         }
         if let Err(e) = check_duration(&timeout.timer.duration) {
-            c.report(&t.key("timer").key("duration"), codes::TIMER_DURATION_INVALID, format!("workflow timeout `{}`: {e}", timeout.key));
+            c.report(
+                &t.key("timer").key("duration"),
+                codes::TIMER_DURATION_INVALID,
+                format!("workflow timeout `{}`: {e}", timeout.key),
+            );
         }
         if let Some(mapping) = &timeout.mapping {
-            c.script(&t.key("mapping"), mapping, Hook::Handler, &format!("mapping of workflow timeout `{}`", timeout.key));
+            c.script(
+                &t.key("mapping"),
+                mapping,
+                Hook::Handler,
+                &format!("mapping of workflow timeout `{}`", timeout.key),
+            );
         }
     }
     for (i, r) in w.functions.iter().enumerate() {
-        c.reference(&at.key("functions").idx(i), r, ComponentKind::Function, "function");
+        c.reference(
+            &at.key("functions").idx(i),
+            r,
+            ComponentKind::Function,
+            "function",
+        );
     }
     for (i, r) in w.extensions.iter().enumerate() {
-        c.reference(&at.key("extensions").idx(i), r, ComponentKind::Extension, "extension");
+        c.reference(
+            &at.key("extensions").idx(i),
+            r,
+            ComponentKind::Extension,
+            "extension",
+        );
     }
     if let Some(schema) = &w.schema {
-        c.reference(&at.key("schema"), schema, ComponentKind::Schema, "master schema");
+        c.reference(
+            &at.key("schema"),
+            schema,
+            ComponentKind::Schema,
+            "master schema",
+        );
     }
     if let Some(boundary) = &w.error_boundary {
         c.error_boundary(&at.key("errorBoundary"), boundary, "the workflow");
     }
     if let Some(output) = &w.output {
-        c.script(&at.key("output"), output, Hook::Compile, "output mapping of the workflow");
+        c.script(
+            &at.key("output"),
+            output,
+            Hook::Compile,
+            "output mapping of the workflow",
+        );
     }
 }

@@ -18,10 +18,14 @@ pub(super) fn check(c: &mut Checker<'_>, at: &Ptr, w: &Workflow, keys: &HashSet<
         let here = at.idx(i);
         let name = format!("state `{}`", state.key);
         if !is_name(&state.key) {
-            c.report(&here.key("key"), codes::WORKFLOW_STATE_INVALID_KEY, format!(
-                "state key `{}` must match ^[a-z0-9-]+$ (lower-case letters, digits, dashes)",
-                state.key
-            ));
+            c.report(
+                &here.key("key"),
+                codes::WORKFLOW_STATE_INVALID_KEY,
+                format!(
+                    "state key `{}` must match ^[a-z0-9-]+$ (lower-case letters, digits, dashes)",
+                    state.key
+                ),
+            );
         }
         if let Some(first) = first_index.get(state.key.as_str()) {
             c.report(&here.key("key"), codes::WORKFLOW_STATE_DUPLICATE_KEY, format!(
@@ -87,8 +91,16 @@ pub(super) fn check(c: &mut Checker<'_>, at: &Ptr, w: &Workflow, keys: &HashSet<
             }
             transitions::check(c, &t_at, t, Site::State(&state.key), keys);
         }
-        c.task_entries(&here.key("onEntries"), &state.on_entries, &format!("onEntries of {name},"));
-        c.task_entries(&here.key("onExits"), &state.on_exits, &format!("onExits of {name},"));
+        c.task_entries(
+            &here.key("onEntries"),
+            &state.on_entries,
+            &format!("onEntries of {name}"),
+        );
+        c.task_entries(
+            &here.key("onExits"),
+            &state.on_exits,
+            &format!("onExits of {name}"),
+        );
         if let Some(view) = &state.view {
             c.view_binding(&here.key("view"), view, &name);
         }

@@ -34,12 +34,20 @@ impl Site<'_> {
     }
 }
 
-pub(super) fn check(c: &mut Checker<'_>, at: &Ptr, t: &Transition, site: Site<'_>, states: &HashSet<&str>) {
+pub(super) fn check(
+    c: &mut Checker<'_>,
+    at: &Ptr,
+    t: &Transition,
+    site: Site<'_>,
+    states: &HashSet<&str>,
+) {
     let name = site.describe(&t.key);
     if !is_name(&t.key) {
-        c.report(&at.key("key"), codes::WORKFLOW_TRANSITION_INVALID_KEY, format!(
-            "{name}: key must match ^[a-z0-9-]+$ (lower-case letters, digits, dashes)"
-        ));
+        c.report(
+            &at.key("key"),
+            codes::WORKFLOW_TRANSITION_INVALID_KEY,
+            format!("{name}: key must match ^[a-z0-9-]+$ (lower-case letters, digits, dashes)"),
+        );
     }
     target(c, at, t, site, states, &name);
 
@@ -68,10 +76,20 @@ pub(super) fn check(c: &mut Checker<'_>, at: &Ptr, t: &Transition, site: Site<'_
         }
     }
     if let Some(rule) = &t.rule {
-        c.script(&at.key("rule"), rule, Hook::Handler, &format!("rule of {name}"));
+        c.script(
+            &at.key("rule"),
+            rule,
+            Hook::Handler,
+            &format!("rule of {name}"),
+        );
     }
     if let Some(mapping) = &t.mapping {
-        c.script(&at.key("mapping"), mapping, Hook::Handler, &format!("mapping of {name}"));
+        c.script(
+            &at.key("mapping"),
+            mapping,
+            Hook::Handler,
+            &format!("mapping of {name}"),
+        );
     }
     if let Some(schema) = &t.schema {
         c.reference(&at.key("schema"), schema, ComponentKind::Schema, "schema");
@@ -79,18 +97,33 @@ pub(super) fn check(c: &mut Checker<'_>, at: &Ptr, t: &Transition, site: Site<'_
     if let Some(view) = &t.view {
         c.view_binding(&at.key("view"), view, &name);
     }
-    c.task_entries(&at.key("onExecutionTasks"), &t.on_execution_tasks, &format!("onExecutionTasks of {name},"));
+    c.task_entries(
+        &at.key("onExecutionTasks"),
+        &t.on_execution_tasks,
+        &format!("onExecutionTasks of {name}"),
+    );
     for (i, entry) in t.available_in.iter().enumerate() {
         if !states.contains(entry.state()) {
-            c.report(&at.key("availableIn").idx(i), codes::WORKFLOW_AVAILABLE_IN_UNKNOWN_STATE, format!(
-                "{name} is offered in `{}`, which is not a state of this workflow",
-                entry.state()
-            ));
+            c.report(
+                &at.key("availableIn").idx(i),
+                codes::WORKFLOW_AVAILABLE_IN_UNKNOWN_STATE,
+                format!(
+                    "{name} is offered in `{}`, which is not a state of this workflow",
+                    entry.state()
+                ),
+            );
         }
     }
 }
 
-fn target(c: &mut Checker<'_>, at: &Ptr, t: &Transition, site: Site<'_>, states: &HashSet<&str>, name: &str) {
+fn target(
+    c: &mut Checker<'_>,
+    at: &Ptr,
+    t: &Transition,
+    site: Site<'_>,
+    states: &HashSet<&str>,
+    name: &str,
+) {
     let pointer = at.key("target");
     let defined = states.contains(t.target.as_str());
     match site {
