@@ -18,7 +18,7 @@ use vnext_core::model::{
 use vnext_core::version::VersionSelector;
 
 use super::error::PayloadError;
-use super::init_shim::components;
+use vnext_init::components;
 use super::scripts::{Script, Scripts};
 use super::EngineError;
 

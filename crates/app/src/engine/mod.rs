@@ -11,11 +11,8 @@
 //!   `timers`: due times; `context`: the `ctx` scripts see.
 
 mod context;
-mod databases;
 mod definitions;
 mod error;
-#[doc(hidden)]
-pub mod init_shim;
 mod inline_runner;
 mod requests;
 mod run;
@@ -35,7 +32,7 @@ use tokio_util::sync::CancellationToken;
 use vnext_core::ident::DomainName;
 use vnext_core::traits::{TaskExecutor, TransitionTrigger, TriggerError, TriggerOutcome, TriggerRequest};
 
-pub use databases::{Databases, DbError};
+pub use vnext_init::db::{Databases, DbError};
 pub use definitions::{CompiledFlow, DefinitionCache};
 pub use error::{EngineError, PayloadError};
 pub use types::{InstanceRef, InstanceSnapshot, InstanceStatus, Outcome, RetryRequest, StartRequest, TransitionRequest};

@@ -11,7 +11,7 @@ use vnext_core::version::INITIAL_DATA_VERSION;
 
 use super::context::RequestData;
 use super::definitions::CompiledFlow;
-use super::init_shim::{flow_schema, queues};
+use vnext_init::{flow_schema, queues};
 use super::run::{gate_error, First, Hold, Origin, Run, RunSpec};
 use super::{
     Engine, EngineError, InstanceRef, InstanceStatus, Outcome, PayloadError, RetryRequest, StartRequest, TransitionRequest,

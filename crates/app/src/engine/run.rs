@@ -22,7 +22,7 @@ use vnext_core::version::{bump, INITIAL_DATA_VERSION};
 
 use super::context::{self, HopView, InstanceView, RequestData};
 use super::definitions::CompiledFlow;
-use super::init_shim::queues::{self, JobKind, NewJob};
+use vnext_init::queues::{self, JobKind, NewJob};
 use super::{timers, EngineError, Inner, InstanceSnapshot, InstanceStatus, PayloadError};
 use crate::store::{self, IncidentRow, InstanceRow, InstanceWrite, Lease, Records, TransitionRow, WriteMode};
 
