@@ -214,21 +214,35 @@ impl Engine {
     pub(crate) async fn do_transition(&self, req: TransitionRequest) -> Result<Outcome, EngineError> {
         let pool = self.pool(&req.domain).await?;
         let (tx, row) = self.lock_instance(&pool, &req.flow, &req.instance).await?;
-        match row.status() {
-            InstanceStatus::Busy => return Err(EngineError::Busy { instance: instance_name(&req.instance) }),
-            s if s.is_finished() => {
-                return Err(EngineError::Finished { instance: instance_name(&req.instance), status: s.code().to_string() });
-            }
-            _ => {}
-        }
-        let def = self.inner.definitions.get(&pool, &req.domain, &req.flow, &row.flow_version).await?;
-        let resolved = machine::resolve(&def.workflow, &row.current_state, &req.transition, Caller::Client).map_err(gate_error)?;
-        let sync = effective_sync(req.sync, resolved.transition);
         let data = RequestData::new(req.attributes, req.headers, req.query);
         let first = First::Named { key: req.transition.clone(), caller: Caller::Client };
+        let checked = async {
+            match row.status() {
+                InstanceStatus::Busy => return Err(EngineError::Busy { instance: instance_name(&req.instance) }),
+                s if s.is_finished() => {
+                    return Err(EngineError::Finished { instance: instance_name(&req.instance), status: s.code().to_string() });
+                }
+                _ => {}
+            }
+            let def = self.inner.definitions.get(&pool, &req.domain, &req.flow, &row.flow_version).await?;
+            let r = machine::resolve(&def.workflow, &row.current_state, &req.transition, Caller::Client).map_err(gate_error)?;
+            let sync = effective_sync(req.sync, r.transition);
+            let (path, key) = (r.path.clone(), r.transition.key.clone());
+            if !sync {
+                validate_payload(&def, &path, &key, &data.body)?;
+            }
+            Ok((def, sync, key))
+        }
+        .await;
+        let (def, sync, key) = match checked {
+            Ok(c) => c,
+            Err(e) => {
+                // Release the row now, not when the connection is next used.
+                tx.rollback().await?;
+                return Err(e);
+            }
+        };
         if !sync {
-            validate_payload(&def, &resolved.path, &resolved.transition.key, &data.body)?;
-            let key = resolved.transition.key.clone();
             return self.accept(tx, &req.domain, &req.flow, &row, &key, job_body(&data, &first)).await;
         }
         let run = Run::new(RunSpec {
@@ -272,27 +286,37 @@ impl Engine {
     pub(crate) async fn do_retry(&self, req: RetryRequest) -> Result<Outcome, EngineError> {
         let pool = self.pool(&req.domain).await?;
         let (mut tx, row) = self.lock_instance(&pool, &req.flow, &req.instance).await?;
-        match row.status() {
-            InstanceStatus::Faulted => {}
-            InstanceStatus::Busy => return Err(EngineError::Busy { instance: instance_name(&req.instance) }),
-            _ => return Err(EngineError::NotFaulted { instance: instance_name(&req.instance) }),
+        let checked = async {
+            match row.status() {
+                InstanceStatus::Faulted => {}
+                InstanceStatus::Busy => return Err(EngineError::Busy { instance: instance_name(&req.instance) }),
+                _ => return Err(EngineError::NotFaulted { instance: instance_name(&req.instance) }),
+            }
+            let sql = format!(
+                "SELECT transition_key, request FROM {}.incidents WHERE instance_id = $1 AND NOT resolved \
+                 ORDER BY created_at DESC, id DESC LIMIT 1",
+                req.flow.quoted()
+            );
+            let incident: Option<(Option<String>, Option<Value>)> =
+                sqlx::query_as(AssertSqlSafe(sql)).bind(row.id).fetch_optional(&mut *tx).await?;
+            let def = self.inner.definitions.get(&pool, &req.domain, &req.flow, &row.flow_version).await?;
+            Ok((incident.unwrap_or_default(), def))
         }
-        let sql = format!(
-            "SELECT transition_key, request FROM {}.incidents WHERE instance_id = $1 AND NOT resolved \
-             ORDER BY created_at DESC, id DESC LIMIT 1",
-            req.flow.quoted()
-        );
-        let incident: Option<(Option<String>, Option<Value>)> = sqlx::query_as(AssertSqlSafe(sql)).bind(row.id).fetch_optional(&mut *tx).await?;
-        let (key, request) = incident.unwrap_or_default();
-        let request = request.unwrap_or(Value::Null);
-        let (data, first) = from_job_body(&request, key.as_deref().unwrap_or_default());
-        let def = self.inner.definitions.get(&pool, &req.domain, &req.flow, &row.flow_version).await?;
+        .await;
+        let ((key, request), def) = match checked {
+            Ok(c) => c,
+            Err(e) => {
+                tx.rollback().await?;
+                return Err(e);
+            }
+        };
+        let (data, first) = from_job_body(request.as_ref().unwrap_or(&Value::Null), key.as_deref().unwrap_or_default());
         if !req.sync {
             let transition = key.unwrap_or_default();
             return self.accept(tx, &req.domain, &req.flow, &row, &transition, job_body(&data, &first)).await;
         }
         let fresh_start = first == First::Start;
-        let run = Run::new(RunSpec {
+        let mut run = Run::new(RunSpec {
             eng: self.inner.clone(),
             domain: req.domain,
             flow: req.flow,
@@ -306,7 +330,6 @@ impl Engine {
             first,
             job_id: None,
         });
-        let mut run = run;
         run.arm_timeout = fresh_start;
         run.run().await.map(Outcome::Done)
     }

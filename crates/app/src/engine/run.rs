@@ -691,6 +691,7 @@ impl Run {
                 let row = store::instances::lock_wait(&mut tx, &self.flow, self.row.id).await?;
                 if row.and_then(|r| r.lease_token) != Some(lease.token) {
                     // Lease recovery took the instance over while the I/O ran.
+                    tx.rollback().await?;
                     return Err(EngineError::Busy { instance: self.row.id.to_string() });
                 }
                 (tx, WriteMode::Update)
@@ -698,7 +699,7 @@ impl Run {
             Hold::Closed => return Err(EngineError::Internal("run already closed".into())),
         };
         if !store::apply(&mut tx, &self.flow, mode, &write, &self.records).await? {
-            drop(tx);
+            tx.rollback().await?;
             let mut conn = self.pool.acquire().await?;
             return match self.existing(&mut conn).await {
                 Failure::Existing(row) => Ok(row.snapshot(&self.domain, &self.flow)),

@@ -24,6 +24,13 @@ fn retryable(e: impl std::fmt::Display) -> TriggerError {
     TriggerError { message: e.to_string(), retryable: true }
 }
 
+/// Ends the transaction now: a dropped one releases its row lock only when
+/// its connection is next touched, which would make the next caller busy.
+async fn rollback(tx: sqlx::Transaction<'static, sqlx::Postgres>, outcome: TriggerOutcome) -> Result<TriggerOutcome, TriggerError> {
+    tx.rollback().await.map_err(retryable)?;
+    Ok(outcome)
+}
+
 impl Engine {
     pub(crate) async fn do_trigger(&self, req: TriggerRequest) -> Result<TriggerOutcome, TriggerError> {
         let domain = DomainName::new(&req.domain).map_err(|e| fatal(format!("job {}: domain: {e}", req.job_id)))?;
@@ -46,7 +53,7 @@ impl Engine {
             .await
             .map_err(retryable)?;
         if done.rows_affected() == 0 {
-            return Ok(TriggerOutcome::Stale);
+            return rollback(tx, TriggerOutcome::Stale).await;
         }
         let status = row.status();
         let stale = |tx: sqlx::Transaction<'static, sqlx::Postgres>| async move {
@@ -61,7 +68,7 @@ impl Engine {
                     return stale(tx).await;
                 }
                 if status == InstanceStatus::Busy {
-                    return Ok(TriggerOutcome::Busy);
+                    return rollback(tx, TriggerOutcome::Busy).await;
                 }
                 let first = First::Named { key: req.transition.clone(), caller: Caller::System };
                 (Origin::Timer, first, Default::default(), req.job_id)
@@ -71,7 +78,7 @@ impl Engine {
                     return stale(tx).await;
                 }
                 if status == InstanceStatus::Busy {
-                    return Ok(TriggerOutcome::Busy);
+                    return rollback(tx, TriggerOutcome::Busy).await;
                 }
                 (Origin::Timeout, First::Timeout, Default::default(), req.job_id)
             }
@@ -80,7 +87,7 @@ impl Engine {
                     return stale(tx).await;
                 }
                 if status == InstanceStatus::Busy && !owned_by_job(req.job_id) {
-                    return Ok(TriggerOutcome::Busy);
+                    return rollback(tx, TriggerOutcome::Busy).await;
                 }
                 let (data, first) = from_job_body(&req.body, &req.transition);
                 let origin = if req.origin == TriggerOrigin::Async { Origin::Async } else { Origin::Retry };
@@ -115,8 +122,13 @@ impl Engine {
         };
         let def = match self.inner.definitions.get(&pool, &domain, &flow, &row.flow_version).await {
             Ok(d) => d,
-            Err(EngineError::Internal(m)) => return Err(retryable(m)),
-            Err(e) => return Err(fatal(e.to_string())),
+            Err(e) => {
+                let _ = tx.rollback().await;
+                return Err(match e {
+                    EngineError::Internal(m) => retryable(m),
+                    other => fatal(other.to_string()),
+                });
+            }
         };
         let arm_timeout = first == First::Start;
         let mut run = Run::new(RunSpec {
