@@ -1,15 +1,30 @@
 //! The transition pipeline (ARCHITECTURE.md §4).
 //!
 //! [`Engine`] runs starts, transitions and retries against a domain database:
-//! gate, payload validation, mapping, merge, tasks, state change, automatic
-//! chaining and timers, in one transaction when no external I/O is involved.
+//! gate, payload validation, mapping, merge, tasks around the state change,
+//! automatic chaining and timers. Layout:
+//! - [`requests`](self) entry points: sync runs or async acceptance;
+//! - `run`: one request's run and its single commit (`tasks`: task groups);
+//! - `trigger`: what the job scheduler calls; `inline_runner`: async jobs
+//!   in-process until the scheduler runs them;
+//! - `definitions`: compiled workflows; `scripts`: the rhai sandbox;
+//!   `timers`: due times; `context`: the `ctx` scripts see.
 
-mod databases;
+mod context;
 mod definitions;
 mod error;
+mod inline_runner;
+mod requests;
+mod run;
+mod scripts;
+mod tasks;
+mod timers;
+mod trigger;
 mod types;
 
-use std::sync::Arc;
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use futures::future::BoxFuture;
@@ -17,10 +32,15 @@ use tokio_util::sync::CancellationToken;
 use vnext_core::ident::DomainName;
 use vnext_core::traits::{TaskExecutor, TransitionTrigger, TriggerError, TriggerOutcome, TriggerRequest};
 
-pub use databases::{Databases, DbError};
-pub use definitions::DefinitionCache;
+pub use vnext_init::db::{Databases, DbError};
+pub use definitions::{CompiledFlow, DefinitionCache};
 pub use error::{EngineError, PayloadError};
 pub use types::{InstanceRef, InstanceSnapshot, InstanceStatus, Outcome, RetryRequest, StartRequest, TransitionRequest};
+
+use scripts::{ScriptLimits, Scripts};
+
+/// The channel publishing notifies; the payload is the domain.
+pub const DEFINITIONS_CHANNEL: &str = "vnext_definitions";
 
 /// Where time comes from; tests pass a controllable clock.
 pub trait Clock: Send + Sync {
@@ -49,23 +69,31 @@ pub struct Engine {
     inner: Arc<Inner>,
 }
 
-struct Inner {
-    databases: Databases,
-    #[allow(dead_code)]
-    executor: Arc<dyn TaskExecutor>,
-    #[allow(dead_code)]
-    clock: Arc<dyn Clock>,
-    definitions: DefinitionCache,
+pub(crate) struct Inner {
+    pub databases: Databases,
+    pub executor: Arc<dyn TaskExecutor>,
+    pub clock: Arc<dyn Clock>,
+    pub definitions: DefinitionCache,
+    pub scripts: Arc<Scripts>,
+    /// Flow schemas known to exist, per (domain, flow).
+    pub ensured: Mutex<HashSet<(String, String)>>,
 }
 
 impl Engine {
     pub fn new(deps: EngineDeps) -> Engine {
+        let runtime = &deps.databases.config().runtime;
+        let scripts = Arc::new(Scripts::new(ScriptLimits {
+            max_operations: runtime.script_max_operations,
+            timeout: Duration::from_millis(runtime.script_timeout_ms),
+        }));
         Engine {
             inner: Arc::new(Inner {
+                definitions: DefinitionCache::new(scripts.clone()),
+                scripts,
                 databases: deps.databases,
                 executor: deps.executor,
                 clock: deps.clock,
-                definitions: DefinitionCache::new(),
+                ensured: Mutex::default(),
             }),
         }
     }
@@ -79,27 +107,35 @@ impl Engine {
     }
 
     /// Starts an instance, or returns the existing one with the same key.
+    /// `sync=false` creates it busy and records an async job that runs the start.
     ///
     /// # Errors
-    /// See [`EngineError`].
-    pub async fn start(&self, _req: StartRequest) -> Result<Outcome, EngineError> {
-        Err(EngineError::Internal("not yet".into()))
+    /// [`EngineError::UnknownDomain`], [`EngineError::UnknownFlow`],
+    /// [`EngineError::InvalidPayload`], script and definition errors, and
+    /// [`EngineError::ChainTooDeep`]; nothing is created on error.
+    pub async fn start(&self, req: StartRequest) -> Result<Outcome, EngineError> {
+        self.do_start(req).await
     }
 
-    /// Runs a transition on an instance.
+    /// Runs a transition on an instance (by id or key).
     ///
     /// # Errors
-    /// See [`EngineError`].
-    pub async fn transition(&self, _req: TransitionRequest) -> Result<Outcome, EngineError> {
-        Err(EngineError::Internal("not yet".into()))
+    /// Unknown domain/instance/transition (404 kinds), [`EngineError::NotAvailable`],
+    /// [`EngineError::Busy`], [`EngineError::Finished`] (409 kinds),
+    /// [`EngineError::InvalidPayload`], script errors and
+    /// [`EngineError::ChainTooDeep`] (422 kinds). On error nothing changes.
+    pub async fn transition(&self, req: TransitionRequest) -> Result<Outcome, EngineError> {
+        self.do_transition(req).await
     }
 
-    /// Re-runs the transition that faulted an instance (faulted instances only).
+    /// Re-runs the transition that faulted an instance (faulted instances only);
+    /// its incident is resolved when it succeeds.
     ///
     /// # Errors
-    /// [`EngineError::NotFaulted`] for any other status; see [`EngineError`].
-    pub async fn retry(&self, _req: RetryRequest) -> Result<Outcome, EngineError> {
-        Err(EngineError::Internal("not yet".into()))
+    /// [`EngineError::NotFaulted`] for any other status; otherwise as
+    /// [`Engine::transition`].
+    pub async fn retry(&self, req: RetryRequest) -> Result<Outcome, EngineError> {
+        self.do_retry(req).await
     }
 
     /// The trigger the job scheduler calls to fire timers, timeouts, async
@@ -114,19 +150,54 @@ impl Engine {
     }
 
     /// Invalidates cached definitions whenever a domain publishes
-    /// (`LISTEN vnext_definitions`, payload = domain), until `shutdown` fires.
+    /// (`LISTEN vnext_definitions` on the control database, payload = domain),
+    /// until `shutdown` fires. Reconnects after connection loss.
     pub async fn listen_for_publish(self, shutdown: CancellationToken) {
-        shutdown.cancelled().await;
+        loop {
+            let mut listener = match sqlx::postgres::PgListener::connect_with(self.inner.databases.control()).await {
+                Ok(l) => l,
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot listen for publishes; retrying");
+                    tokio::select! {
+                        _ = shutdown.cancelled() => return,
+                        _ = tokio::time::sleep(Duration::from_secs(1)) => continue,
+                    }
+                }
+            };
+            if let Err(e) = listener.listen(DEFINITIONS_CHANNEL).await {
+                tracing::warn!(error = %e, "LISTEN {DEFINITIONS_CHANNEL} failed; retrying");
+                continue;
+            }
+            loop {
+                tokio::select! {
+                    _ = shutdown.cancelled() => return,
+                    n = listener.recv() => match n {
+                        Ok(n) => match DomainName::new(n.payload()) {
+                            Ok(d) => self.invalidate(&d).await,
+                            Err(_) => tracing::warn!(payload = n.payload(), "publish notification names no valid domain"),
+                        },
+                        Err(e) => {
+                            tracing::warn!(error = %e, "publish listener lost its connection");
+                            break;
+                        }
+                    },
+                }
+            }
+        }
+    }
+
+    /// Called after an async request commits.
+    fn after_accept(&self, domain: &DomainName) {
+        inline_runner::nudge(self.clone(), domain.clone());
     }
 }
 
 struct EngineTrigger {
-    #[allow(dead_code)]
     engine: Engine,
 }
 
 impl TransitionTrigger for EngineTrigger {
-    fn trigger(&self, _request: TriggerRequest) -> BoxFuture<'_, Result<TriggerOutcome, TriggerError>> {
-        Box::pin(async { Err(TriggerError { message: "not yet".into(), retryable: true }) })
+    fn trigger(&self, request: TriggerRequest) -> BoxFuture<'_, Result<TriggerOutcome, TriggerError>> {
+        Box::pin(self.engine.do_trigger(request))
     }
 }

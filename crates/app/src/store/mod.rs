@@ -1,1 +1,26 @@
-//! Reads and writes of a flow schema's tables, always inside a caller's transaction.
+//! Reads and writes of a flow schema's tables, inside a caller's transaction.
+//!
+//! All SQL names the flow schema through [`FlowKey::quoted`], never through
+//! text from a request. The write path is one statement per request: the
+//! instance row, its history rows, task runs and incidents go together in data
+//! modifying CTEs (see [`records::apply`]), so a transition costs one round trip
+//! on top of the row lock.
+//!
+//! [`FlowKey::quoted`]: vnext_core::ident::FlowKey::quoted
+
+pub mod instances;
+pub mod records;
+
+pub use instances::{load_snapshot, InstanceRow, Lease, LockError};
+pub use records::{apply, IncidentRow, InstanceWrite, Records, TaskRunRow, TransitionRow, WriteMode};
+
+/// True for `undefined_table` (42P01) and `invalid_schema_name` (3F000): the flow
+/// schema does not exist yet, so no instance of that workflow was ever started.
+pub fn is_missing_schema(e: &sqlx::Error) -> bool {
+    matches!(e, sqlx::Error::Database(d) if matches!(d.code().as_deref(), Some("42P01") | Some("3F000")))
+}
+
+/// True for `lock_not_available` (55P03): `FOR UPDATE NOWAIT` found the row locked.
+pub fn is_lock_not_available(e: &sqlx::Error) -> bool {
+    matches!(e, sqlx::Error::Database(d) if d.code().as_deref() == Some("55P03"))
+}

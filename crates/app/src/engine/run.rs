@@ -1,0 +1,764 @@
+//! One request's run of the pipeline: the first hop, the automatic chain, the
+//! timers armed at the rest point, and the single write that commits it all.
+//!
+//! A run holds the instance in one of three ways ([`Hold`]): a new instance not
+//! yet written (a start), a row locked in an open transaction, or a lease
+//! committed before external I/O. Everything the run decides is kept in memory
+//! ([`Working`], [`Records`]) and written once at the end, so a transition with
+//! no I/O commits exactly once, whatever its chain.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use chrono::{DateTime, Utc};
+use serde_json::{json, Map, Value};
+use sqlx::{PgPool, Postgres, Transaction};
+use uuid::Uuid;
+use vnext_core::ident::{DomainName, FlowKey};
+use vnext_core::machine::{self, Caller, GateError, Resolved, TransitionKind};
+use vnext_core::merge::deep_merge;
+use vnext_core::model::Timer;
+use vnext_core::version::{bump, INITIAL_DATA_VERSION};
+
+use super::context::{self, HopView, InstanceView, RequestData};
+use super::definitions::CompiledFlow;
+use vnext_init::queues::{self, JobKind, NewJob};
+use super::{timers, EngineError, Inner, InstanceSnapshot, InstanceStatus, PayloadError};
+use crate::store::{self, IncidentRow, InstanceRow, InstanceWrite, Lease, Records, TransitionRow, WriteMode};
+
+/// Where the transition history says a hop came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Origin {
+    Api,
+    Timer,
+    Timeout,
+    Async,
+    Retry,
+    Lease,
+}
+
+impl Origin {
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            Origin::Api => "api",
+            Origin::Timer => "timer",
+            Origin::Timeout => "timeout",
+            Origin::Async => "async",
+            Origin::Retry => "retry",
+            Origin::Lease => "lease",
+        }
+    }
+}
+
+/// The first hop of a run.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum First {
+    Start,
+    Named { key: String, caller: Caller },
+    Timeout,
+}
+
+impl First {
+    /// How a retry or a job finds this hop again.
+    pub(crate) fn to_value(&self) -> Value {
+        match self {
+            First::Start => json!({"kind": "start"}),
+            First::Timeout => json!({"kind": "timeout"}),
+            First::Named { key, caller } => json!({
+                "kind": "named", "transition": key,
+                "caller": if *caller == Caller::Client { "client" } else { "system" },
+            }),
+        }
+    }
+
+    pub(crate) fn from_value(v: &Value, fallback_key: &str) -> First {
+        match v.get("kind").and_then(Value::as_str) {
+            Some("start") => First::Start,
+            Some("timeout") => First::Timeout,
+            _ => First::Named {
+                key: v.get("transition").and_then(Value::as_str).unwrap_or(fallback_key).to_string(),
+                caller: if v.get("caller").and_then(Value::as_str) == Some("client") { Caller::Client } else { Caller::System },
+            },
+        }
+    }
+}
+
+/// How the run holds the instance.
+pub(crate) enum Hold {
+    /// A start: the row does not exist yet.
+    Fresh,
+    /// The row is locked in this open transaction.
+    Locked(Transaction<'static, Postgres>),
+    /// The row is marked busy under this lease; no transaction is open.
+    Leased(Lease),
+    /// Written or abandoned.
+    Closed,
+}
+
+/// What a run changes, checkpointed at each hop so a failed hop can be undone.
+#[derive(Debug, Clone)]
+pub(crate) struct Working {
+    pub state: String,
+    pub data: Value,
+    pub data_version: String,
+    pub data_version_no: i64,
+    pub status: InstanceStatus,
+    pub completed_at: Option<DateTime<Utc>>,
+    /// The instance left a state with timers: cancel its pending timer jobs.
+    pub cancel_timers: bool,
+    pub arm: Vec<NewJob>,
+    pub hops: usize,
+}
+
+/// Why a run stopped early.
+pub(crate) enum Failure {
+    /// Nothing is applied; the caller gets the error.
+    Abort(EngineError),
+    /// A task failed: the instance faults with this incident.
+    Fault(Box<IncidentRow>),
+    /// A start found its key taken when it first wrote: answer that instance.
+    Existing(Box<InstanceRow>),
+}
+
+impl From<EngineError> for Failure {
+    fn from(e: EngineError) -> Self {
+        Failure::Abort(e)
+    }
+}
+
+impl From<sqlx::Error> for Failure {
+    fn from(e: sqlx::Error) -> Self {
+        Failure::Abort(e.into())
+    }
+}
+
+pub(crate) fn gate_error(e: GateError) -> EngineError {
+    match e {
+        GateError::Unknown { transition, state } => EngineError::UnknownTransition { transition, state },
+        GateError::NotAvailable { transition, state, available } => EngineError::NotAvailable { transition, state, available },
+        GateError::BadTarget { transition, target } => EngineError::Definition {
+            message: format!("transition `{transition}` targets `{target}`, which is not a state"),
+        },
+        GateError::UnknownState { state } => EngineError::Definition {
+            message: format!("the instance is in `{state}`, which its workflow version does not define"),
+        },
+    }
+}
+
+pub(crate) fn script_error(location: &str, e: impl std::fmt::Display) -> EngineError {
+    EngineError::Script { location: location.to_string(), message: e.to_string() }
+}
+
+/// One request's run.
+pub(crate) struct Run {
+    pub eng: Arc<Inner>,
+    pub domain: DomainName,
+    pub flow: FlowKey,
+    pub def: Arc<CompiledFlow>,
+    pub pool: PgPool,
+    pub hold: Hold,
+    /// The row as loaded (for a start, as it will be created).
+    pub row: InstanceRow,
+    /// The row is created by this run.
+    pub fresh: bool,
+    /// Status to restore when a lease is given back unchanged.
+    pub prev_status: InstanceStatus,
+    pub req: RequestData,
+    pub origin: Origin,
+    pub first: First,
+    /// The job this run executes (recorded on a lease so recovery can re-run it).
+    pub job_id: Option<Uuid>,
+    /// Arm the workflow timeout when the run commits (starts).
+    pub arm_timeout: bool,
+    pub now: DateTime<Utc>,
+    pub w: Working,
+    initial: Option<Working>,
+    checkpoint: Option<Working>,
+    pub records: Records,
+    pub responses: Map<String, Value>,
+    /// The hop being run: its id (task runs point at it) and key.
+    pub hop_id: Uuid,
+    hop_key: String,
+}
+
+/// How a run is set up; see [`Run::new`].
+pub(crate) struct RunSpec {
+    pub eng: Arc<Inner>,
+    pub domain: DomainName,
+    pub flow: FlowKey,
+    pub def: Arc<CompiledFlow>,
+    pub pool: PgPool,
+    pub hold: Hold,
+    pub row: InstanceRow,
+    pub fresh: bool,
+    pub req: RequestData,
+    pub origin: Origin,
+    pub first: First,
+    pub job_id: Option<Uuid>,
+}
+
+impl Run {
+    pub(crate) fn new(spec: RunSpec) -> Run {
+        let now = spec.eng.clock.now();
+        let status = spec.row.status();
+        let w = Working {
+            state: spec.row.current_state.clone(),
+            data: spec.row.data.clone(),
+            data_version: spec.row.data_version.clone(),
+            data_version_no: spec.row.data_version_no,
+            status: if status == InstanceStatus::Faulted || status == InstanceStatus::Busy { InstanceStatus::Active } else { status },
+            completed_at: None,
+            cancel_timers: false,
+            arm: Vec::new(),
+            hops: 0,
+        };
+        Run {
+            arm_timeout: spec.fresh,
+            prev_status: if status == InstanceStatus::Busy { InstanceStatus::Active } else { status },
+            eng: spec.eng,
+            domain: spec.domain,
+            flow: spec.flow,
+            def: spec.def,
+            pool: spec.pool,
+            hold: spec.hold,
+            row: spec.row,
+            fresh: spec.fresh,
+            req: spec.req,
+            origin: spec.origin,
+            first: spec.first,
+            job_id: spec.job_id,
+            now,
+            initial: Some(w.clone()),
+            w,
+            checkpoint: None,
+            records: Records::default(),
+            responses: Map::new(),
+            hop_id: Uuid::nil(),
+            hop_key: String::new(),
+        }
+    }
+
+    /// Runs and commits. A task failure commits a faulted instance; any other
+    /// failure of an API request leaves the instance as it was.
+    pub(crate) async fn run(mut self) -> Result<InstanceSnapshot, EngineError> {
+        let result = self.chain().await;
+        match result {
+            Ok(()) => self.commit().await,
+            Err(Failure::Existing(row)) => {
+                self.abandon().await?;
+                Ok(row.snapshot(&self.domain, &self.flow))
+            }
+            Err(Failure::Fault(incident)) => {
+                if let Some(cp) = self.checkpoint.take() {
+                    self.w = cp;
+                }
+                self.fault(*incident);
+                self.commit().await
+            }
+            // Jobs have no caller to answer: their failures fault the instance
+            // so they show up as incidents and can be retried.
+            Err(Failure::Abort(e)) if self.job_id.is_some() && !matches!(e, EngineError::Busy { .. } | EngineError::Internal(_)) => {
+                if let Some(initial) = self.initial.take() {
+                    self.w = initial;
+                }
+                self.checkpoint = None;
+                self.hop_key.clear();
+                let incident = self.incident("Pipeline:error", e.to_string(), None, None, None);
+                self.fault(incident);
+                self.commit().await
+            }
+            Err(Failure::Abort(e)) => {
+                self.abandon().await?;
+                Err(e)
+            }
+        }
+    }
+
+    fn fault(&mut self, incident: IncidentRow) {
+        let kept = self.w.hops;
+        self.records.transitions.truncate(kept);
+        let applied: Vec<Uuid> = self.records.transitions.iter().map(|t| t.id).collect();
+        for r in &mut self.records.task_runs {
+            if r.transition_id.is_some_and(|id| !applied.contains(&id)) {
+                r.transition_id = None;
+            }
+        }
+        self.w.status = InstanceStatus::Faulted;
+        self.w.arm.clear();
+        self.arm_timeout = false;
+        self.records.incidents.push(incident);
+    }
+
+    /// An incident for the hop being run, with what a retry needs.
+    pub(crate) fn incident(&self, code: &str, message: String, task: Option<&str>, status_code: Option<i32>, boundary: Option<&str>) -> IncidentRow {
+        let hop_is_first = self.w.hops == 0;
+        let first = if hop_is_first {
+            self.first.clone()
+        } else {
+            First::Named { key: self.hop_key.clone(), caller: Caller::System }
+        };
+        IncidentRow {
+            id: Uuid::now_v7(),
+            // Where the instance rests once the failed hop is undone.
+            state: Some(self.checkpoint.as_ref().map_or(&self.w.state, |c| &c.state).clone()),
+            transition_key: Some(if self.hop_key.is_empty() { self.first_key() } else { self.hop_key.clone() }),
+            task_key: task.map(str::to_string),
+            error_code: code.to_string(),
+            message,
+            status_code,
+            boundary_action: boundary.map(str::to_string),
+            retry_count: 0,
+            request: Some(json!({
+                "first": first.to_value(),
+                "attributes": if hop_is_first { self.req.body.clone() } else { Value::Null },
+                "headers": if hop_is_first { Value::Object(self.req.headers.clone()) } else { Value::Null },
+                "query": if hop_is_first { Value::Object(self.req.query.clone()) } else { Value::Null },
+                "origin": self.origin.as_str(),
+            })),
+        }
+    }
+
+    fn first_key(&self) -> String {
+        match &self.first {
+            First::Start => self.def.workflow.start_transition.key.clone(),
+            First::Timeout => machine::TIMEOUT_TRANSITION.to_string(),
+            First::Named { key, .. } => key.clone(),
+        }
+    }
+
+    async fn chain(&mut self) -> Result<(), Failure> {
+        let def = self.def.clone();
+        let wf = &def.workflow;
+        let first = match &self.first {
+            First::Start => machine::resolve_start(wf, &self.w.state),
+            First::Timeout => match &def.timeout {
+                Some(t) => machine::resolve_timeout(wf, t, &self.w.state),
+                None => return Err(EngineError::Definition { message: "the workflow defines no timeout".into() }.into()),
+            },
+            First::Named { key, caller } => machine::resolve(wf, &self.w.state, key, *caller),
+        }
+        .map_err(gate_error)?;
+        let max = self.eng.databases.config().runtime.max_auto_chain_depth;
+        let mut hop = first;
+        let mut body = Some(self.req.body.clone());
+        let mut origin = self.origin.as_str();
+        let mut depth = 0u32;
+        loop {
+            let rearm = self.hop(&def, &hop, body.take(), origin).await?;
+            if self.w.status == InstanceStatus::Completed {
+                return Ok(());
+            }
+            match self.pick_auto(&def).await? {
+                Some(next) => {
+                    depth += 1;
+                    if depth > max {
+                        return Err(EngineError::ChainTooDeep { depth: max, state: self.w.state.clone() }.into());
+                    }
+                    hop = next;
+                    origin = "auto";
+                }
+                None => {
+                    if rearm {
+                        self.arm_timers(&def)?;
+                    }
+                    return Ok(());
+                }
+            }
+        }
+    }
+
+    /// `ctx` for a script of the hop `r`.
+    pub(crate) fn ctx(&self, r: &Resolved<'_>, response: Option<Value>) -> Value {
+        let trigger = if self.w.hops == 0 { self.origin.as_str() } else { "auto" };
+        context::build(
+            &self.req,
+            &InstanceView {
+                id: &self.row.id,
+                key: self.row.key.as_deref(),
+                flow: self.flow.as_str(),
+                domain: self.domain.as_str(),
+                state: &self.w.state,
+                status: self.w.status.code(),
+                data: &self.w.data,
+            },
+            &HopView { key: &r.transition.key, from: &r.from, to: &r.to, trigger },
+            response,
+            &self.responses,
+            self.now,
+        )
+    }
+
+    /// One hop: validate, map and merge, run tasks around the state change,
+    /// complete on a final state, bump the data version, record the hop.
+    /// Returns whether the hop re-arms timers (false for `updateData`).
+    async fn hop(&mut self, def: &CompiledFlow, r: &Resolved<'_>, body: Option<Value>, origin: &str) -> Result<bool, Failure> {
+        let started_at = self.eng.clock.now();
+        let t0 = Instant::now();
+        self.checkpoint = Some(self.w.clone());
+        self.hop_id = Uuid::now_v7();
+        self.hop_key = r.transition.key.clone();
+        let before = self.w.data.clone();
+        let key = &r.transition.key;
+
+        if let Some(b) = &body
+            && let Some(schema) = def.schema(&r.path)
+        {
+            let payload = if b.is_null() { json!({}) } else { b.clone() };
+            let errors = schema.errors(&payload);
+            if !errors.is_empty() {
+                return Err(EngineError::InvalidPayload { transition: key.clone(), errors }.into());
+            }
+        }
+        let mapping_site = format!("{}/mapping", r.path);
+        if let Some(script) = def.script(&mapping_site) {
+            let ctx = self.ctx(r, None);
+            let patch = self.eng.scripts.call_map(script, "handler", &ctx).map_err(|e| script_error(&script.location, e))?;
+            if let Some(patch) = patch {
+                deep_merge(&mut self.w.data, patch);
+            }
+        } else if let Some(b) = body.clone() {
+            match b {
+                Value::Object(m) if !m.is_empty() => deep_merge(&mut self.w.data, Value::Object(m)),
+                Value::Object(_) | Value::Null => {}
+                _ => {
+                    return Err(EngineError::InvalidPayload {
+                        transition: key.clone(),
+                        errors: vec![PayloadError { pointer: String::new(), message: "attributes must be a JSON object".into() }],
+                    }
+                    .into());
+                }
+            }
+        }
+
+        let wf = &def.workflow;
+        let plan = machine::plan(wf, r);
+        for g in &plan.execution {
+            self.group(def, r, g).await?;
+        }
+        for g in &plan.exits {
+            self.group(def, r, g).await?;
+        }
+        if plan.change_state {
+            if plan.rearm_timers && r.kind != TransitionKind::Start && !machine::scheduled(wf, &r.from).is_empty() {
+                self.w.cancel_timers = true;
+            }
+            self.w.state = r.to.clone();
+        }
+        for g in &plan.entries {
+            self.group(def, r, g).await?;
+        }
+        if r.kind.ends_instance() || machine::is_final(wf, &self.w.state) {
+            self.w.status = InstanceStatus::Completed;
+            self.w.completed_at = Some(self.eng.clock.now());
+        }
+        if let Some(master) = &def.master_schema {
+            let errors = master.errors(&self.w.data);
+            if !errors.is_empty() {
+                return Err(EngineError::InvalidPayload { transition: key.clone(), errors }.into());
+            }
+        }
+        let changed = self.w.data != before;
+        if changed {
+            self.w.data_version = if self.w.data_version_no == 0 {
+                INITIAL_DATA_VERSION.to_string()
+            } else {
+                bump(&self.w.data_version, machine::version_strategy(r))
+            };
+            self.w.data_version_no += 1;
+        }
+        let first_hop = self.w.hops == 0;
+        self.w.hops += 1;
+        let finished_at = self.eng.clock.now();
+        self.records.transitions.push(TransitionRow {
+            id: self.hop_id,
+            n: self.w.hops as i64,
+            transition_key: key.clone(),
+            from_state: (r.kind != TransitionKind::Start).then(|| r.from.clone()),
+            to_state: self.w.state.clone(),
+            trigger_type: i64::from(r.transition.trigger_type) as i16,
+            origin: origin.to_string(),
+            body: if first_hop { body } else { None },
+            headers: (first_hop && !self.req.headers.is_empty()).then(|| Value::Object(self.req.headers.clone())),
+            actor: Some(self.req.actor().unwrap_or_else(|| if self.origin == Origin::Api { "client".into() } else { "system".into() })),
+            data_version: changed.then(|| self.w.data_version.clone()),
+            data_version_no: changed.then_some(self.w.data_version_no),
+            data: changed.then(|| self.w.data.clone()),
+            final_snap: false,
+            started_at,
+            finished_at,
+            duration_ms: t0.elapsed().as_secs_f64() * 1000.0,
+        });
+        Ok(plan.rearm_timers)
+    }
+
+    /// The automatic transition taken from the current state, if any.
+    async fn pick_auto<'d>(&self, def: &'d CompiledFlow) -> Result<Option<Resolved<'d>>, Failure> {
+        let wf = &def.workflow;
+        for c in machine::auto_candidates(wf, &self.w.state) {
+            let take = if c.is_default {
+                true
+            } else {
+                let site = format!("{}/rule", c.path);
+                let script = def.script(&site).ok_or_else(|| EngineError::Definition {
+                    message: format!("automatic transition `{}` ({}) has no rule", c.transition.key, c.path),
+                })?;
+                let probe = Resolved {
+                    kind: TransitionKind::State,
+                    transition: c.transition,
+                    path: c.path.clone(),
+                    from: self.w.state.clone(),
+                    to: if c.transition.targets_self() { self.w.state.clone() } else { c.transition.target.clone() },
+                    self_target: c.transition.targets_self(),
+                };
+                let ctx = self.ctx(&probe, None);
+                self.eng.scripts.call_bool(script, "handler", &ctx).map_err(|e| script_error(&script.location, e))?
+            };
+            if take {
+                return machine::resolve(wf, &self.w.state, &c.transition.key, Caller::System).map(Some).map_err(|e| gate_error(e).into());
+            }
+        }
+        Ok(None)
+    }
+
+    /// Arms the scheduled transitions of the state the run rests in.
+    fn arm_timers(&mut self, def: &CompiledFlow) -> Result<(), Failure> {
+        let wf = &def.workflow;
+        for s in machine::scheduled(wf, &self.w.state) {
+            let spec = match &s.transition.timer {
+                Some(Timer::Declarative(d)) => serde_json::to_value(d).unwrap_or(Value::Null),
+                Some(Timer::Script(_)) => {
+                    let site = format!("{}/timer", s.path);
+                    let script = def
+                        .script(&site)
+                        .ok_or_else(|| EngineError::Internal(format!("timer script {site} was not compiled")))?;
+                    let r = machine::resolve(wf, &self.w.state, &s.transition.key, Caller::System).map_err(gate_error)?;
+                    let ctx = self.ctx(&r, None);
+                    self.eng.scripts.call(script, "handler", &ctx).map_err(|e| script_error(&script.location, e))?
+                }
+                None => {
+                    return Err(EngineError::Definition {
+                        message: format!("scheduled transition `{}` ({}) has no timer", s.transition.key, s.path),
+                    }
+                    .into());
+                }
+            };
+            let due = timers::from_value(&spec)
+                .and_then(|sch| timers::due(&sch, self.now))
+                .map_err(|m| EngineError::Definition { message: format!("timer of `{}` ({}): {m}", s.transition.key, s.path) })?;
+            self.w.arm.push(NewJob {
+                id: Uuid::now_v7(),
+                kind: JobKind::Timer,
+                flow: self.flow.as_str().to_string(),
+                instance_id: self.row.id,
+                transition_key: s.transition.key.clone(),
+                armed_state: Some(self.w.state.clone()),
+                body: None,
+                due_at: due,
+            });
+        }
+        Ok(())
+    }
+
+    /// The workflow timeout job of a new instance.
+    fn timeout_job(&self) -> Result<Option<NewJob>, EngineError> {
+        let Some(t) = &self.def.workflow.timeout else { return Ok(None) };
+        let d = timers::parse_duration(&t.timer.duration)
+            .map_err(|m| EngineError::Definition { message: format!("workflow timeout: {m}") })?;
+        Ok(Some(NewJob {
+            id: Uuid::now_v7(),
+            kind: JobKind::Timeout,
+            flow: self.flow.as_str().to_string(),
+            instance_id: self.row.id,
+            transition_key: machine::TIMEOUT_TRANSITION.to_string(),
+            armed_state: None,
+            body: None,
+            due_at: self.row.created_at + d,
+        }))
+    }
+
+    /// Marks the instance busy before the first external call and commits, so
+    /// no transaction stays open across I/O.
+    pub(crate) async fn ensure_lease(&mut self) -> Result<(), Failure> {
+        let lease_secs = self.eng.databases.config().runtime.lease_seconds as i64;
+        let lease = Lease {
+            token: Uuid::new_v4(),
+            until: self.eng.clock.now() + chrono::Duration::seconds(lease_secs),
+            transition: self.first_key(),
+            job_id: self.job_id,
+        };
+        match std::mem::replace(&mut self.hold, Hold::Closed) {
+            Hold::Leased(l) => self.hold = Hold::Leased(l),
+            Hold::Closed => return Err(EngineError::Internal("run already closed".into()).into()),
+            Hold::Locked(mut tx) => {
+                store::instances::write_lease(&mut tx, &self.flow, self.row.id, &lease, self.now).await?;
+                tx.commit().await?;
+                self.hold = Hold::Leased(lease);
+            }
+            Hold::Fresh => {
+                let row = &self.row;
+                let w = InstanceWrite {
+                    id: row.id,
+                    key: row.key.as_deref(),
+                    flow_version: &row.flow_version,
+                    status: InstanceStatus::Busy,
+                    current_state: &row.current_state,
+                    data: &row.data,
+                    data_version: &row.data_version,
+                    data_version_no: row.data_version_no,
+                    etag: &row.etag,
+                    tags: &row.tags,
+                    has_incident: false,
+                    completed_at: None,
+                    now: self.now,
+                    lease: Some(&lease),
+                };
+                let mut conn = self.pool.acquire().await?;
+                if !store::apply(&mut conn, &self.flow, WriteMode::Insert, &w, &Records::default()).await? {
+                    return Err(self.existing(&mut conn).await);
+                }
+                self.hold = Hold::Leased(lease);
+            }
+        }
+        Ok(())
+    }
+
+    async fn existing(&self, conn: &mut sqlx::PgConnection) -> Failure {
+        let key = self.row.key.clone().unwrap_or_default();
+        match store::instances::find(conn, &self.flow, &super::InstanceRef::Key(key)).await {
+            Ok(Some(row)) => Failure::Existing(Box::new(row)),
+            Ok(None) => Failure::Abort(EngineError::Internal("instance key conflict without an instance".into())),
+            Err(e) => Failure::Abort(e.into()),
+        }
+    }
+
+    /// Writes everything the run decided, once.
+    async fn commit(mut self) -> Result<InstanceSnapshot, EngineError> {
+        // The data after the last data-changing hop is the final data: send it once.
+        if let Some(last) = self.records.transitions.iter_mut().rev().find(|t| t.data.is_some()) {
+            last.data = None;
+            last.final_snap = true;
+        }
+        let status = self.w.status;
+        let faulted = status == InstanceStatus::Faulted;
+        self.records.resolve_incidents = self.row.has_incident;
+        let mut arm = std::mem::take(&mut self.w.arm);
+        if self.arm_timeout && status == InstanceStatus::Active {
+            arm.extend(self.timeout_job()?);
+        }
+        let cancel: &[JobKind] = if status == InstanceStatus::Completed {
+            &[JobKind::Timer, JobKind::Timeout, JobKind::Retry]
+        } else if self.w.cancel_timers {
+            &[JobKind::Timer]
+        } else {
+            &[]
+        };
+        let etag = Uuid::new_v4().simple().to_string();
+        let completed_at = self.w.completed_at;
+        let write = InstanceWrite {
+            id: self.row.id,
+            key: self.row.key.as_deref(),
+            flow_version: &self.row.flow_version,
+            status,
+            current_state: &self.w.state,
+            data: &self.w.data,
+            data_version: &self.w.data_version,
+            data_version_no: self.w.data_version_no,
+            etag: &etag,
+            tags: &self.row.tags,
+            has_incident: faulted,
+            completed_at,
+            now: self.now,
+            lease: None,
+        };
+        let hold = std::mem::replace(&mut self.hold, Hold::Closed);
+        let (mut tx, mode) = match hold {
+            Hold::Fresh if arm.is_empty() => {
+                // A start with nothing to schedule is one statement, no transaction.
+                let mut conn = self.pool.acquire().await?;
+                if !store::apply(&mut conn, &self.flow, WriteMode::Insert, &write, &self.records).await? {
+                    return match self.existing(&mut conn).await {
+                        Failure::Existing(row) => Ok(row.snapshot(&self.domain, &self.flow)),
+                        Failure::Abort(e) => Err(e),
+                        Failure::Fault(_) => Err(EngineError::Internal("unexpected fault".into())),
+                    };
+                }
+                return Ok(self.snapshot(etag));
+            }
+            Hold::Fresh => (self.pool.begin().await?, WriteMode::Insert),
+            Hold::Locked(tx) => (tx, WriteMode::Update),
+            Hold::Leased(lease) => {
+                let mut tx = self.pool.begin().await?;
+                let row = store::instances::lock_wait(&mut tx, &self.flow, self.row.id).await?;
+                if row.and_then(|r| r.lease_token) != Some(lease.token) {
+                    // Lease recovery took the instance over while the I/O ran.
+                    tx.rollback().await?;
+                    return Err(EngineError::Busy { instance: self.row.id.to_string() });
+                }
+                (tx, WriteMode::Update)
+            }
+            Hold::Closed => return Err(EngineError::Internal("run already closed".into())),
+        };
+        if !store::apply(&mut tx, &self.flow, mode, &write, &self.records).await? {
+            tx.rollback().await?;
+            let mut conn = self.pool.acquire().await?;
+            return match self.existing(&mut conn).await {
+                Failure::Existing(row) => Ok(row.snapshot(&self.domain, &self.flow)),
+                Failure::Abort(e) => Err(e),
+                Failure::Fault(_) => Err(EngineError::Internal("unexpected fault".into())),
+            };
+        }
+        if !cancel.is_empty() && mode == WriteMode::Update {
+            queues::cancel_for_instance(&mut tx, self.flow.as_str(), self.row.id, cancel).await?;
+        }
+        for job in &arm {
+            queues::enqueue(&mut tx, job).await?;
+        }
+        tx.commit().await?;
+        Ok(self.snapshot(etag))
+    }
+
+    fn snapshot(&self, etag: String) -> InstanceSnapshot {
+        InstanceSnapshot {
+            id: self.row.id,
+            key: self.row.key.clone(),
+            domain: self.domain.to_string(),
+            flow: self.flow.to_string(),
+            flow_version: self.row.flow_version.clone(),
+            status: self.w.status,
+            current_state: self.w.state.clone(),
+            data: self.w.data.clone(),
+            data_version: self.w.data_version.clone(),
+            data_version_no: self.w.data_version_no,
+            etag,
+            tags: self.row.tags.clone(),
+            has_incident: self.w.status == InstanceStatus::Faulted,
+            created_at: self.row.created_at,
+            modified_at: self.now,
+            completed_at: self.w.completed_at,
+        }
+    }
+
+    /// Leaves the instance as it was: roll back, or give the lease back.
+    async fn abandon(&mut self) -> Result<(), EngineError> {
+        match std::mem::replace(&mut self.hold, Hold::Closed) {
+            Hold::Fresh | Hold::Closed => Ok(()),
+            Hold::Locked(tx) => {
+                tx.rollback().await?;
+                Ok(())
+            }
+            Hold::Leased(lease) => {
+                let mut tx = self.pool.begin().await?;
+                let row = store::instances::lock_wait(&mut tx, &self.flow, self.row.id).await?;
+                if row.and_then(|r| r.lease_token) == Some(lease.token) {
+                    if self.fresh {
+                        store::instances::delete(&mut tx, &self.flow, self.row.id).await?;
+                    } else {
+                        store::instances::release_lease(&mut tx, &self.flow, self.row.id, self.prev_status).await?;
+                    }
+                }
+                tx.commit().await?;
+                Ok(())
+            }
+        }
+    }
+}

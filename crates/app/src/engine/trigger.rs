@@ -1,0 +1,202 @@
+//! The transition trigger the job scheduler calls: timers, the workflow
+//! timeout, async requests, retries and lease recovery.
+//!
+//! The job is marked done in the transaction that commits the transition, so a
+//! job fires its effects at most once; a job already done (or not running)
+//! answers [`TriggerOutcome::Stale`].
+
+use serde_json::Value;
+use uuid::Uuid;
+use vnext_core::ident::{DomainName, FlowKey};
+use vnext_core::machine::Caller;
+use vnext_core::traits::{TriggerError, TriggerOrigin, TriggerOutcome, TriggerRequest};
+
+use super::requests::from_job_body;
+use super::run::{First, Hold, Origin, Run, RunSpec};
+use super::{Engine, EngineError, InstanceRef, InstanceStatus};
+use crate::store::{self, IncidentRow, InstanceWrite, LockError, Records, WriteMode};
+
+fn fatal(message: String) -> TriggerError {
+    TriggerError { message, retryable: false }
+}
+
+fn retryable(e: impl std::fmt::Display) -> TriggerError {
+    TriggerError { message: e.to_string(), retryable: true }
+}
+
+/// Ends the transaction now: a dropped one releases its row lock only when
+/// its connection is next touched, which would make the next caller busy.
+async fn rollback(tx: sqlx::Transaction<'static, sqlx::Postgres>, outcome: TriggerOutcome) -> Result<TriggerOutcome, TriggerError> {
+    tx.rollback().await.map_err(retryable)?;
+    Ok(outcome)
+}
+
+impl Engine {
+    pub(crate) async fn do_trigger(&self, req: TriggerRequest) -> Result<TriggerOutcome, TriggerError> {
+        let domain = DomainName::new(&req.domain).map_err(|e| fatal(format!("job {}: domain: {e}", req.job_id)))?;
+        let flow = FlowKey::new(&req.flow).map_err(|e| fatal(format!("job {}: workflow: {e}", req.job_id)))?;
+        let pool = self.pool(&domain).await.map_err(|e| match e {
+            EngineError::UnknownDomain(_) => fatal(e.to_string()),
+            other => retryable(other),
+        })?;
+        let mut tx = pool.begin().await.map_err(retryable)?;
+        let row = match store::instances::lock(&mut tx, &flow, &InstanceRef::Id(req.instance_id)).await {
+            Ok(Some(row)) => row,
+            Ok(None) => return Ok(TriggerOutcome::Stale),
+            Err(LockError::Busy) => return Ok(TriggerOutcome::Busy),
+            Err(LockError::Db(e)) if store::is_missing_schema(&e) => return Ok(TriggerOutcome::Stale),
+            Err(LockError::Db(e)) => return Err(retryable(e)),
+        };
+        let done = sqlx::query("UPDATE sys_queues.jobs SET status = 'done', finished_at = now() WHERE id = $1 AND status = 'running'")
+            .bind(req.job_id)
+            .execute(&mut *tx)
+            .await
+            .map_err(retryable)?;
+        if done.rows_affected() == 0 {
+            return rollback(tx, TriggerOutcome::Stale).await;
+        }
+        let status = row.status();
+        let stale = |tx: sqlx::Transaction<'static, sqlx::Postgres>| async move {
+            tx.commit().await.map_err(retryable)?;
+            Ok(TriggerOutcome::Stale)
+        };
+        let owned_by_job = |job: Uuid| status == InstanceStatus::Busy && row.lease_job_id == Some(job);
+
+        let (origin, first, data, job_id) = match req.origin {
+            TriggerOrigin::Timer => {
+                if status.is_finished() || req.armed_state.as_deref().is_some_and(|s| s != row.current_state) {
+                    return stale(tx).await;
+                }
+                if status == InstanceStatus::Busy {
+                    return rollback(tx, TriggerOutcome::Busy).await;
+                }
+                let first = First::Named { key: req.transition.clone(), caller: Caller::System };
+                (Origin::Timer, first, Default::default(), req.job_id)
+            }
+            TriggerOrigin::Timeout => {
+                if status.is_finished() {
+                    return stale(tx).await;
+                }
+                if status == InstanceStatus::Busy {
+                    return rollback(tx, TriggerOutcome::Busy).await;
+                }
+                (Origin::Timeout, First::Timeout, Default::default(), req.job_id)
+            }
+            TriggerOrigin::Async | TriggerOrigin::Retry => {
+                if status.is_finished() {
+                    return stale(tx).await;
+                }
+                if status == InstanceStatus::Busy && !owned_by_job(req.job_id) {
+                    return rollback(tx, TriggerOutcome::Busy).await;
+                }
+                let (data, first) = from_job_body(&req.body, &req.transition);
+                let origin = if req.origin == TriggerOrigin::Async { Origin::Async } else { Origin::Retry };
+                (origin, first, data, req.job_id)
+            }
+            TriggerOrigin::Lease => {
+                let expired = status == InstanceStatus::Busy && row.lease_until.is_some_and(|u| u <= self.inner.clock.now());
+                if !expired {
+                    return stale(tx).await;
+                }
+                let Some(job) = row.lease_job_id else {
+                    return self.fault_lost_lease(tx, &flow, row).await;
+                };
+                // Re-run the job that held the lease, as that job.
+                let (kind, key, body): (String, String, Option<Value>) =
+                    match sqlx::query_as("SELECT kind, transition_key, body FROM sys_queues.jobs WHERE id = $1")
+                        .bind(job)
+                        .fetch_optional(&mut *tx)
+                        .await
+                        .map_err(retryable)?
+                    {
+                        Some(j) => j,
+                        None => return self.fault_lost_lease(tx, &flow, row).await,
+                    };
+                let (data, first) = match kind.as_str() {
+                    "timeout" => (Default::default(), First::Timeout),
+                    "timer" => (Default::default(), First::Named { key, caller: Caller::System }),
+                    _ => from_job_body(body.as_ref().unwrap_or(&Value::Null), &key),
+                };
+                (Origin::Lease, first, data, job)
+            }
+        };
+        let def = match self.inner.definitions.get(&pool, &domain, &flow, &row.flow_version).await {
+            Ok(d) => d,
+            Err(e) => {
+                let _ = tx.rollback().await;
+                return Err(match e {
+                    EngineError::Internal(m) => retryable(m),
+                    other => fatal(other.to_string()),
+                });
+            }
+        };
+        let arm_timeout = first == First::Start;
+        let mut run = Run::new(RunSpec {
+            eng: self.inner.clone(),
+            domain,
+            flow,
+            def,
+            pool,
+            hold: Hold::Locked(tx),
+            row,
+            fresh: false,
+            req: data,
+            origin,
+            first,
+            job_id: Some(job_id),
+        });
+        run.arm_timeout = arm_timeout;
+        match run.run().await {
+            Ok(_) => Ok(TriggerOutcome::Applied),
+            Err(EngineError::Busy { .. }) => Ok(TriggerOutcome::Busy),
+            Err(e @ EngineError::Internal(_)) => Err(retryable(e)),
+            Err(e) => Err(fatal(e.to_string())),
+        }
+    }
+
+    /// A lease expired with no job to re-run: the outcome of the I/O is unknown,
+    /// so the instance faults with an incident saying so.
+    async fn fault_lost_lease(
+        &self,
+        mut tx: sqlx::Transaction<'static, sqlx::Postgres>,
+        flow: &FlowKey,
+        row: store::InstanceRow,
+    ) -> Result<TriggerOutcome, TriggerError> {
+        let transition = row.lease_transition.clone().unwrap_or_default();
+        let incident = IncidentRow {
+            id: Uuid::now_v7(),
+            state: Some(row.current_state.clone()),
+            transition_key: Some(transition.clone()),
+            task_key: None,
+            error_code: "Lease:expired".into(),
+            message: format!(
+                "the lease of transition `{transition}` expired while it ran external I/O; its outcome is unknown (retry re-runs it)"
+            ),
+            status_code: None,
+            boundary_action: None,
+            retry_count: 0,
+            request: Some(serde_json::json!({"first": First::Named { key: transition, caller: Caller::System }.to_value()})),
+        };
+        let etag = Uuid::new_v4().simple().to_string();
+        let write = InstanceWrite {
+            id: row.id,
+            key: row.key.as_deref(),
+            flow_version: &row.flow_version,
+            status: InstanceStatus::Faulted,
+            current_state: &row.current_state,
+            data: &row.data,
+            data_version: &row.data_version,
+            data_version_no: row.data_version_no,
+            etag: &etag,
+            tags: &row.tags,
+            has_incident: true,
+            completed_at: None,
+            now: self.inner.clock.now(),
+            lease: None,
+        };
+        let records = Records { incidents: vec![incident], ..Records::default() };
+        store::apply(&mut tx, flow, WriteMode::Update, &write, &records).await.map_err(retryable)?;
+        tx.commit().await.map_err(retryable)?;
+        Ok(TriggerOutcome::Applied)
+    }
+}

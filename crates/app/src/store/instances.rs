@@ -1,0 +1,200 @@
+//! The instance row: locking it, reading it, leasing it.
+
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+use sqlx::{AssertSqlSafe, PgConnection, PgExecutor};
+use uuid::Uuid;
+use vnext_core::ident::{DomainName, FlowKey};
+
+use crate::engine::{InstanceRef, InstanceSnapshot, InstanceStatus};
+
+const COLUMNS: &str = "id, key, flow_version, status::text AS status, current_state, data, data_version, \
+    data_version_no, etag, tags, has_incident, created_at, modified_at, completed_at, \
+    lease_token, lease_until, lease_transition, lease_job_id";
+
+/// An instance row as stored.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct InstanceRow {
+    pub id: Uuid,
+    pub key: Option<String>,
+    pub flow_version: String,
+    pub status: String,
+    pub current_state: String,
+    pub data: Value,
+    pub data_version: String,
+    pub data_version_no: i64,
+    pub etag: String,
+    pub tags: Vec<String>,
+    pub has_incident: bool,
+    pub created_at: DateTime<Utc>,
+    pub modified_at: DateTime<Utc>,
+    pub completed_at: Option<DateTime<Utc>>,
+    pub lease_token: Option<Uuid>,
+    pub lease_until: Option<DateTime<Utc>>,
+    pub lease_transition: Option<String>,
+    pub lease_job_id: Option<Uuid>,
+}
+
+impl InstanceRow {
+    pub fn status(&self) -> InstanceStatus {
+        self.status.chars().next().and_then(InstanceStatus::from_code).unwrap_or(InstanceStatus::Active)
+    }
+
+    pub fn snapshot(&self, domain: &DomainName, flow: &FlowKey) -> InstanceSnapshot {
+        InstanceSnapshot {
+            id: self.id,
+            key: self.key.clone(),
+            domain: domain.to_string(),
+            flow: flow.to_string(),
+            flow_version: self.flow_version.clone(),
+            status: self.status(),
+            current_state: self.current_state.clone(),
+            data: self.data.clone(),
+            data_version: self.data_version.clone(),
+            data_version_no: self.data_version_no,
+            etag: self.etag.clone(),
+            tags: self.tags.clone(),
+            has_incident: self.has_incident,
+            created_at: self.created_at,
+            modified_at: self.modified_at,
+            completed_at: self.completed_at,
+        }
+    }
+}
+
+/// Why an instance row could not be locked.
+#[derive(Debug, thiserror::Error)]
+pub enum LockError {
+    /// Another transaction holds the row.
+    #[error("row is locked")]
+    Busy,
+    #[error(transparent)]
+    Db(#[from] sqlx::Error),
+}
+
+fn where_clause(r: &InstanceRef) -> &'static str {
+    match r {
+        InstanceRef::Id(_) => "id = $1",
+        InstanceRef::Key(_) => "key = $1",
+    }
+}
+
+fn bind_ref<'q>(
+    q: sqlx::query::QueryAs<'q, sqlx::Postgres, InstanceRow, sqlx::postgres::PgArguments>,
+    r: &'q InstanceRef,
+) -> sqlx::query::QueryAs<'q, sqlx::Postgres, InstanceRow, sqlx::postgres::PgArguments> {
+    match r {
+        InstanceRef::Id(id) => q.bind(*id),
+        InstanceRef::Key(k) => q.bind(k.as_str()),
+    }
+}
+
+/// Locks the row (`FOR UPDATE NOWAIT`) and reads it. `Ok(None)`: no such instance.
+///
+/// # Errors
+/// [`LockError::Busy`] when another transaction holds it; database errors,
+/// including a missing flow schema (see [`super::is_missing_schema`]).
+pub async fn lock(conn: &mut PgConnection, flow: &FlowKey, r: &InstanceRef) -> Result<Option<InstanceRow>, LockError> {
+    let sql = format!("SELECT {COLUMNS} FROM {}.instances WHERE {} FOR UPDATE NOWAIT", flow.quoted(), where_clause(r));
+    bind_ref(sqlx::query_as(AssertSqlSafe(sql)), r).fetch_optional(conn).await.map_err(|e| {
+        if super::is_lock_not_available(&e) { LockError::Busy } else { LockError::Db(e) }
+    })
+}
+
+/// Locks the row, waiting for it (used by the holder of a lease, whose row no
+/// one else may change).
+///
+/// # Errors
+/// Database errors.
+pub async fn lock_wait(conn: &mut PgConnection, flow: &FlowKey, id: Uuid) -> Result<Option<InstanceRow>, sqlx::Error> {
+    let sql = format!("SELECT {COLUMNS} FROM {}.instances WHERE id = $1 FOR UPDATE", flow.quoted());
+    sqlx::query_as(AssertSqlSafe(sql)).bind(id).fetch_optional(conn).await
+}
+
+/// Reads the row without locking.
+///
+/// # Errors
+/// Database errors, including a missing flow schema.
+pub async fn find<'e>(exec: impl PgExecutor<'e>, flow: &FlowKey, r: &InstanceRef) -> Result<Option<InstanceRow>, sqlx::Error> {
+    let sql = format!("SELECT {COLUMNS} FROM {}.instances WHERE {}", flow.quoted(), where_clause(r));
+    bind_ref(sqlx::query_as(AssertSqlSafe(sql)), r).fetch_optional(exec).await
+}
+
+/// The instance as the API shows it; `None` when it (or its workflow's schema)
+/// does not exist.
+///
+/// # Errors
+/// Database errors other than a missing schema.
+pub async fn load_snapshot<'e>(
+    exec: impl PgExecutor<'e>,
+    domain: &DomainName,
+    flow: &FlowKey,
+    r: &InstanceRef,
+) -> Result<Option<InstanceSnapshot>, sqlx::Error> {
+    match find(exec, flow, r).await {
+        Ok(row) => Ok(row.map(|row| row.snapshot(domain, flow))),
+        Err(e) if super::is_missing_schema(&e) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// A lease: the instance is busy while a transition runs external I/O.
+#[derive(Debug, Clone)]
+pub struct Lease {
+    pub token: Uuid,
+    pub until: DateTime<Utc>,
+    pub transition: String,
+    /// The job that started the transition; lease recovery re-runs it.
+    pub job_id: Option<Uuid>,
+}
+
+/// Marks the instance busy under `lease`.
+///
+/// # Errors
+/// Database errors.
+pub async fn write_lease(conn: &mut PgConnection, flow: &FlowKey, id: Uuid, lease: &Lease, now: DateTime<Utc>) -> Result<(), sqlx::Error> {
+    let sql = format!(
+        "UPDATE {}.instances SET status = 'B', lease_token = $2, lease_until = $3, lease_transition = $4, \
+         lease_job_id = $5, modified_at = $6 WHERE id = $1",
+        flow.quoted()
+    );
+    sqlx::query(AssertSqlSafe(sql))
+        .bind(id)
+        .bind(lease.token)
+        .bind(lease.until)
+        .bind(&lease.transition)
+        .bind(lease.job_id)
+        .bind(now)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// Gives a lease back without other changes: the instance returns to `status`.
+///
+/// # Errors
+/// Database errors.
+pub async fn release_lease(conn: &mut PgConnection, flow: &FlowKey, id: Uuid, status: InstanceStatus) -> Result<(), sqlx::Error> {
+    let sql = format!(
+        "UPDATE {}.instances SET status = $2::text::\"char\", lease_token = NULL, lease_until = NULL, \
+         lease_transition = NULL, lease_job_id = NULL WHERE id = $1",
+        flow.quoted()
+    );
+    sqlx::query(AssertSqlSafe(sql)).bind(id).bind(status.code().to_string()).execute(conn).await?;
+    Ok(())
+}
+
+/// Removes an instance that never finished starting (its start failed after
+/// the row was leased), with anything recorded for it.
+///
+/// # Errors
+/// Database errors.
+pub async fn delete(conn: &mut PgConnection, flow: &FlowKey, id: Uuid) -> Result<(), sqlx::Error> {
+    let s = flow.quoted();
+    let sql = format!(
+        "WITH a AS (DELETE FROM {s}.task_runs WHERE instance_id = $1), b AS (DELETE FROM {s}.transitions WHERE instance_id = $1) \
+         DELETE FROM {s}.instances WHERE id = $1"
+    );
+    sqlx::query(AssertSqlSafe(sql)).bind(id).execute(conn).await?;
+    Ok(())
+}

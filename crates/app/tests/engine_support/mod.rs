@@ -1,0 +1,305 @@
+//! Test support for the engine tests: every test gets its own control database
+//! and database prefix (`t<8 hex>_`), provisions the domains it needs, publishes
+//! components and builds an [`Engine`] with a scripted task executor.
+
+#![allow(dead_code)]
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures::future::BoxFuture;
+use serde_json::{json, Map, Value};
+use sqlx::{AssertSqlSafe, Connection, PgConnection, PgPool};
+use uuid::Uuid;
+use vnext_app::engine::{
+    Engine, EngineDeps, InstanceRef, InstanceSnapshot, Outcome, StartRequest, SystemClock, TransitionRequest,
+};
+use vnext_core::ident::{DomainName, FlowKey};
+use vnext_core::traits::{TaskExecutor, TaskInvocation, TaskResponse};
+use vnext_init::config::Config;
+use vnext_init::db::Databases;
+
+const CONTROL_0001: &str = include_str!("../../../../migrations/control/0001_control.sql");
+const COMPONENTS_0001: &str = include_str!("../../../../migrations/system/components/0001_components.sql");
+const REGISTRY_0001: &str = include_str!("../../../../migrations/system/registry/0001_flow_schemas.sql");
+const QUEUES_0001: &str = include_str!("../../../../migrations/system/queues/0001_jobs.sql");
+
+type Handler = dyn Fn(TaskInvocation) -> BoxFuture<'static, TaskResponse> + Send + Sync;
+
+/// A task executor whose behaviour each test scripts; it records every call.
+#[derive(Clone)]
+pub struct FakeExecutor {
+    handler: Arc<Mutex<Arc<Handler>>>,
+    pub calls: Arc<Mutex<Vec<TaskInvocation>>>,
+}
+
+impl FakeExecutor {
+    pub fn new() -> FakeExecutor {
+        let ok: Arc<Handler> = Arc::new(|inv: TaskInvocation| {
+            Box::pin(async move {
+                TaskResponse { status_code: Some(200), is_success: true, data: json!({"echo": inv.config}), ..Default::default() }
+            })
+        });
+        FakeExecutor { handler: Arc::new(Mutex::new(ok)), calls: Arc::default() }
+    }
+
+    pub fn set(&self, f: impl Fn(TaskInvocation) -> BoxFuture<'static, TaskResponse> + Send + Sync + 'static) {
+        *self.handler.lock().unwrap() = Arc::new(f);
+    }
+}
+
+impl TaskExecutor for FakeExecutor {
+    fn execute(&self, invocation: TaskInvocation) -> BoxFuture<'_, TaskResponse> {
+        self.calls.lock().unwrap().push(invocation.clone());
+        let h = self.handler.lock().unwrap().clone();
+        h(invocation)
+    }
+}
+
+pub struct TestEnv {
+    pub prefix: String,
+    pub config: Config,
+    pub dbs: Databases,
+    pub engine: Engine,
+    pub executor: FakeExecutor,
+    pub domain: DomainName,
+    pub pool: PgPool,
+    admin_url: String,
+}
+
+fn with_database(url: &str, database: &str) -> String {
+    let (base, query) = url.split_once('?').map_or((url, None), |(b, q)| (b, Some(q)));
+    let root = base.rsplit_once('/').map_or(base, |(r, _)| r);
+    match query {
+        Some(q) => format!("{root}/{database}?{q}"),
+        None => format!("{root}/{database}"),
+    }
+}
+
+impl TestEnv {
+    /// A fresh control database, one provisioned domain `d`, and an engine.
+    pub async fn new() -> TestEnv {
+        Self::with_config(|_| {}).await
+    }
+
+    pub async fn with_config(tweak: impl FnOnce(&mut Config)) -> TestEnv {
+        let base = Config::load(None).expect("configuration");
+        let prefix = format!("t{}_", &Uuid::new_v4().simple().to_string()[..8]);
+        let admin_url = base.database.url.clone();
+        let control_db = format!("{prefix}control");
+        let mut admin = PgConnection::connect(&admin_url).await.expect("PostgreSQL must run for these tests");
+        sqlx::raw_sql(AssertSqlSafe(format!("CREATE DATABASE \"{control_db}\""))).execute(&mut admin).await.unwrap();
+        let mut control = PgConnection::connect(&with_database(&admin_url, &control_db)).await.unwrap();
+        sqlx::raw_sql("CREATE SCHEMA vnext_control; SET search_path = vnext_control;").execute(&mut control).await.unwrap();
+        sqlx::raw_sql(CONTROL_0001).execute(&mut control).await.unwrap();
+        let mut config = base;
+        config.database.url = with_database(&admin_url, &control_db);
+        config.database.database_prefix = prefix.clone();
+        config.database.max_connections_per_domain = 8;
+        tweak(&mut config);
+        let dbs = Databases::connect(&config).await.expect("connect");
+        let domain = DomainName::new("d").unwrap();
+        provision(&dbs, &admin_url, &mut admin, &mut control, &domain).await;
+        let pool = dbs.domain(&domain).await.unwrap();
+        let executor = FakeExecutor::new();
+        let engine = Engine::new(EngineDeps {
+            databases: dbs.clone(),
+            executor: Arc::new(executor.clone()),
+            clock: Arc::new(SystemClock),
+        });
+        TestEnv { prefix, config, dbs, engine, executor, domain, pool, admin_url }
+    }
+
+    /// Publishes components (JSON values) into the domain.
+    pub async fn publish(&self, components: &[Value]) {
+        for c in components {
+            vnext_init::components::publish(&self.pool, &c.to_string()).await.unwrap();
+        }
+        self.engine.invalidate(&self.domain).await;
+    }
+
+    pub fn flow(&self, key: &str) -> FlowKey {
+        FlowKey::new(key).unwrap()
+    }
+
+    pub fn start_req(&self, flow: &str, attributes: Value) -> StartRequest {
+        StartRequest {
+            domain: self.domain.clone(),
+            flow: self.flow(flow),
+            version: None,
+            key: None,
+            tags: vec![],
+            attributes,
+            headers: Map::new(),
+            query: Map::new(),
+            sync: true,
+        }
+    }
+
+    pub async fn start(&self, flow: &str, attributes: Value) -> InstanceSnapshot {
+        done(self.engine.start(self.start_req(flow, attributes)).await.unwrap())
+    }
+
+    pub fn transition_req(&self, flow: &str, id: Uuid, transition: &str, attributes: Value) -> TransitionRequest {
+        TransitionRequest {
+            domain: self.domain.clone(),
+            flow: self.flow(flow),
+            instance: InstanceRef::Id(id),
+            transition: transition.to_string(),
+            key: None,
+            attributes,
+            headers: Map::new(),
+            query: Map::new(),
+            sync: true,
+        }
+    }
+
+    pub async fn transition(&self, flow: &str, id: Uuid, transition: &str, attributes: Value) -> InstanceSnapshot {
+        done(self.engine.transition(self.transition_req(flow, id, transition, attributes)).await.unwrap())
+    }
+
+    /// An admin connection to the domain database.
+    pub async fn admin_domain(&self) -> PgConnection {
+        PgConnection::connect(&with_database(&self.admin_url, &self.dbs.database_name(&self.domain))).await.unwrap()
+    }
+
+    /// Scalar query against the domain database (separate connection).
+    pub async fn scalar<T>(&self, sql: &str, id: Uuid) -> T
+    where
+        T: for<'r> sqlx::Decode<'r, sqlx::Postgres> + sqlx::Type<sqlx::Postgres> + Send + Unpin,
+    {
+        sqlx::query_scalar(AssertSqlSafe(sql.to_string())).bind(id).fetch_one(&self.pool).await.unwrap()
+    }
+
+    /// Drops what the test created (best effort).
+    pub async fn cleanup(self) {
+        self.pool.close().await;
+        self.dbs.control().close().await;
+        let Ok(mut admin) = PgConnection::connect(&self.admin_url).await else { return };
+        let dbs: Vec<String> = sqlx::query_scalar("SELECT datname::text FROM pg_database WHERE starts_with(datname, $1)")
+            .bind(&self.prefix)
+            .fetch_all(&mut admin)
+            .await
+            .unwrap_or_default();
+        for db in dbs {
+            let _ = sqlx::raw_sql(AssertSqlSafe(format!("DROP DATABASE IF EXISTS \"{db}\" WITH (FORCE)"))).execute(&mut admin).await;
+        }
+        let roles: Vec<String> = sqlx::query_scalar("SELECT rolname::text FROM pg_roles WHERE starts_with(rolname, $1)")
+            .bind(&self.prefix)
+            .fetch_all(&mut admin)
+            .await
+            .unwrap_or_default();
+        for r in roles {
+            let _ = sqlx::raw_sql(AssertSqlSafe(format!("DROP ROLE IF EXISTS \"{r}\""))).execute(&mut admin).await;
+        }
+    }
+}
+
+/// Creates the domain's role and database with its system schemas and registers it.
+async fn provision(dbs: &Databases, admin_url: &str, admin: &mut PgConnection, control: &mut PgConnection, domain: &DomainName) {
+    let db = dbs.database_name(domain);
+    let password = dbs.role_password(domain);
+    sqlx::raw_sql(AssertSqlSafe(format!("CREATE ROLE \"{db}\" LOGIN PASSWORD '{password}'"))).execute(&mut *admin).await.unwrap();
+    sqlx::raw_sql(AssertSqlSafe(format!("CREATE DATABASE \"{db}\" OWNER \"{db}\""))).execute(&mut *admin).await.unwrap();
+    let url = with_database(admin_url, &db);
+    let mut c = PgConnection::connect(&url).await.unwrap();
+    sqlx::raw_sql(AssertSqlSafe(format!("SET ROLE \"{db}\""))).execute(&mut c).await.unwrap();
+    for schema in ["sys_flows", "sys_tasks", "sys_schemas", "sys_views", "sys_functions", "sys_extensions"] {
+        sqlx::raw_sql(AssertSqlSafe(format!("CREATE SCHEMA {schema}; SET search_path = {schema};"))).execute(&mut c).await.unwrap();
+        sqlx::raw_sql(COMPONENTS_0001).execute(&mut c).await.unwrap();
+    }
+    sqlx::raw_sql("SET search_path = sys_schemas;").execute(&mut c).await.unwrap();
+    sqlx::raw_sql(REGISTRY_0001).execute(&mut c).await.unwrap();
+    sqlx::raw_sql("CREATE SCHEMA sys_queues; SET search_path = sys_queues;").execute(&mut c).await.unwrap();
+    sqlx::raw_sql(QUEUES_0001).execute(&mut c).await.unwrap();
+    sqlx::query("INSERT INTO vnext_control.domains (domain, database, status) VALUES ($1, $2, 'active')")
+        .bind(domain.as_str())
+        .bind(&db)
+        .execute(&mut *control)
+        .await
+        .unwrap();
+}
+
+pub fn done(o: Outcome) -> InstanceSnapshot {
+    match o {
+        Outcome::Done(s) => s,
+        Outcome::Accepted { id, .. } => panic!("expected a sync result, got accepted {id}"),
+    }
+}
+
+/// Polls `f` until it returns `Some`, failing after `secs` seconds.
+pub async fn eventually<T, F, Fut>(secs: u64, mut f: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
+    loop {
+        if let Some(v) = f().await {
+            return v;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "condition not met within {secs}s");
+        tokio::task::yield_now().await;
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Component builders.
+
+pub const DOMAIN: &str = "d";
+
+fn envelope(key: &str, version: &str, flow: &str, attributes: Value) -> Value {
+    json!({"key": key, "version": version, "domain": DOMAIN, "flow": flow, "flowVersion": "1.0.0", "tags": ["test"], "attributes": attributes})
+}
+
+pub fn nat(src: &str) -> Value {
+    json!({"location": "./src/inline.rhai", "code": src, "encoding": "NAT"})
+}
+
+/// A script task (type 7).
+pub fn script_task(key: &str) -> Value {
+    envelope(key, "1.0.0", "sys-tasks", json!({"type": "7", "config": {}}))
+}
+
+/// An HTTP task (type 6).
+pub fn http_task(key: &str) -> Value {
+    envelope(key, "1.0.0", "sys-tasks", json!({"type": "6", "config": {"url": "http://127.0.0.1:9/x", "method": "POST"}}))
+}
+
+pub fn schema(key: &str, schema: Value) -> Value {
+    envelope(key, "1.0.0", "sys-schemas", json!({"type": "schema", "schema": schema}))
+}
+
+pub fn task_ref(key: &str) -> Value {
+    json!({"key": key, "domain": DOMAIN, "flow": "sys-tasks", "version": "1.0.0"})
+}
+
+/// A task entry running script task `logger` whose output appends `name` to `data.log`.
+pub fn log_entry(order: i64, name: &str) -> Value {
+    json!({
+        "order": order,
+        "task": task_ref("logger"),
+        "mapping": nat(&format!("fn output(ctx) {{ let l = ctx.instance.data.log; l.push(\"{name}\"); #{{ log: l }} }}")),
+    })
+}
+
+pub fn workflow(key: &str, version: &str, attributes: Value) -> Value {
+    envelope(key, version, "sys-flows", attributes)
+}
+
+pub fn label() -> Value {
+    json!([{"label": "x", "language": "en"}])
+}
+
+pub fn state(key: &str, state_type: i64, transitions: Value) -> Value {
+    json!({"key": key, "stateType": state_type, "versionStrategy": "None", "labels": label(), "transitions": transitions})
+}
+
+pub fn manual(key: &str, target: &str) -> Value {
+    json!({"key": key, "target": target, "triggerType": 0, "versionStrategy": "Minor", "labels": label()})
+}
+
+pub fn start_transition(target: &str) -> Value {
+    json!({"key": "start", "target": target, "triggerType": 0, "versionStrategy": "None", "labels": label()})
+}
