@@ -8,6 +8,7 @@
 #![allow(dead_code)]
 
 pub mod fixtures;
+pub mod seed;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -44,6 +45,8 @@ pub struct TestApp {
     pub prefix: String,
     pub config: Config,
     pub engine: Engine,
+    /// The engine's databases, for provisioning and seeding.
+    pub init: vnext_init::db::Databases,
     shutdown: CancellationToken,
 }
 
@@ -96,9 +99,43 @@ impl TestApp {
             client: reqwest::Client::new(),
             prefix,
             config,
+            init: engine.databases().clone(),
             engine,
             shutdown,
         }
+    }
+
+    /// Provisions the fixtures' domain (control schema, database, system schemas).
+    pub async fn provision(&self, domain: &str) {
+        vnext_init::provision::prepare_control(&self.init, vnext_init::migrate::Migrations::embedded())
+            .await
+            .expect("control schema");
+        let domain = vnext_core::ident::DomainName::new(domain).unwrap();
+        vnext_init::provision::provision_domain(&self.init, &domain).await.expect("provision");
+    }
+
+    /// Publishes one component through the API.
+    pub async fn publish(&self, component: &Value) -> reqwest::Response {
+        self.post_json("/api/v1/definitions/publish", component).await
+    }
+
+    /// Provisions the fixtures' domain and publishes the fixture package.
+    pub async fn publish_fixtures(&self) {
+        self.provision(fixtures::DOMAIN).await;
+        for component in fixtures::package() {
+            let r = self.publish(&component).await;
+            let status = r.status().as_u16();
+            assert!(status == 201 || status == 200, "publish {}: {status} {}", component["key"], r.text().await.unwrap());
+        }
+    }
+
+    /// The fixtures' domain pool with the workflow's schema created, for seeding.
+    pub async fn flow_pool(&self) -> sqlx::PgPool {
+        let domain = vnext_core::ident::DomainName::new(fixtures::DOMAIN).unwrap();
+        let pool = self.init.domain(&domain).await.expect("domain pool");
+        let flow = vnext_core::ident::FlowKey::new(fixtures::FLOW).unwrap();
+        vnext_init::flow_schema::ensure_flow_schema(&pool, &flow).await.expect("flow schema");
+        pool
     }
 
     pub fn url(&self, path: &str) -> String {
