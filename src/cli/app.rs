@@ -160,7 +160,7 @@ impl RunningApi {
         let _ = self.listener.await;
         match result {
             Ok(Ok(())) => {
-                eprintln!("vnext app stopped");
+                eprintln!("stopped");
                 ExitCode::SUCCESS
             }
             Ok(Err(e)) => {

@@ -8,6 +8,7 @@ use clap::{Parser, Subcommand};
 mod app;
 mod init;
 mod publish;
+mod up;
 mod validate;
 
 #[derive(Debug, Parser)]
@@ -30,6 +31,8 @@ pub enum Command {
     Publish(publish::Args),
     /// Run the orchestration service (the REST API) alone.
     App(app::Args),
+    /// Run everything in one process: init, the API and task execution (development).
+    Up(up::Args),
 }
 
 pub fn run(cli: Cli) -> ExitCode {
@@ -39,6 +42,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Init(args) => init::run(cli.config.as_deref(), args),
         Command::Publish(args) => publish::run(cli.config.as_deref(), args),
         Command::App(args) => app::run(cli.config.as_deref(), args),
+        Command::Up(args) => up::run(cli.config.as_deref(), args),
     }
 }
 

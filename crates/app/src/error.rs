@@ -274,7 +274,7 @@ impl From<InitError> for ApiError {
                 ApiError::new(ErrorCode::DefinitionInvalid, detail)
             }
             InitError::Sql { source, .. } => ApiError::database(source),
-            InitError::Database(db) => ApiError::from(db),
+            InitError::Database(db) => ApiError::from(*db),
             other => ApiError::internal(other),
         }
     }

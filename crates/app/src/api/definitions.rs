@@ -147,11 +147,10 @@ async fn provisioned_pool(state: &AppState, domain: &DomainName) -> Result<sqlx:
     }
 }
 
-/// Provisions a new domain (database, role, system schemas).
-async fn provision(_state: &AppState, domain: &DomainName) -> Result<(), ApiError> {
-    // Provisioning arrives with the init crate's `provision` module; until the
-    // engine shares its `Databases`, a new domain must be created with `vnext init`.
-    Err(ApiError::new(ErrorCode::DomainNotFound, format!("domain `{domain}` is not provisioned; run `vnext init`")))
+/// Provisions a new domain (database, role, system schemas); idempotent, and
+/// safe when two publishes race (the init crate serialises provisioning).
+async fn provision(state: &AppState, domain: &DomainName) -> Result<(), ApiError> {
+    vnext_init::provision::provision_domain(state.engine.databases(), domain).await.map_err(ApiError::from)
 }
 
 async fn read_back(

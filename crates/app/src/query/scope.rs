@@ -3,7 +3,7 @@
 use sqlx::PgPool;
 use vnext_core::ident::{DomainName, FlowKey};
 
-use crate::engine::{Databases, DbError};
+use crate::engine::Databases;
 use crate::error::{ApiError, ErrorCode};
 
 /// A workflow of a domain, ready to be queried.
@@ -49,19 +49,7 @@ pub fn printable(raw: &str) -> String {
 /// # Errors
 /// [`ErrorCode::DomainNotFound`] for unregistered domains; 503 when unreachable.
 pub async fn domain_pool(databases: &Databases, domain: &DomainName) -> Result<PgPool, ApiError> {
-    databases.domain(domain).await.map_err(|e| db_error(e, Some(domain)))
-}
-
-/// Maps the registry's errors to API errors.
-pub fn db_error(error: DbError, domain: Option<&DomainName>) -> ApiError {
-    match error {
-        DbError::UnknownDomain(name) => ApiError::new(ErrorCode::DomainNotFound, format!("unknown domain `{name}`")),
-        DbError::Db(e) => ApiError::database(e),
-        other => {
-            let which = domain.map(|d| format!("the database of domain `{d}`")).unwrap_or_else(|| "the database".into());
-            ApiError { source: Some(Box::new(other)), ..ApiError::new(ErrorCode::Unavailable, format!("{which} is unreachable; retry shortly")) }
-        }
-    }
+    databases.domain(domain).await.map_err(ApiError::from)
 }
 
 /// Resolves a domain and a workflow that must have been published there.

@@ -1,0 +1,130 @@
+//! `vnext up`: the whole runtime in one process, for development.
+//!
+//! 1. init: the control schema, every domain of the component folder (and every
+//!    registered one) provisioned and migrated, the folder published;
+//! 2. the engine, with tasks run in-process;
+//! 3. the API (`app.listen`), until Ctrl-C / SIGTERM, with a drain deadline.
+//!
+//! It prints where the API listens and a first request to try. When PostgreSQL
+//! is unreachable it says so and how to fix it.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use tokio_util::sync::CancellationToken;
+use vnext_app::engine::{Databases, Engine, EngineDeps, SystemClock};
+use vnext_core::ident::DomainName;
+use vnext_core::model::ComponentKind;
+use vnext_init::bootstrap::{self, InitOptions, InitReport};
+use vnext_init::package::{FileStatus, PublishProgress};
+
+use super::app;
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Address to listen on (overrides app.listen), e.g. 127.0.0.1:0 for any free port.
+    #[arg(long)]
+    pub listen: Option<String>,
+    /// Component folder to publish (overrides runtime.flows_dir).
+    #[arg(long)]
+    pub flows: Option<PathBuf>,
+}
+
+pub fn run(config_path: Option<&Path>, args: Args) -> ExitCode {
+    let Some(mut config) = app::load_config(config_path) else { return ExitCode::from(2) };
+    if let Some(listen) = args.listen {
+        config.app.listen = listen;
+    }
+    if let Some(flows) = args.flows {
+        config.runtime.flows_dir = flows;
+    }
+    app::runtime().block_on(async move {
+        let Some(databases) = app::connect(&config).await else { return ExitCode::FAILURE };
+
+        println!("vnext up: preparing databases and publishing {}", config.runtime.flows_dir.display());
+        let options = InitOptions { dir: Some(config.runtime.flows_dir.clone()), ..InitOptions::default() };
+        let options = if config.runtime.flows_dir.exists() { options } else { InitOptions { dir: None, ..options } };
+        let report = match bootstrap::run(&databases, &options, print_failures).await {
+            Ok(report) => report,
+            Err(e) => {
+                eprintln!("error: initialisation failed: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
+        let problems = report.problems();
+        for p in &problems {
+            eprintln!("warning: {p}");
+        }
+        print_published(&report);
+
+        let shutdown = CancellationToken::new();
+        app::spawn_signal_handler(shutdown.clone());
+        let engine = Engine::new(EngineDeps {
+            databases: databases.clone(),
+            executor: Arc::new(app::UnavailableExecutor { execution_url: "(in-process)".into() }),
+            clock: Arc::new(SystemClock),
+        });
+        let api = match app::start_api(engine, shutdown.clone()).await {
+            Ok(api) => api,
+            Err(message) => {
+                eprintln!("error: {message}");
+                return ExitCode::FAILURE;
+            }
+        };
+        let base = format!("http://{}", api.addr);
+        println!();
+        println!("vnext is up. API: {base}/api/v1   (health: {base}/health, metrics: {base}/metrics)");
+        match first_workflow(&databases, &report).await {
+            Some((domain, flow)) => {
+                println!("Try:");
+                println!("  curl -s {base}/api/v1/{domain}/workflows/{flow}/instances");
+                println!("  curl -s -X POST '{base}/api/v1/{domain}/workflows/{flow}/instances/start?sync=true' \\");
+                println!("       -H 'content-type: application/json' -d '{{\"attributes\": {{}}}}'");
+                println!("  (start payloads of the samples: docs/samples.md; the API: docs/api.md)");
+            }
+            None => {
+                println!("Try:");
+                println!("  curl -s {base}/health");
+                println!("  (no workflow is published yet: POST one component to {base}/api/v1/definitions/publish)");
+            }
+        }
+        println!("Press Ctrl-C to stop.");
+        api.wait(&shutdown).await
+    })
+}
+
+/// Publishing progress: only what failed (the summary follows).
+fn print_failures(p: &PublishProgress) {
+    if let FileStatus::Failed(reason) = &p.status {
+        eprintln!("  FAILED  {}: {reason}", p.path);
+    }
+}
+
+fn print_published(report: &InitReport) {
+    let domains: Vec<&str> = report.domains.iter().map(|d| d.domain.as_str()).collect();
+    match &report.publish {
+        Some(Ok(p)) => println!(
+            "  domains: {}; components: {} published, {} unchanged",
+            if domains.is_empty() { "none".to_string() } else { domains.join(", ") },
+            p.created.len(),
+            p.unchanged.len()
+        ),
+        Some(Err(_)) => println!("  domains: {}; some components could not be published (see above)", domains.join(", ")),
+        None => println!("  domains: {}; no component folder to publish", if domains.is_empty() { "none".into() } else { domains.join(", ") }),
+    }
+}
+
+/// The first published workflow of the first domain, for the example request.
+async fn first_workflow(databases: &Databases, report: &InitReport) -> Option<(String, String)> {
+    for d in &report.domains {
+        let Ok(domain) = DomainName::new(&d.domain) else { continue };
+        let Ok(pool) = databases.domain(&domain).await else { continue };
+        let Ok(inventory) = vnext_init::components::inventory(&pool).await else { continue };
+        let key = inventory.into_iter().filter(|(kind, ..)| *kind == ComponentKind::Workflow).map(|(_, _, key, _)| key).min();
+        if let Some(key) = key {
+            return Some((d.domain.clone(), key));
+        }
+    }
+    None
+}
