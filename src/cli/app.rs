@@ -78,11 +78,10 @@ pub(super) async fn connect(config: &Config) -> Option<Databases> {
         Ok(databases) => Some(databases),
         Err(e) => {
             eprintln!("error: {e}");
-            eprintln!(
-                "  vnext needs PostgreSQL at database.url ({}); start it (e.g. `pg_ctlcluster 15 main start`, or \
-                 `docker compose up -d postgres`) or set VNEXT_DATABASE__URL",
-                redact(&config.database.url)
-            );
+            // An unreachable server's message already says how to start one.
+            if !matches!(e, vnext_init::db::DbError::Unreachable { .. }) {
+                eprintln!("  check database.url ({}) or VNEXT_DATABASE__URL", redact(&config.database.url));
+            }
             None
         }
     }
