@@ -153,7 +153,7 @@ pub struct ApiError {
     pub detail: String,
     pub errors: Vec<FieldError>,
     /// Additional members of the problem object (e.g. `available` transitions).
-    pub extra: Map<String, Value>,
+    pub extra: Option<Box<Map<String, Value>>>,
     /// Cause chain, logged (never sent) when the error is answered.
     pub source: Option<BoxError>,
 }
@@ -166,7 +166,7 @@ impl std::fmt::Display for ApiError {
 
 impl ApiError {
     pub fn new(code: ErrorCode, detail: impl Into<String>) -> Self {
-        Self { code, detail: detail.into(), errors: Vec::new(), extra: Map::new(), source: None }
+        Self { code, detail: detail.into(), errors: Vec::new(), extra: None, source: None }
     }
 
     /// An internal error: logged with its cause chain, answered as an opaque 500.
@@ -193,7 +193,7 @@ impl ApiError {
     }
 
     pub fn with_extra(mut self, key: &str, value: Value) -> Self {
-        self.extra.insert(key.to_string(), value);
+        self.extra.get_or_insert_with(Box::default).insert(key.to_string(), value);
         self
     }
 
@@ -222,7 +222,7 @@ impl ApiError {
         if !self.errors.is_empty() {
             obj.insert("errors".into(), serde_json::to_value(&self.errors).unwrap_or_default());
         }
-        for (k, v) in &self.extra {
+        for (k, v) in self.extra.iter().flat_map(|m| m.iter()) {
             obj.entry(k.clone()).or_insert_with(|| v.clone());
         }
         Value::Object(obj)
