@@ -4,7 +4,10 @@ use rhai::{CallFnOptions, Dynamic, Scope};
 use serde_json::{Map, Value};
 
 use super::convert::{call_error, describe, to_dynamic, to_json_value};
-use super::limits::{DeadlineGuard, MAX_RESULT_DEPTH, on_script_stack};
+use std::sync::Arc;
+
+use super::limits::{DeadlineGuard, MAX_RESULT_DEPTH};
+use super::stack;
 use super::{CompiledScript, ScriptError, ScriptHost};
 use crate::schedule::Schedule;
 
@@ -78,20 +81,24 @@ impl ScriptHost {
             .map_err(|e| ScriptError::BadReturn { expected: TIMER_SHAPES.into(), got: e.to_string() })
     }
 
-    /// Runs the call on a script thread (see [`super::limits`]): the context goes in
-    /// as a rhai value, the result comes out as JSON; nothing deep crosses back.
+    /// Runs the call on the script thread (see [`super::stack`]): the context goes
+    /// in as a rhai value, the result comes out as JSON; nothing deep crosses back.
     fn run(&self, script: &CompiledScript, function: &str, ctx: &Value) -> Result<Returned, ScriptError> {
         if !script.has_function(function) {
             return Err(ScriptError::MissingFunction(function.to_string()));
         }
-        on_script_stack(|| {
-            let arg = to_dynamic(ctx)?;
+        let arg = to_dynamic(ctx)?;
+        let engine = Arc::clone(&self.engine);
+        let ast = Arc::clone(&script.ast);
+        let function = function.to_string();
+        let timeout = self.limits.timeout;
+        stack::run(move || {
             let result = {
-                let _deadline = DeadlineGuard::arm(self.limits.timeout);
+                let _deadline = DeadlineGuard::arm(timeout);
                 let options = CallFnOptions::new().eval_ast(false).rewind_scope(true);
-                self.engine
-                    .call_fn_with_options::<Dynamic>(options, &mut Scope::new(), &script.ast, function, (arg,))
-                    .map_err(|e| call_error(function, self.limits.timeout, *e))?
+                engine
+                    .call_fn_with_options::<Dynamic>(options, &mut Scope::new(), &ast, &function, (arg,))
+                    .map_err(|e| call_error(&function, timeout, *e))?
             };
             if depth(&result) > MAX_RESULT_DEPTH {
                 return Err(ScriptError::Limit(format!(

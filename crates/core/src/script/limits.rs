@@ -4,13 +4,9 @@
 //! literal nested two deep inside a function already fails to parse with
 //! `ExprTooDeep`), so each one is set here from [`ScriptLimits`].
 //!
-//! Scripts run on a thread of their own with a large stack ([`SCRIPT_STACK_SIZE`]):
-//! rhai evaluates, clones, measures and drops nested values recursively, and a
-//! script can nest data as deep as its size limits allow, far deeper than a default
-//! 2 MiB thread stack survives. The stack is reserved, not committed: only the pages
-//! a call touches use memory, and they are released when the call returns. Results
-//! nested deeper than [`MAX_RESULT_DEPTH`] are refused there, so nothing deep ever
-//! reaches the caller's thread.
+//! Scripts run on a helper thread with a large stack (see [`super::stack`]);
+//! results nested deeper than [`MAX_RESULT_DEPTH`] are refused there, so nothing
+//! deep ever reaches the caller's thread.
 //!
 //! The deadline is a resource limit, not business time: it is measured on the
 //! monotonic clock of the thread running the call, checked from rhai's progress
@@ -58,8 +54,6 @@ impl Default for ScriptLimits {
     }
 }
 
-/// Stack reserved for the thread a script call or compilation runs on.
-pub const SCRIPT_STACK_SIZE: usize = 256 * 1024 * 1024;
 /// Nesting depth of a returned value (the limit serde_json also applies when
 /// reading JSON text back).
 pub const MAX_RESULT_DEPTH: usize = 128;
@@ -103,18 +97,6 @@ fn progress(operations: u64) -> Option<Dynamic> {
     }
     let deadline = DEADLINE.get()?;
     (Instant::now() >= deadline).then(|| Dynamic::from(DEADLINE_TOKEN))
-}
-
-/// Runs `f` on a fresh thread with a [`SCRIPT_STACK_SIZE`] stack and waits for it.
-pub(super) fn on_script_stack<T: Send>(f: impl FnOnce() -> T + Send) -> Result<T, super::ScriptError> {
-    std::thread::scope(|scope| {
-        let handle = std::thread::Builder::new()
-            .name("rhai-script".into())
-            .stack_size(SCRIPT_STACK_SIZE)
-            .spawn_scoped(scope, f)
-            .map_err(|e| super::ScriptError::Runtime(format!("cannot start a thread for the script: {e}")))?;
-        handle.join().map_err(|_| super::ScriptError::Runtime("the script's thread panicked".into()))
-    })
 }
 
 /// An engine with the limits applied and the sandbox closed: no `eval`, no module

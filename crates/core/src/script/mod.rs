@@ -24,7 +24,14 @@
 //! that loops or allocates without end stops with [`ScriptError::Limit`], never
 //! hangs the caller. There is no file or network access, no module loading, no
 //! `eval`; `print` and `debug` print nothing; `sleep` is an error. Variables must be
-//! declared before use, so typos fail at compile time (at publish).
+//! declared before use, so typos fail at compile time (at publish). Scripts compile
+//! and run on a helper thread with a large stack ([`SCRIPT_STACK_SIZE`]), so deeply
+//! nested data cannot overflow the caller's stack.
+//!
+//! Size limits are checked after each operation that builds or changes a value. A
+//! single library call can still build a large value before that check (for
+//! example `map` over a big array returning copies of it); the operation limit and
+//! the deadline bound how often that can happen, not how large one such value is.
 //!
 //! # Helpers for script authors
 //! Besides rhai's standard library (string, array, map and math functions):
@@ -42,11 +49,13 @@ mod context;
 mod convert;
 mod helpers;
 mod limits;
+mod stack;
 
 pub use context::{
     InstanceContext, ResponseContext, RuntimeContext, ScriptContext, TransitionContext, trigger_name_of,
 };
-pub use limits::{CHECK_EVERY, MAX_FUNCTIONS, MAX_RESULT_DEPTH, MAX_VARIABLES, SCRIPT_STACK_SIZE, ScriptLimits};
+pub use limits::{CHECK_EVERY, MAX_FUNCTIONS, MAX_RESULT_DEPTH, MAX_VARIABLES, ScriptLimits};
+pub use stack::SCRIPT_STACK_SIZE;
 
 use std::sync::Arc;
 
@@ -133,7 +142,8 @@ impl CompiledScript {
 
 /// The sandboxed rhai engine. `Send + Sync`: one host serves every thread.
 pub struct ScriptHost {
-    engine: rhai::Engine,
+    /// Shared with the helper thread that runs each call (see [`stack`]).
+    engine: Arc<rhai::Engine>,
     limits: ScriptLimits,
 }
 
@@ -159,7 +169,7 @@ impl ScriptHost {
     pub fn with_limits(limits: ScriptLimits) -> Self {
         let mut engine = limits::engine(&limits);
         helpers::register(&mut engine);
-        Self { engine, limits }
+        Self { engine: Arc::new(engine), limits }
     }
 
     /// The limits every call runs under.
@@ -183,7 +193,9 @@ impl ScriptHost {
     /// [`ScriptError::Syntax`] with the line and column rhai reports.
     pub fn compile_source(&self, source: &str) -> Result<CompiledScript, ScriptError> {
         // The parser recurses once per nesting level, up to `max_expr_depth`.
-        let parsed = limits::on_script_stack(|| self.engine.compile(source))?;
+        let engine = Arc::clone(&self.engine);
+        let source = source.to_string();
+        let parsed = stack::run(move || engine.compile(source))?;
         let ast = parsed.map_err(|e| ScriptError::Syntax {
             message: e.err_type().to_string(),
             line: e.position().line().unwrap_or(0),
