@@ -7,14 +7,22 @@
 //! - [`executor`]: [`LocalExecutor`] (in-process) and [`RemoteExecutor`] (over
 //!   the invoke API), the two `TaskExecutor`s the app can hold.
 //! - [`api`]: the invoke endpoint, `/health` and `/ready`.
+//! - [`scheduler`]: the durable job scheduler over `sys_queues.jobs`, with
+//!   lease recovery; [`trigger`]: the `TransitionTrigger` that reaches the app
+//!   over HTTP; [`clock`]: the injectable "now".
 //!
 //! Nothing here reads a domain's instance tables except lease recovery, which
 //! only looks for expired leases in the domain it serves; instance tasks reach
 //! other instances through the app's REST API.
 
 pub mod api;
+pub mod clock;
 pub mod executor;
+pub mod scheduler;
 pub mod tasks;
+pub mod trigger;
 
 pub use executor::{LocalExecutor, RemoteExecutor};
+pub use scheduler::{Scheduler, SchedulerConfig};
 pub use tasks::HttpClients;
+pub use trigger::HttpTrigger;

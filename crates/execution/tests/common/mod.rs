@@ -1,5 +1,9 @@
-//! Helpers shared by the integration tests: local HTTP servers on port 0.
+//! Helpers shared by the integration tests: local HTTP servers on port 0 and
+//! throwaway domain databases.
 #![allow(dead_code)]
+
+pub mod db;
+pub mod trigger;
 
 use std::net::SocketAddr;
 

@@ -1,0 +1,155 @@
+//! Firing one claimed job through the trigger, and settling it by the answer.
+//!
+//! | answer | the job becomes |
+//! |---|---|
+//! | `Applied`, `Stale` | `done` (conditional: the app usually did it already) |
+//! | `Busy` | `pending` again shortly; the claim does not count as an attempt |
+//! | retryable error, no answer in time, panic | `pending` after exponential backoff |
+//! | non-retryable error, or too many attempts | `failed`, with the reason |
+
+use std::panic::AssertUnwindSafe;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use futures::FutureExt;
+use rand::Rng;
+use serde_json::Value;
+use sqlx::PgPool;
+use vnext_core::ident::DomainName;
+use vnext_core::traits::{TransitionTrigger, TriggerOutcome, TriggerRequest};
+
+use super::SchedulerConfig;
+use super::store::{self, ClaimedJob};
+
+/// What became of one fired job.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Settled {
+    Applied,
+    Stale,
+    /// Put back until the instance is free.
+    Busy { due_at: DateTime<Utc> },
+    /// Put back after a failure that may pass.
+    Retried { due_at: DateTime<Utc>, error: String },
+    Failed { error: String },
+    /// The answer could not be recorded; the job's lock will expire and
+    /// another round picks it up again.
+    Unrecorded { error: String },
+}
+
+/// Fires `job` and records the outcome.
+pub async fn fire(
+    trigger: &dyn TransitionTrigger,
+    pool: &PgPool,
+    domain: &DomainName,
+    job: ClaimedJob,
+    now: impl Fn() -> DateTime<Utc>,
+    config: &SchedulerConfig,
+) -> Settled {
+    let worker = config.worker_id.as_str();
+    if job.attempts > config.max_attempts {
+        let error = format!("gave up after {} attempts", job.attempts - 1);
+        return record(store::mark_failed(pool, job.id, worker, &error).await, Settled::Failed { error });
+    }
+    let request = TriggerRequest {
+        domain: domain.to_string(),
+        flow: job.flow.clone(),
+        instance_id: job.instance_id,
+        transition: job.transition_key.clone(),
+        origin: job.origin(),
+        armed_state: job.armed_state.clone(),
+        body: job.body.clone().unwrap_or(Value::Null),
+        job_id: job.id,
+        attempt: job.attempts,
+    };
+    let answer = tokio::time::timeout(
+        config.trigger_timeout,
+        AssertUnwindSafe(trigger.trigger(request)).catch_unwind(),
+    )
+    .await;
+    let (retryable, error) = match answer {
+        Ok(Ok(Ok(TriggerOutcome::Applied))) => {
+            return record(store::mark_done(pool, job.id).await.map(|_| true), Settled::Applied);
+        }
+        Ok(Ok(Ok(TriggerOutcome::Stale))) => {
+            return record(store::mark_done(pool, job.id).await.map(|_| true), Settled::Stale);
+        }
+        Ok(Ok(Ok(TriggerOutcome::Busy))) => {
+            let due_at = now() + jittered(config.busy_delay, 0.5);
+            return record(
+                store::reschedule(pool, job.id, worker, due_at, None, false).await,
+                Settled::Busy { due_at },
+            );
+        }
+        Ok(Ok(Err(e))) => (e.retryable, e.message),
+        Ok(Err(_panic)) => (true, "the transition trigger panicked".to_string()),
+        Err(_elapsed) => {
+            (true, format!("the transition trigger did not answer within {} s", config.trigger_timeout.as_secs()))
+        }
+    };
+    tracing::warn!(
+        domain = %domain, flow = %job.flow, instance = %job.instance_id, job = %job.id,
+        transition = %job.transition_key, attempt = job.attempts, retryable, error = %error,
+        "job failed"
+    );
+    if retryable && job.attempts < config.max_attempts {
+        let due_at = now() + jittered(backoff(config, job.attempts), 0.2);
+        record(
+            store::reschedule(pool, job.id, worker, due_at, Some(&error), true).await,
+            Settled::Retried { due_at, error },
+        )
+    } else {
+        let error = if retryable { format!("gave up after {} attempts: {error}", job.attempts) } else { error };
+        record(store::mark_failed(pool, job.id, worker, &error).await, Settled::Failed { error })
+    }
+}
+
+/// The settled outcome, or why it could not be written. A write that matched
+/// no row means another worker or the app settled the job first; that is fine.
+fn record(written: Result<bool, sqlx::Error>, settled: Settled) -> Settled {
+    match written {
+        Ok(_) => settled,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot record a job's outcome; its lock will expire and it runs again");
+            Settled::Unrecorded { error: e.to_string() }
+        }
+    }
+}
+
+/// Exponential backoff: `retry_base · 2^(attempt-1)`, at most `retry_max`.
+pub fn backoff(config: &SchedulerConfig, attempt: i32) -> Duration {
+    let exp = attempt.saturating_sub(1).clamp(0, 30) as u32;
+    config.retry_base.saturating_mul(2u32.saturating_pow(exp)).min(config.retry_max)
+}
+
+/// `d` spread by up to ±`spread` (0.2 = 20%) so jobs failing together do not
+/// retry in lockstep.
+fn jittered(d: Duration, spread: f64) -> chrono::Duration {
+    let factor = 1.0 + rand::rng().random_range(-spread..=spread);
+    chrono::Duration::from_std(d.mul_f64(factor.max(0.0))).unwrap_or(chrono::Duration::zero())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_up_to_the_cap() {
+        let config = SchedulerConfig {
+            retry_base: Duration::from_secs(1),
+            retry_max: Duration::from_secs(60),
+            ..SchedulerConfig::default()
+        };
+        let d: Vec<u64> = (1..=9).map(|a| backoff(&config, a).as_secs()).collect();
+        assert_eq!(d, vec![1, 2, 4, 8, 16, 32, 60, 60, 60]);
+        assert_eq!(backoff(&config, 0).as_secs(), 1);
+        assert_eq!(backoff(&config, i32::MAX).as_secs(), 60);
+    }
+
+    #[test]
+    fn jitter_stays_in_range() {
+        for _ in 0..100 {
+            let j = jittered(Duration::from_secs(10), 0.2).num_milliseconds();
+            assert!((8000..=12000).contains(&j), "{j}");
+        }
+    }
+}
