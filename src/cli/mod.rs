@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod execution;
 mod validate;
 
 #[derive(Debug, Parser)]
@@ -21,12 +22,15 @@ pub struct Cli {
 pub enum Command {
     /// Validate a component file or a whole component folder, offline.
     Validate(validate::Args),
+    /// Run the execution service alone (invoke API and job scheduler).
+    Execution(execution::Args),
 }
 
 pub fn run(cli: Cli) -> ExitCode {
     init_tracing();
     match cli.command {
         Command::Validate(args) => validate::run(args),
+        Command::Execution(args) => execution::run(cli.config.as_deref(), args),
     }
 }
 

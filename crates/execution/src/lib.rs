@@ -10,6 +10,8 @@
 //! - [`scheduler`]: the durable job scheduler over `sys_queues.jobs`, with
 //!   lease recovery; [`trigger`]: the `TransitionTrigger` that reaches the app
 //!   over HTTP; [`clock`]: the injectable "now".
+//! - [`service`]: the invoke API and the scheduler as one service
+//!   (`vnext execution`).
 //!
 //! Nothing here reads a domain's instance tables except lease recovery, which
 //! only looks for expired leases in the domain it serves; instance tasks reach
@@ -19,6 +21,7 @@ pub mod api;
 pub mod clock;
 pub mod executor;
 pub mod scheduler;
+pub mod service;
 pub mod tasks;
 pub mod trigger;
 
