@@ -6,6 +6,8 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod execution;
+mod init;
+mod publish;
 mod validate;
 
 #[derive(Debug, Parser)]
@@ -24,6 +26,10 @@ pub enum Command {
     Validate(validate::Args),
     /// Run the execution service alone (invoke API and job scheduler).
     Execution(execution::Args),
+    /// Provision every domain, migrate every flow schema, publish the component folder.
+    Init(init::Args),
+    /// Publish a component folder into its domains.
+    Publish(publish::Args),
 }
 
 pub fn run(cli: Cli) -> ExitCode {
@@ -31,6 +37,8 @@ pub fn run(cli: Cli) -> ExitCode {
     match cli.command {
         Command::Validate(args) => validate::run(args),
         Command::Execution(args) => execution::run(cli.config.as_deref(), args),
+        Command::Init(args) => init::run(cli.config.as_deref(), args),
+        Command::Publish(args) => publish::run(cli.config.as_deref(), args),
     }
 }
 
@@ -39,4 +47,25 @@ fn init_tracing() {
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+}
+
+/// Runs a subcommand body on a fresh runtime; an error is printed with its cause.
+fn block_on<F>(body: F) -> ExitCode
+where
+    F: std::future::Future<Output = anyhow::Result<ExitCode>>,
+{
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(body) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
 }

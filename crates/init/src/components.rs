@@ -20,7 +20,7 @@
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 use sqlx::{AssertSqlSafe, PgConnection, PgPool, Row};
-use vnext_core::ident::DomainName;
+use vnext_core::ident::{DomainName, FlowKey};
 use vnext_core::model::ComponentKind;
 use vnext_core::version::VersionSelector;
 
@@ -76,7 +76,6 @@ impl ComponentIdentity {
             value
                 .get(name)
                 .and_then(Value::as_str)
-                .filter(|s| !s.is_empty())
                 .ok_or_else(|| InitError::InvalidComponent(format!("missing string field `{name}`")))
         };
         let flow = field("flow")?;
@@ -91,6 +90,12 @@ impl ComponentIdentity {
         };
         let (major, minor, patch) = (part(parsed.major)?, part(parsed.minor)?, part(parsed.patch)?);
         let domain = DomainName::new(field("domain")?).map_err(InitError::domain_name)?;
+        if kind == ComponentKind::Workflow {
+            // A workflow's key becomes its schema: refuse it here, not at first start.
+            FlowKey::new(&key).map_err(InitError::flow_name)?;
+        } else if key.is_empty() {
+            return Err(InitError::InvalidComponent("`key` is empty".into()));
+        }
         Ok(ComponentIdentity { kind, key, version, domain, major, minor, patch })
     }
 }

@@ -23,7 +23,7 @@ pub enum ConfigError {
     Invalid(String),
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
     pub database: DatabaseConfig,
@@ -154,17 +154,6 @@ impl Default for RuntimeConfig {
             script_max_operations: 1_000_000,
             script_timeout_ms: 1_000,
             lease_seconds: 60,
-        }
-    }
-}
-
-impl Default for Config {
-    fn default() -> Self {
-        Self {
-            database: DatabaseConfig::default(),
-            app: AppConfig::default(),
-            execution: ExecutionConfig::default(),
-            runtime: RuntimeConfig::default(),
         }
     }
 }

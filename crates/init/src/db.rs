@@ -213,13 +213,27 @@ impl Databases {
         hex::encode(h.finalize())
     }
 
-    /// Opens one admin connection to a database of a server (DDL, role checks).
+    /// Connection options of the control database (its server's admin credentials).
+    pub(crate) fn control_options(&self) -> PgConnectOptions {
+        self.inner.control_options.clone()
+    }
+
+    /// Forgets the cached pool of a domain (its clones keep working).
+    pub(crate) fn forget_pool(&self, domain: &DomainName) {
+        self.inner.domains.lock().expect("domain pools lock").remove(domain.ident());
+    }
+
+    /// Opens one connection outside any pool with `server`'s credentials, to
+    /// `database` or to the database the options name.
     pub(crate) async fn admin_connection(
         &self,
         server: &PgConnectOptions,
-        database: &str,
+        database: Option<&str>,
     ) -> Result<sqlx::PgConnection, DbError> {
-        let options = server.clone().database(database);
+        let options = match database {
+            Some(db) => server.clone().database(db),
+            None => server.clone(),
+        };
         options.connect().await.map_err(|e| connect_error(&options, e))
     }
 }

@@ -21,7 +21,7 @@ pub enum InitError {
 
     /// PostgreSQL could not be reached, or a pool could not be built.
     #[error(transparent)]
-    Database(DbError),
+    Database(Box<DbError>),
 
     /// The same component version is already stored with other content.
     #[error("{kind} `{key}` version {version} is already published with different content; publish it under a new version")]
@@ -49,6 +49,10 @@ pub enum InitError {
     /// Two workflow keys that map to the same schema (`a-b` and `a_b`).
     #[error("workflow `{flow}` maps to schema {schema}, which already belongs to workflow `{owner}`")]
     SchemaTaken { flow: String, schema: String, owner: String },
+
+    /// Two domain names that map to the same database (`a-b` and `a_b`).
+    #[error("domain `{domain}` maps to database {database}, which already belongs to domain `{owner}`")]
+    DatabaseTaken { domain: String, database: String, owner: String },
 
     /// The registry lists a flow schema that is not in the database.
     #[error("flow schema {schema} is registered but does not exist in the database")]
@@ -87,7 +91,7 @@ impl From<DbError> for InitError {
     fn from(e: DbError) -> Self {
         match e {
             DbError::UnknownDomain(d) => InitError::UnknownDomain(d),
-            other => InitError::Database(other),
+            other => InitError::Database(Box::new(other)),
         }
     }
 }

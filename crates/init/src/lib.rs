@@ -6,12 +6,15 @@
 //! - [`config`]: the typed configuration (defaults → `vnext.toml` → `VNEXT_*`).
 //! - [`db`]: the control pool and lazily created, idle-evicted per-domain pools.
 //! - [`migrate`]: embedded numbered SQL, applied per schema with checksummed history.
+//! - [`provision`]: the control schema and each domain's database, role and system schemas.
 //! - [`flow_schema`]: a schema per workflow, created on first start, migrated on upgrade.
 //! - [`components`]: the store of immutable component versions.
 //! - [`package`]: loading a component folder and publishing it in dependency order.
+//! - [`bootstrap`]: `vnext init`: provision every domain, migrate every flow schema, publish.
 //! - [`queues`]: durable jobs, enqueued in the caller's transaction.
 //! - [`error`]: [`InitError`], what every fallible function here returns.
 
+pub mod bootstrap;
 pub mod components;
 pub mod config;
 pub mod db;
@@ -19,6 +22,7 @@ pub mod error;
 pub mod flow_schema;
 pub mod migrate;
 pub mod package;
+pub mod provision;
 pub mod queues;
 
 pub use error::InitError;

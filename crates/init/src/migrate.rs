@@ -303,8 +303,8 @@ pub async fn apply_in(
     Ok(applied)
 }
 
-/// Creates the history table (and its schema) the first time, under a lock of
-/// its own so two schemas migrated at once do not race on `CREATE TABLE`.
+/// Creates the history table the first time (its schema must exist), under a
+/// lock of its own so two schemas migrated at once do not race on `CREATE TABLE`.
 async fn ensure_history_table(conn: &mut PgConnection, history: History) -> Result<(), sqlx::Error> {
     let table = format!("{}.migrations", history.schema());
     let exists: bool =
@@ -314,8 +314,7 @@ async fn ensure_history_table(conn: &mut PgConnection, history: History) -> Resu
     }
     lock_schema(conn, "vnext:history").await?;
     let ddl = format!(
-        "CREATE SCHEMA IF NOT EXISTS {schema};
-         CREATE TABLE IF NOT EXISTS {table} (
+        "CREATE TABLE IF NOT EXISTS {table} (
              schema_name  text NOT NULL,
              set_name     text NOT NULL,
              version      bigint NOT NULL,
@@ -324,8 +323,7 @@ async fn ensure_history_table(conn: &mut PgConnection, history: History) -> Resu
              applied_at   timestamptz NOT NULL DEFAULT now(),
              duration_ms  double precision NOT NULL,
              PRIMARY KEY (schema_name, set_name, version)
-         );",
-        schema = history.schema()
+         );"
     );
     sqlx::raw_sql(AssertSqlSafe(ddl)).execute(conn).await?;
     Ok(())

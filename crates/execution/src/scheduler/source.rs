@@ -4,6 +4,7 @@ use futures::future::BoxFuture;
 use sqlx::PgPool;
 use vnext_core::ident::DomainName;
 use vnext_init::db::Databases;
+use vnext_init::provision::registered_domains;
 
 /// A domain list or pool could not be obtained.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -19,21 +20,10 @@ pub trait DomainSource: Send + Sync + 'static {
     fn pool<'a>(&'a self, domain: &'a DomainName) -> BoxFuture<'a, Result<PgPool, SourceError>>;
 }
 
-/// All active domains of the control database's registry.
+/// Every domain of the control database's registry.
 impl DomainSource for Databases {
     fn domains(&self) -> BoxFuture<'_, Result<Vec<DomainName>, SourceError>> {
-        Box::pin(async move {
-            let names: Vec<String> =
-                sqlx::query_scalar("SELECT domain FROM vnext_control.domains WHERE status = 'active' ORDER BY domain")
-                    .fetch_all(self.control())
-                    .await
-                    .or_else(|e| match e.as_database_error().and_then(|d| d.code()) {
-                        // No registry yet: nothing is provisioned, nothing to run.
-                        Some(code) if code == "42P01" || code == "3F000" => Ok(Vec::new()),
-                        _ => Err(SourceError(format!("cannot list domains: {e}"))),
-                    })?;
-            Ok(names.iter().filter_map(|n| DomainName::new(n).ok()).collect())
-        })
+        Box::pin(async move { registered_domains(self).await.map_err(|e| SourceError(e.to_string())) })
     }
 
     fn pool<'a>(&'a self, domain: &'a DomainName) -> BoxFuture<'a, Result<PgPool, SourceError>> {
