@@ -23,6 +23,8 @@ pub(crate) async fn run_domain(shared: Arc<Shared>, domain: DomainName, stop: Ca
     let batch = config.batch_size as usize;
     let mut listening = false;
     let mut next_lease_scan = Instant::now();
+    // Consecutive failures: the pause grows, and only the first is logged loudly.
+    let mut failures = 0u32;
     loop {
         if stop.is_cancelled() {
             return;
@@ -30,8 +32,9 @@ pub(crate) async fn run_domain(shared: Arc<Shared>, domain: DomainName, stop: Ca
         let pool = match shared.source.pool(&domain).await {
             Ok(p) => p,
             Err(e) => {
-                tracing::warn!(domain = %domain, error = %e, "cannot reach the domain's database");
-                pause(&stop, ERROR_PAUSE).await;
+                report_failure(&domain, &e.to_string(), "cannot reach the domain's database", failures);
+                pause(&stop, error_pause(failures)).await;
+                failures += 1;
                 continue;
             }
         };
@@ -49,11 +52,16 @@ pub(crate) async fn run_domain(shared: Arc<Shared>, domain: DomainName, stop: Ca
         let claim = match store::claim(&pool, now, batch as i64, &config.worker_id, now + lock(config)).await {
             Ok(c) => c,
             Err(e) => {
-                tracing::warn!(domain = %domain, error = %e, "cannot claim jobs");
-                pause(&stop, ERROR_PAUSE).await;
+                report_failure(&domain, &e.to_string(), "cannot claim jobs", failures);
+                pause(&stop, error_pause(failures)).await;
+                failures += 1;
                 continue;
             }
         };
+        if failures > 0 {
+            tracing::info!(domain = %domain, "jobs are served again");
+            failures = 0;
+        }
         let full = claim.jobs.len() >= batch;
         let mut jobs = claim.jobs.into_iter();
         while let Some(job) = jobs.next() {
@@ -94,6 +102,19 @@ pub(crate) async fn run_domain(shared: Arc<Shared>, domain: DomainName, stop: Ca
             () = wake.notified() => {}
             () = tokio::time::sleep(sleep) => {}
         }
+    }
+}
+
+/// 2 s, doubling per consecutive failure, at most a minute.
+fn error_pause(failures: u32) -> Duration {
+    ERROR_PAUSE.saturating_mul(1 << failures.min(5)).min(Duration::from_secs(60))
+}
+
+fn report_failure(domain: &DomainName, error: &str, what: &str, failures: u32) {
+    if failures == 0 {
+        tracing::warn!(domain = %domain, error, "{what}; retrying with backoff");
+    } else {
+        tracing::debug!(domain = %domain, error, failures, "{what}");
     }
 }
 

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod db;
+pub mod env;
 pub mod trigger;
 
 use std::net::SocketAddr;
