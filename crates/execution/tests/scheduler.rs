@@ -58,8 +58,10 @@ struct Row {
     due_at: DateTime<Utc>,
 }
 
+type RawRow = (Uuid, String, i32, Option<String>, Option<String>, DateTime<Utc>);
+
 async fn rows(pool: &PgPool) -> HashMap<Uuid, Row> {
-    let all: Vec<(Uuid, String, i32, Option<String>, Option<String>, DateTime<Utc>)> =
+    let all: Vec<RawRow> =
         sqlx::query_as("SELECT id, status, attempts, locked_by, last_error, due_at FROM sys_queues.jobs")
             .fetch_all(pool)
             .await

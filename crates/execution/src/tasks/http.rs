@@ -24,6 +24,13 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
 /// The longest `timeoutSeconds` honoured; longer values are a config error.
 pub const MAX_TIMEOUT_SECONDS: u64 = 3600;
 
+/// Request body bytes, with the content type to send unless a header sets one.
+#[derive(Debug)]
+struct Body {
+    bytes: Vec<u8>,
+    content_type: Option<HeaderValue>,
+}
+
 /// Runs HTTP tasks over the process's shared, pooled clients.
 #[derive(Clone, Default)]
 pub struct HttpTaskRunner {
@@ -36,7 +43,7 @@ struct Prepared {
     method: Method,
     url: Url,
     headers: HeaderMap,
-    body: Option<(Vec<u8>, Option<HeaderValue>)>,
+    body: Option<Body>,
     timeout: Duration,
     validate_ssl: bool,
     accepted: Vec<StatusPattern>,
@@ -61,11 +68,11 @@ impl HttpTaskRunner {
             .request(prepared.method.clone(), prepared.url.clone())
             .headers(prepared.headers)
             .timeout(prepared.timeout);
-        if let Some((bytes, content_type)) = prepared.body {
-            if let Some(ct) = content_type {
+        if let Some(body) = prepared.body {
+            if let Some(ct) = body.content_type {
                 request = request.header(CONTENT_TYPE, ct);
             }
-            request = request.body(bytes);
+            request = request.body(body.bytes);
         }
         let response = match request.send().await {
             Ok(r) => r,
@@ -157,7 +164,7 @@ fn body(
     body: Option<&Value>,
     content_type: Option<&str>,
     headers: &HeaderMap,
-) -> Result<Option<(Vec<u8>, Option<HeaderValue>)>, TaskError> {
+) -> Result<Option<Body>, TaskError> {
     let Some(body) = body.filter(|b| !b.is_null()) else { return Ok(None) };
     let (bytes, default_type) = match body {
         Value::String(s) => (s.clone().into_bytes(), "text/plain; charset=utf-8"),
@@ -169,7 +176,7 @@ fn body(
         let ct = content_type.unwrap_or(default_type);
         Some(HeaderValue::from_str(ct).map_err(|_| config_error(format!("HTTP task contentType `{ct}` is not a valid header value")))?)
     };
-    Ok(Some((bytes, content_type)))
+    Ok(Some(Body { bytes, content_type }))
 }
 
 #[cfg(test)]
@@ -197,13 +204,13 @@ mod tests {
     #[test]
     fn body_kinds_and_content_types() {
         let p = prepare(&json!({"url": "http://h/", "method": "post", "body": {"a": 1}})).unwrap();
-        let (bytes, ct) = p.body.unwrap();
-        assert_eq!(bytes, br#"{"a":1}"#);
-        assert_eq!(ct.unwrap(), "application/json");
+        let body = p.body.unwrap();
+        assert_eq!(body.bytes, br#"{"a":1}"#);
+        assert_eq!(body.content_type.unwrap(), "application/json");
         let p = prepare(&json!({"url": "http://h/", "method": "POST", "body": "<x/>", "contentType": "application/xml"})).unwrap();
-        assert_eq!(p.body.unwrap().1.unwrap(), "application/xml");
+        assert_eq!(p.body.unwrap().content_type.unwrap(), "application/xml");
         let p = prepare(&json!({"url": "http://h/", "method": "POST", "body": "hi", "headers": {"Content-Type": "text/csv"}})).unwrap();
-        assert!(p.body.unwrap().1.is_none());
+        assert!(p.body.unwrap().content_type.is_none());
         assert_eq!(p.headers.get(CONTENT_TYPE).unwrap(), "text/csv");
         assert_eq!(p.timeout, DEFAULT_TIMEOUT);
         assert!(p.validate_ssl);
