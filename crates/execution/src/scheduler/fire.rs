@@ -15,6 +15,8 @@ use futures::FutureExt;
 use rand::Rng;
 use serde_json::Value;
 use sqlx::PgPool;
+use tokio::sync::mpsc;
+use uuid::Uuid;
 use vnext_core::ident::DomainName;
 use vnext_core::traits::{TransitionTrigger, TriggerOutcome, TriggerRequest};
 
@@ -36,6 +38,17 @@ pub enum Settled {
     Unrecorded { error: String },
 }
 
+/// Where the `done` mark of an applied or stale job goes. Closing is a
+/// formality when the app already closed the job in its own transaction, so it
+/// is usually handed to a [`DoneBatcher`] that closes many jobs per statement.
+#[derive(Clone, Copy)]
+pub enum DoneMarks<'a> {
+    /// One statement per job, before `fire` returns.
+    Now,
+    /// Queued for a batched statement.
+    Batched(&'a mpsc::UnboundedSender<Uuid>),
+}
+
 /// Fires `job` and records the outcome.
 pub async fn fire(
     trigger: &dyn TransitionTrigger,
@@ -44,6 +57,7 @@ pub async fn fire(
     job: ClaimedJob,
     now: impl Fn() -> DateTime<Utc>,
     config: &SchedulerConfig,
+    marks: DoneMarks<'_>,
 ) -> Settled {
     let worker = config.worker_id.as_str();
     if job.attempts > config.max_attempts {
@@ -67,11 +81,15 @@ pub async fn fire(
     )
     .await;
     let (retryable, error) = match answer {
-        Ok(Ok(Ok(TriggerOutcome::Applied))) => {
-            return record(store::mark_done(pool, job.id).await.map(|_| true), Settled::Applied);
-        }
-        Ok(Ok(Ok(TriggerOutcome::Stale))) => {
-            return record(store::mark_done(pool, job.id).await.map(|_| true), Settled::Stale);
+        Ok(Ok(Ok(outcome @ (TriggerOutcome::Applied | TriggerOutcome::Stale)))) => {
+            let settled = if outcome == TriggerOutcome::Applied { Settled::Applied } else { Settled::Stale };
+            return match marks {
+                DoneMarks::Now => record(store::mark_done(pool, job.id).await, settled),
+                DoneMarks::Batched(queue) => match queue.send(job.id) {
+                    Ok(()) => settled,
+                    Err(_) => record(store::mark_done(pool, job.id).await, settled),
+                },
+            };
         }
         Ok(Ok(Ok(TriggerOutcome::Busy))) => {
             let due_at = now() + jittered(config.busy_delay, 0.5);
@@ -102,6 +120,23 @@ pub async fn fire(
         record(store::mark_failed(pool, job.id, worker, &error).await, Settled::Failed { error })
     }
 }
+
+/// Closes queued jobs in batches: it waits for one id, takes every other id
+/// already queued (up to [`DONE_BATCH`]), and closes them in one statement. Under
+/// load batches grow on their own; when idle each id is closed at once.
+pub async fn run_done_batcher(pool: PgPool, mut queue: mpsc::UnboundedReceiver<Uuid>) {
+    let mut ids = Vec::with_capacity(DONE_BATCH);
+    while queue.recv_many(&mut ids, DONE_BATCH).await > 0 {
+        if let Err(e) = store::mark_done_many(&pool, &ids).await {
+            // Unclosed jobs run again once their lock expires and come back stale.
+            tracing::warn!(error = %e, jobs = ids.len(), "cannot close settled jobs; they will be re-checked");
+        }
+        ids.clear();
+    }
+}
+
+/// Ids closed per statement at most.
+pub const DONE_BATCH: usize = 512;
 
 /// The settled outcome, or why it could not be written. A write that matched
 /// no row means another worker or the app settled the job first; that is fine.

@@ -35,7 +35,7 @@ use vnext_core::traits::TransitionTrigger;
 use vnext_init::config::Config;
 
 use crate::clock::{Clock, SystemClock};
-pub use fire::{Settled, backoff};
+pub use fire::{DoneMarks, Settled, backoff};
 pub use source::{DomainSource, SourceError, StaticDomains};
 
 /// How the scheduler behaves. [`SchedulerConfig::from_config`] derives it from
@@ -234,13 +234,17 @@ impl Scheduler {
                 .map_err(|source| SchedulerError::Db { domain: domain.to_string(), context: "claiming jobs", source })?;
             let claimed = claim.jobs.len();
             report.claimed += claimed;
+            let (marks, queue) = tokio::sync::mpsc::unbounded_channel();
             let settled: Vec<Settled> = futures::stream::iter(claim.jobs)
                 .map(|job| {
-                    fire::fire(&*shared.trigger, &pool, domain, job, || shared.clock.now(), &shared.config)
+                    let marks = fire::DoneMarks::Batched(&marks);
+                    fire::fire(&*shared.trigger, &pool, domain, job, || shared.clock.now(), &shared.config, marks)
                 })
                 .buffer_unordered(shared.config.concurrency.max(1))
                 .collect()
                 .await;
+            drop(marks);
+            fire::run_done_batcher(pool.clone(), queue).await;
             settled.iter().for_each(|s| report.add(s));
             if claimed < batch {
                 return Ok(report);

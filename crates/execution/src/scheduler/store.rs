@@ -136,6 +136,21 @@ pub async fn mark_done(pool: &PgPool, id: Uuid) -> Result<bool, sqlx::Error> {
     Ok(done.rows_affected() == 1)
 }
 
+/// [`mark_done`] for many jobs in one statement; returns how many it closed.
+///
+/// # Errors
+/// The database error.
+pub async fn mark_done_many(pool: &PgPool, ids: &[Uuid]) -> Result<u64, sqlx::Error> {
+    let done = sqlx::query(
+        "UPDATE sys_queues.jobs SET status = 'done', finished_at = now()
+          WHERE id = ANY($1) AND status = 'running'",
+    )
+    .bind(ids)
+    .execute(pool)
+    .await?;
+    Ok(done.rows_affected())
+}
+
 /// Puts a job held by `worker` back to `pending`, due at `due_at`.
 /// `count_attempt = false` gives the claim back (a busy instance is not a failure).
 ///

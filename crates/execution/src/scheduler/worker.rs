@@ -5,22 +5,27 @@ use std::time::{Duration, Instant};
 
 use sqlx::PgPool;
 use sqlx::postgres::{PgListener, PgPoolOptions};
-use tokio::sync::Notify;
+use tokio::sync::{Notify, mpsc};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use vnext_core::ident::DomainName;
 use vnext_init::queues::JOBS_CHANNEL;
 
+use super::fire::DoneMarks;
 use super::{SchedulerError, Settled, Shared, fire, lease, lock, store};
 
 /// How long to wait before trying again after the database failed us.
 const ERROR_PAUSE: Duration = Duration::from_secs(2);
+/// Shortest sleep between claims that are not woken by a notification.
+const MIN_SLEEP: Duration = Duration::from_millis(10);
 
 /// Serves one domain until `stop` fires.
 pub(crate) async fn run_domain(shared: Arc<Shared>, domain: DomainName, stop: CancellationToken, tracker: TaskTracker) {
     let wake = Arc::new(Notify::new());
     let config = &shared.config;
     let batch = config.batch_size as usize;
+    let (done_marks, done_queue) = mpsc::unbounded_channel();
+    let mut done_queue = Some(done_queue);
     let mut listening = false;
     let mut next_lease_scan = Instant::now();
     // Consecutive failures: the pause grows, and only the first is logged loudly.
@@ -41,6 +46,10 @@ pub(crate) async fn run_domain(shared: Arc<Shared>, domain: DomainName, stop: Ca
         if !listening {
             tracker.spawn(listen(pool.clone(), domain.clone(), wake.clone(), stop.clone()));
             listening = true;
+        }
+        if let Some(queue) = done_queue.take() {
+            // Ends once this worker and every job it fired dropped their senders.
+            tracker.spawn(fire::run_done_batcher(pool.clone(), queue));
         }
         if Instant::now() >= next_lease_scan {
             next_lease_scan = Instant::now() + config.lease_scan;
@@ -78,9 +87,11 @@ pub(crate) async fn run_domain(shared: Arc<Shared>, domain: DomainName, stop: Ca
                 }
             };
             let (shared, pool, domain, wake) = (shared.clone(), pool.clone(), domain.clone(), wake.clone());
+            let done_marks = done_marks.clone();
             tracker.spawn(async move {
+                let marks = DoneMarks::Batched(&done_marks);
                 let settled =
-                    fire::fire(&*shared.trigger, &pool, &domain, job, || shared.clock.now(), &shared.config).await;
+                    fire::fire(&*shared.trigger, &pool, &domain, job, || shared.clock.now(), &shared.config, marks).await;
                 drop(permit);
                 if matches!(settled, Settled::Busy { .. } | Settled::Retried { .. }) {
                     // The job is pending again at a new time; the next claim reads it.
@@ -96,7 +107,9 @@ pub(crate) async fn run_domain(shared: Arc<Shared>, domain: DomainName, stop: Ca
             .map(|t| (t - shared.clock.now()).to_std().unwrap_or(Duration::ZERO))
             .unwrap_or(config.idle_poll);
         let until_scan = next_lease_scan.saturating_duration_since(Instant::now());
-        let sleep = until_due.min(config.idle_poll).min(until_scan);
+        // Timers are served with a granularity of MIN_SLEEP: jobs falling due
+        // close together are claimed together instead of one query each.
+        let sleep = until_due.min(config.idle_poll).min(until_scan).max(MIN_SLEEP);
         tokio::select! {
             () = stop.cancelled() => return,
             () = wake.notified() => {}
