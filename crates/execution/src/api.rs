@@ -4,7 +4,7 @@
 //!   presents the shared secret as `Authorization: Bearer <secret>` (401
 //!   otherwise); the body is a [`TaskInvocation`] whose type and key match the
 //!   path (400 otherwise). Every accepted call answers 200 with a
-//!   [`TaskResponse`], task failures included: the caller's error boundary
+//!   [`TaskResponse`](vnext_core::traits::TaskResponse), task failures included: the caller's error boundary
 //!   decides what a failure means.
 //! - `GET /health`: the process is up. `GET /ready`: its dependencies answer.
 //!

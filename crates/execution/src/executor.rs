@@ -15,6 +15,7 @@ use serde_json::Value;
 use tracing::Instrument;
 use vnext_core::model::TaskType;
 use vnext_core::traits::{TaskError, TaskExecutor, TaskInvocation, TaskResponse};
+use vnext_init::config::Config;
 
 use crate::tasks::http::HttpTaskRunner;
 use crate::tasks::instance::InstanceTaskRunner;
@@ -34,6 +35,15 @@ impl LocalExecutor {
     /// A message when `app_url` is not an http(s) URL.
     pub fn new(clients: HttpClients, app_url: &str) -> Result<Self, String> {
         Ok(Self { http: HttpTaskRunner::new(clients.clone()), instance: InstanceTaskRunner::new(clients, app_url)? })
+    }
+
+    /// The executor `vnext up` and the execution service use: instance tasks
+    /// reach the app at `app.url`.
+    ///
+    /// # Errors
+    /// A message when `app.url` is not an http(s) URL.
+    pub fn from_config(config: &Config, clients: HttpClients) -> Result<Self, String> {
+        Self::new(clients, &config.app.url)
     }
 
     /// Runs one task to completion.
@@ -106,6 +116,15 @@ impl RemoteExecutor {
             return Err(format!("execution.url `{execution_url}` must be an http or https base URL"));
         }
         Ok(Self { client: clients.get(true).clone(), base, secret: shared_secret.to_string() })
+    }
+
+    /// The executor `vnext app` uses when the execution service runs apart:
+    /// `execution.url` with `execution.shared_secret`.
+    ///
+    /// # Errors
+    /// A message when `execution.url` is not an http(s) URL.
+    pub fn from_config(config: &Config, clients: &HttpClients) -> Result<Self, String> {
+        Self::new(clients, &config.execution.url, &config.execution.shared_secret)
     }
 
     fn invoke_url(&self, invocation: &TaskInvocation) -> Url {

@@ -13,6 +13,18 @@
 //! - [`service`]: the invoke API and the scheduler as one service
 //!   (`vnext execution`).
 //!
+//! Wiring, by deployment:
+//! - `vnext up` (one process): the app engine holds a [`LocalExecutor`]
+//!   (`LocalExecutor::from_config`), and a [`Scheduler`] over the
+//!   [`vnext_init::db::Databases`] fires jobs through the engine's in-process
+//!   trigger: `Scheduler::new(Arc::new(databases), engine.trigger(),
+//!   SchedulerConfig::from_config(&config)).run(shutdown)`.
+//! - `vnext app` + `vnext execution`: the app holds a [`RemoteExecutor`]
+//!   (`RemoteExecutor::from_config`) and serves `POST /api/v1/internal/trigger`
+//!   (contract in [`trigger`]); `vnext execution` runs
+//!   [`service::ExecutionService`], which pairs the invoke API with a scheduler
+//!   firing through [`HttpTrigger`].
+//!
 //! Nothing here reads a domain's instance tables except lease recovery, which
 //! only looks for expired leases in the domain it serves; instance tasks reach
 //! other instances through the app's REST API.

@@ -8,6 +8,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
+use sqlx::Connection;
+use vnext_init::config::Config;
 use sqlx::postgres::PgPoolOptions;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
@@ -99,4 +101,46 @@ async fn ten_thousand_timers_due_in_one_second() {
         lateness.2
     );
     assert_eq!((lost, duplicated, early), (0, 0, 0));
+}
+
+/// Database transactions per second while the scheduler serves ten idle
+/// domains of the registry (issue 5: at most 10).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "measurement; takes about a minute"]
+async fn idle_cost_with_ten_domains() {
+    use common::env::TestEnv;
+    let env = TestEnv::new().await;
+    for i in 0..10 {
+        env.provision(&format!("idle{i}")).await;
+    }
+    let trigger = Arc::new(RecordingTrigger::new(env.dbs.control().clone()));
+    let scheduler = Scheduler::new(
+        Arc::new(env.dbs.clone()),
+        trigger,
+        SchedulerConfig { worker_id: "idle".into(), ..SchedulerConfig::from_config(&env.config) },
+    );
+    let shutdown = CancellationToken::new();
+    let running = tokio::spawn(scheduler.run(shutdown.clone()));
+    let prefix = env.config.database.database_prefix.clone();
+    let mut admin = sqlx::PgConnection::connect(&Config::load(None).unwrap().database.url).await.unwrap();
+    let mut count = async || -> i64 {
+        sqlx::query_scalar(
+            "SELECT sum(xact_commit + xact_rollback)::int8 FROM pg_stat_database WHERE starts_with(datname, $1)",
+        )
+        .bind(&prefix)
+        .fetch_one(&mut admin)
+        .await
+        .unwrap()
+    };
+    // Warm-up: the first lease scans and listeners, and stats of the setup flushed.
+    tokio::time::sleep(Duration::from_secs(15)).await;
+    let window = Duration::from_secs(40);
+    let before = count().await;
+    tokio::time::sleep(window).await;
+    let after = count().await;
+    shutdown.cancel();
+    running.await.unwrap();
+    let rate = (after - before) as f64 / window.as_secs_f64();
+    println!("idle with 10 domains: {} transactions in {} s = {rate:.2}/s", after - before, window.as_secs());
+    assert!(rate <= 10.0, "{rate}/s");
 }

@@ -40,7 +40,7 @@ pub enum Settled {
 
 /// Where the `done` mark of an applied or stale job goes. Closing is a
 /// formality when the app already closed the job in its own transaction, so it
-/// is usually handed to a [`DoneBatcher`] that closes many jobs per statement.
+/// is usually handed to `run_done_batcher`, which closes many jobs per statement.
 #[derive(Clone, Copy)]
 pub enum DoneMarks<'a> {
     /// One statement per job, before `fire` returns.

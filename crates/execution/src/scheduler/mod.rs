@@ -4,7 +4,7 @@
 //! Per domain, a worker claims due jobs (`FOR UPDATE SKIP LOCKED`, so any
 //! number of schedulers can share a database), fires each through the
 //! [`TransitionTrigger`] with bounded concurrency, and settles it by the answer
-//! (see [`fire`]). Between rounds it sleeps until the earliest of: a
+//! (see [`Settled`]). Between rounds it sleeps until the earliest of: a
 //! `NOTIFY vnext_jobs` (sent by every enqueue), the next job's due time, the
 //! next lease scan, and a slow safety poll (`execution.idle_poll_seconds`). An
 //! idle domain therefore costs one query per safety poll plus the lease scan.
@@ -35,7 +35,7 @@ use vnext_core::traits::TransitionTrigger;
 use vnext_init::config::Config;
 
 use crate::clock::{Clock, SystemClock};
-pub use fire::{DoneMarks, Settled, backoff};
+pub use fire::{Settled, backoff};
 pub use source::{DomainSource, SourceError, StaticDomains};
 
 /// How the scheduler behaves. [`SchedulerConfig::from_config`] derives it from
