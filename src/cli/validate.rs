@@ -1,18 +1,152 @@
-//! `vnext validate PATH`: offline diagnostics for component files.
+//! `vnext validate PATH`: offline diagnostics for a component file or a whole
+//! component folder.
+//!
+//! A folder is walked recursively as one package (so short `{"ref": ...}`
+//! references resolve); `.meta` and other hidden folders and designer files
+//! (`*.diagram.json`) are skipped, and JSON that is not a component (such as
+//! `vnext.config.json`) is skipped with a note. Exit code: 0 when clean, 1 when
+//! any problem was found, 2 for usage or I/O errors.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+
+use serde_json::Value;
+use vnext_core::script::ScriptHost;
+use vnext_core::validate::{Diagnostic, codes, looks_like_component, validate_package};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// A component JSON file or a folder of them.
     pub path: PathBuf,
-    /// Print diagnostics as JSON.
+    /// Print diagnostics as a JSON array on stdout (notes and summary go to stderr).
     #[arg(long)]
     pub json: bool,
 }
 
-pub fn run(_args: Args) -> ExitCode {
-    eprintln!("validate: not yet implemented");
-    ExitCode::FAILURE
+const EXIT_PROBLEMS: u8 = 1;
+const EXIT_USAGE: u8 = 2;
+
+pub fn run(args: Args) -> ExitCode {
+    match validate(&args) {
+        Ok(code) => code,
+        Err(message) => {
+            eprintln!("error: {message}");
+            ExitCode::from(EXIT_USAGE)
+        }
+    }
+}
+
+fn validate(args: &Args) -> Result<ExitCode, String> {
+    let paths = collect(&args.path)?;
+    let mut diagnostics = Vec::new();
+    let mut components = Vec::new();
+    let mut skipped = 0usize;
+    for path in &paths {
+        let name = display(path);
+        let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read {name}: {e}"))?;
+        match serde_json::from_str::<Value>(&text) {
+            Err(e) => diagnostics.push(Diagnostic {
+                file: Some(name.clone()),
+                component: None,
+                pointer: String::new(),
+                code: codes::JSON_SYNTAX,
+                message: format!("not valid JSON: {e}"),
+            }),
+            Ok(value) if !looks_like_component(&value) => {
+                skipped += 1;
+                eprintln!("note: {name}: skipped (not a component: neither `flow` nor `attributes`)");
+            }
+            Ok(value) => components.push((name, value)),
+        }
+    }
+    diagnostics.extend(validate_package(&components, None, &ScriptHost::new()));
+    let order = |d: &Diagnostic| {
+        paths
+            .iter()
+            .position(|p| Some(display(p)) == d.file)
+            .unwrap_or(usize::MAX)
+    };
+    diagnostics.sort_by_key(order);
+
+    let files_with_problems = {
+        let mut files: Vec<_> = diagnostics
+            .iter()
+            .filter_map(|d| d.file.as_deref())
+            .collect();
+        files.dedup();
+        files.len()
+    };
+    let summary = if diagnostics.is_empty() {
+        format!(
+            "{} component(s) checked, no problems ({skipped} file(s) skipped)",
+            components.len()
+        )
+    } else {
+        format!(
+            "{} problem(s) in {files_with_problems} file(s); {} component(s) checked, {skipped} file(s) skipped",
+            diagnostics.len(),
+            components.len()
+        )
+    };
+    if args.json {
+        let json = serde_json::to_string_pretty(&diagnostics).map_err(|e| e.to_string())?;
+        println!("{json}");
+        eprintln!("{summary}");
+    } else {
+        for d in &diagnostics {
+            println!("{d}");
+        }
+        println!("{summary}");
+    }
+    Ok(if diagnostics.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(EXIT_PROBLEMS)
+    })
+}
+
+/// The JSON files to validate: the file itself, or every `*.json` below a folder,
+/// in a stable order.
+fn collect(path: &Path) -> Result<Vec<PathBuf>, String> {
+    let meta =
+        std::fs::metadata(path).map_err(|e| format!("cannot open {}: {e}", path.display()))?;
+    if meta.is_file() {
+        return Ok(vec![path.to_path_buf()]);
+    }
+    let mut out = Vec::new();
+    walk(path, &mut out)?;
+    if out.is_empty() {
+        return Err(format!("{} holds no *.json files", path.display()));
+    }
+    Ok(out)
+}
+
+fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), String> {
+    let entries =
+        std::fs::read_dir(dir).map_err(|e| format!("cannot list {}: {e}", dir.display()))?;
+    let mut paths = entries
+        .map(|e| e.map(|e| e.path()))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| format!("cannot list {}: {e}", dir.display()))?;
+    paths.sort();
+    for path in paths {
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        if path.is_dir() {
+            // `.meta` holds designer layouts; other hidden folders are tooling.
+            if !name.starts_with('.') && name != "node_modules" {
+                walk(&path, out)?;
+            }
+        } else if name.ends_with(".json") && !name.ends_with(".diagram.json") {
+            out.push(path);
+        }
+    }
+    Ok(())
+}
+
+fn display(path: &Path) -> String {
+    let text = path.to_string_lossy().replace('\\', "/");
+    text.strip_prefix("./").map(str::to_string).unwrap_or(text)
 }

@@ -12,6 +12,7 @@
 //! - [`schedule`], [`retry`]: when timers fire and how retries back off.
 //! - [`traits`]: the seams between orchestration and execution.
 
+pub mod boundary;
 pub mod ident;
 pub mod machine;
 pub mod merge;

@@ -86,6 +86,8 @@ pub struct Envelope<A> {
 }
 
 /// A parsed component of any kind.
+// Parsed once per definition and cached, so the variants' size difference costs nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq)]
 pub enum Component {
     Schema(Envelope<SchemaComponent>),
