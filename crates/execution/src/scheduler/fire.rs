@@ -38,18 +38,11 @@ pub enum Settled {
     Unrecorded { error: String },
 }
 
-/// Where the `done` mark of an applied or stale job goes. Closing is a
-/// formality when the app already closed the job in its own transaction, so it
-/// is usually handed to `run_done_batcher`, which closes many jobs per statement.
-#[derive(Clone, Copy)]
-pub enum DoneMarks<'a> {
-    /// One statement per job, before `fire` returns.
-    Now,
-    /// Queued for a batched statement.
-    Batched(&'a mpsc::UnboundedSender<Uuid>),
-}
-
 /// Fires `job` and records the outcome.
+///
+/// The `done` mark of an applied or stale job is a formality when the app
+/// already closed the job in its own transaction, so it goes to `done_marks`,
+/// whose receiver ([`run_done_batcher`]) closes many jobs per statement.
 pub async fn fire(
     trigger: &dyn TransitionTrigger,
     pool: &PgPool,
@@ -57,7 +50,7 @@ pub async fn fire(
     job: ClaimedJob,
     now: impl Fn() -> DateTime<Utc>,
     config: &SchedulerConfig,
-    marks: DoneMarks<'_>,
+    done_marks: &mpsc::UnboundedSender<Uuid>,
 ) -> Settled {
     let worker = config.worker_id.as_str();
     if job.attempts > config.max_attempts {
@@ -83,12 +76,10 @@ pub async fn fire(
     let (retryable, error) = match answer {
         Ok(Ok(Ok(outcome @ (TriggerOutcome::Applied | TriggerOutcome::Stale)))) => {
             let settled = if outcome == TriggerOutcome::Applied { Settled::Applied } else { Settled::Stale };
-            return match marks {
-                DoneMarks::Now => record(store::mark_done(pool, job.id).await, settled),
-                DoneMarks::Batched(queue) => match queue.send(job.id) {
-                    Ok(()) => settled,
-                    Err(_) => record(store::mark_done(pool, job.id).await, settled),
-                },
+            return match done_marks.send(job.id) {
+                Ok(()) => settled,
+                // The batcher is gone (shutdown): close the job directly.
+                Err(_) => record(store::mark_done(pool, job.id).await, settled),
             };
         }
         Ok(Ok(Ok(TriggerOutcome::Busy))) => {
@@ -109,8 +100,9 @@ pub async fn fire(
         transition = %job.transition_key, attempt = job.attempts, retryable, error = %error,
         "job failed"
     );
-    if retryable && job.attempts < config.max_attempts {
-        let due_at = now() + jittered(backoff(config, job.attempts), 0.2);
+    let retry_in = if retryable { backoff(config, job.attempts, rand::rng().random_range(0.0..=1.0)) } else { None };
+    if let Some(delay) = retry_in {
+        let due_at = now() + delay;
         record(
             store::reschedule(pool, job.id, worker, due_at, Some(&error), true).await,
             Settled::Retried { due_at, error },
@@ -150,10 +142,13 @@ fn record(written: Result<bool, sqlx::Error>, settled: Settled) -> Settled {
     }
 }
 
-/// Exponential backoff: `retry_base · 2^(attempt-1)`, at most `retry_max`.
-pub fn backoff(config: &SchedulerConfig, attempt: i32) -> Duration {
-    let exp = attempt.saturating_sub(1).clamp(0, 30) as u32;
-    config.retry_base.saturating_mul(2u32.saturating_pow(exp)).min(config.retry_max)
+/// The delay before the job's next delivery after its `attempt`-th failed one,
+/// by the scheduler's delivery policy ([`SchedulerConfig::delivery_policy`]:
+/// exponential from `retry_base`, capped at `retry_max`, equal jitter); `None`
+/// when `max_attempts` is used up.
+pub fn backoff(config: &SchedulerConfig, attempt: i32, jitter_sample: f64) -> Option<chrono::Duration> {
+    let attempt = u32::try_from(attempt.max(1)).unwrap_or(1);
+    config.delivery_policy().delay_for(attempt, jitter_sample)
 }
 
 /// `d` spread by up to ±`spread` (0.2 = 20%) so jobs failing together do not
@@ -168,16 +163,20 @@ mod tests {
     use super::*;
 
     #[test]
-    fn backoff_doubles_up_to_the_cap() {
+    fn backoff_doubles_up_to_the_cap_then_gives_up() {
         let config = SchedulerConfig {
             retry_base: Duration::from_secs(1),
             retry_max: Duration::from_secs(60),
+            max_attempts: 10,
             ..SchedulerConfig::default()
         };
-        let d: Vec<u64> = (1..=9).map(|a| backoff(&config, a).as_secs()).collect();
-        assert_eq!(d, vec![1, 2, 4, 8, 16, 32, 60, 60, 60]);
-        assert_eq!(backoff(&config, 0).as_secs(), 1);
-        assert_eq!(backoff(&config, i32::MAX).as_secs(), 60);
+        let full: Vec<i64> = (1..=9).map(|a| backoff(&config, a, 1.0).unwrap().num_seconds()).collect();
+        assert_eq!(full, vec![1, 2, 4, 8, 16, 32, 60, 60, 60]);
+        // Equal jitter: at least half of the computed delay.
+        assert_eq!(backoff(&config, 3, 0.0).unwrap().num_milliseconds(), 2000);
+        assert_eq!(backoff(&config, 0, 1.0).unwrap().num_seconds(), 1);
+        // The tenth delivery was the last one.
+        assert_eq!(backoff(&config, 10, 1.0), None);
     }
 
     #[test]

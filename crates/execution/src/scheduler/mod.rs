@@ -31,6 +31,7 @@ use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use vnext_core::ident::DomainName;
+use vnext_core::retry::{Backoff, RetryPolicy};
 use vnext_core::traits::TransitionTrigger;
 use vnext_init::config::Config;
 
@@ -57,7 +58,8 @@ pub struct SchedulerConfig {
     pub trigger_timeout: Duration,
     /// Wait before firing a job again whose instance was busy.
     pub busy_delay: Duration,
-    /// First retry delay after a retryable failure; doubles per attempt.
+    /// First retry delay after a retryable failure; doubles per attempt
+    /// (see [`SchedulerConfig::delivery_policy`]).
     pub retry_base: Duration,
     /// Longest retry delay.
     pub retry_max: Duration,
@@ -100,6 +102,23 @@ impl SchedulerConfig {
             lease_rearm_after: Duration::from_secs(60),
             domain_refresh: idle_poll,
             drain_deadline: Duration::from_secs(30),
+        }
+    }
+}
+
+impl SchedulerConfig {
+    /// How failed deliveries back off, in the same math as error-boundary
+    /// retries: exponential from `retry_base` (doubling), capped at `retry_max`,
+    /// equal jitter, `max_attempts` deliveries in all.
+    pub fn delivery_policy(&self) -> RetryPolicy {
+        let delta = |d: Duration| chrono::Duration::from_std(d).unwrap_or(chrono::Duration::seconds(1));
+        RetryPolicy {
+            initial_delay: delta(self.retry_base),
+            max_retries: u32::try_from(self.max_attempts.max(1) - 1).unwrap_or(0),
+            backoff: Backoff::Exponential,
+            multiplier: 2.0,
+            max_delay: Some(delta(self.retry_max)),
+            jitter: true,
         }
     }
 }
@@ -236,10 +255,7 @@ impl Scheduler {
             report.claimed += claimed;
             let (marks, queue) = tokio::sync::mpsc::unbounded_channel();
             let settled: Vec<Settled> = futures::stream::iter(claim.jobs)
-                .map(|job| {
-                    let marks = fire::DoneMarks::Batched(&marks);
-                    fire::fire(&*shared.trigger, &pool, domain, job, || shared.clock.now(), &shared.config, marks)
-                })
+                .map(|job| fire::fire(&*shared.trigger, &pool, domain, job, || shared.clock.now(), &shared.config, &marks))
                 .buffer_unordered(shared.config.concurrency.max(1))
                 .collect()
                 .await;

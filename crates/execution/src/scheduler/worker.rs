@@ -11,7 +11,6 @@ use tokio_util::task::TaskTracker;
 use vnext_core::ident::DomainName;
 use vnext_init::queues::JOBS_CHANNEL;
 
-use super::fire::DoneMarks;
 use super::{SchedulerError, Settled, Shared, fire, lease, lock, store};
 
 /// How long to wait before trying again after the database failed us.
@@ -89,9 +88,9 @@ pub(crate) async fn run_domain(shared: Arc<Shared>, domain: DomainName, stop: Ca
             let (shared, pool, domain, wake) = (shared.clone(), pool.clone(), domain.clone(), wake.clone());
             let done_marks = done_marks.clone();
             tracker.spawn(async move {
-                let marks = DoneMarks::Batched(&done_marks);
                 let settled =
-                    fire::fire(&*shared.trigger, &pool, &domain, job, || shared.clock.now(), &shared.config, marks).await;
+                    fire::fire(&*shared.trigger, &pool, &domain, job, || shared.clock.now(), &shared.config, &done_marks)
+                        .await;
                 drop(permit);
                 if matches!(settled, Settled::Busy { .. } | Settled::Retried { .. }) {
                     // The job is pending again at a new time; the next claim reads it.
