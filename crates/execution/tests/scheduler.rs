@@ -411,3 +411,33 @@ async fn expired_leases_get_one_recovery_job() {
     assert_eq!(report.leases_enqueued, 2);
     assert_eq!(trigger.calls_per_job()[&token], 2);
 }
+
+#[tokio::test]
+async fn purge_deletes_only_old_finished_jobs() {
+    let domain = TestDomain::create("purge").await;
+    let now = Utc::now();
+    let [old_done, old_cancelled, old_failed, recent_done, pending] = std::array::from_fn(|_| job(JobKind::Timer, now));
+    enqueue(&domain.pool, &[old_done.clone(), old_cancelled.clone(), old_failed.clone(), recent_done.clone(), pending.clone()])
+        .await;
+    for (id, status, age_days) in
+        [(old_done.id, "done", 8), (old_cancelled.id, "cancelled", 8), (old_failed.id, "failed", 8), (recent_done.id, "done", 1)]
+    {
+        sqlx::query("UPDATE sys_queues.jobs SET status = $2, finished_at = now() - make_interval(days => $3) WHERE id = $1")
+            .bind(id)
+            .bind(status)
+            .bind(age_days)
+            .execute(&domain.pool)
+            .await
+            .unwrap();
+    }
+    let deleted = vnext_execution::scheduler::store::purge_finished(&domain.pool, now - chrono::Duration::days(7), 1000)
+        .await
+        .unwrap();
+    assert_eq!(deleted, 2);
+    let left = rows(&domain.pool).await;
+    let mut kept: Vec<Uuid> = left.keys().copied().collect();
+    kept.sort();
+    let mut expected = vec![old_failed.id, recent_done.id, pending.id];
+    expected.sort();
+    assert_eq!(kept, expected);
+}

@@ -69,6 +69,11 @@ pub struct SchedulerConfig {
     pub lease_scan: Duration,
     /// A lease job settled this long ago is armed again if its lease is still expired.
     pub lease_rearm_after: Duration,
+    /// Done and cancelled jobs are deleted once finished this long ago
+    /// (failed jobs are kept).
+    pub retention: Duration,
+    /// How often each domain's finished jobs are purged.
+    pub purge_every: Duration,
     /// How often the list of domains is refreshed.
     pub domain_refresh: Duration,
     /// On shutdown, how long in-flight jobs may take to finish.
@@ -100,6 +105,8 @@ impl SchedulerConfig {
             max_attempts: 50,
             lease_scan: Duration::from_secs(15),
             lease_rearm_after: Duration::from_secs(60),
+            retention: Duration::from_secs(7 * 24 * 3600),
+            purge_every: Duration::from_secs(3600),
             domain_refresh: idle_poll,
             drain_deadline: Duration::from_secs(30),
         }

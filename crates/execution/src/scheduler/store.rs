@@ -214,3 +214,22 @@ pub async fn release(pool: &PgPool, ids: &[Uuid], worker: &str) -> Result<u64, s
     .await?;
     Ok(done.rows_affected())
 }
+
+/// Deletes up to `limit` jobs that finished (`done` or `cancelled`) before
+/// `before`; failed jobs stay for diagnosis. Returns how many went.
+///
+/// # Errors
+/// The database error.
+pub async fn purge_finished(pool: &PgPool, before: DateTime<Utc>, limit: i64) -> Result<u64, sqlx::Error> {
+    let done = sqlx::query(
+        "DELETE FROM sys_queues.jobs WHERE id IN (
+            SELECT id FROM sys_queues.jobs
+             WHERE status IN ('done', 'cancelled') AND finished_at < $1
+             LIMIT $2)",
+    )
+    .bind(before)
+    .bind(limit)
+    .execute(pool)
+    .await?;
+    Ok(done.rows_affected())
+}

@@ -27,6 +27,8 @@ pub(crate) async fn run_domain(shared: Arc<Shared>, domain: DomainName, stop: Ca
     let mut done_queue = Some(done_queue);
     let mut listening = false;
     let mut next_lease_scan = Instant::now();
+    // Not at start-up: a fleet restarting together should not purge together.
+    let mut next_purge = Instant::now() + config.purge_every.mul_f64(rand::random_range(0.05..1.0));
     // Consecutive failures: the pause grows, and only the first is logged loudly.
     let mut failures = 0u32;
     loop {
@@ -55,6 +57,10 @@ pub(crate) async fn run_domain(shared: Arc<Shared>, domain: DomainName, stop: Ca
             if let Err(e) = recover_leases(&shared, &domain, &pool).await {
                 tracing::warn!(error = %e, "lease scan failed");
             }
+        }
+        if Instant::now() >= next_purge {
+            next_purge = Instant::now() + config.purge_every;
+            purge(&shared, &domain, &pool).await;
         }
         let now = shared.clock.now();
         let claim = match store::claim(&pool, now, batch as i64, &config.worker_id, now + lock(config)).await {
@@ -181,6 +187,33 @@ async fn listen(pool: PgPool, domain: DomainName, wake: Arc<Notify>, stop: Cance
         pause(&stop, ERROR_PAUSE * 5).await;
     }
 }
+
+/// Deletes jobs finished longer than the retention ago, in bounded batches.
+async fn purge(shared: &Shared, domain: &DomainName, pool: &PgPool) {
+    let Ok(retention) = chrono::Duration::from_std(shared.config.retention) else { return };
+    let before = shared.clock.now() - retention;
+    let mut total = 0;
+    loop {
+        match store::purge_finished(pool, before, PURGE_BATCH).await {
+            Ok(n) => {
+                total += n;
+                if n < PURGE_BATCH as u64 {
+                    break;
+                }
+            }
+            Err(e) => {
+                tracing::warn!(domain = %domain, error = %e, "cannot purge finished jobs");
+                break;
+            }
+        }
+    }
+    if total > 0 {
+        tracing::info!(domain = %domain, jobs = total, "finished jobs past retention deleted");
+    }
+}
+
+/// Jobs deleted per statement when purging.
+const PURGE_BATCH: i64 = 5_000;
 
 /// Scans for expired leases and enqueues their recovery jobs.
 pub(crate) async fn recover_leases(shared: &Shared, domain: &DomainName, pool: &PgPool) -> Result<u64, SchedulerError> {
