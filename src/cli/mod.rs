@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod app;
+mod execution;
 mod init;
 mod publish;
 mod up;
@@ -25,6 +26,8 @@ pub struct Cli {
 pub enum Command {
     /// Validate a component file or a whole component folder, offline.
     Validate(validate::Args),
+    /// Run the execution service alone (invoke API and job scheduler).
+    Execution(execution::Args),
     /// Provision every domain, migrate every flow schema, publish the component folder.
     Init(init::Args),
     /// Publish a component folder into its domains.
@@ -39,6 +42,7 @@ pub fn run(cli: Cli) -> ExitCode {
     init_tracing();
     match cli.command {
         Command::Validate(args) => validate::run(args),
+        Command::Execution(args) => execution::run(cli.config.as_deref(), args),
         Command::Init(args) => init::run(cli.config.as_deref(), args),
         Command::Publish(args) => publish::run(cli.config.as_deref(), args),
         Command::App(args) => app::run(cli.config.as_deref(), args),
