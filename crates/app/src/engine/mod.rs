@@ -8,7 +8,7 @@
 //! - `trigger`: what the job scheduler calls; `inline_runner`: async jobs
 //!   in-process until the scheduler runs them;
 //! - `definitions`: compiled workflows; `scripts`: the rhai sandbox;
-//!   `timers`: due times; `context`: the `ctx` scripts see.
+//!   `context`: the `ctx` scripts see.
 
 mod context;
 mod definitions;
@@ -18,7 +18,6 @@ mod requests;
 mod run;
 mod scripts;
 mod tasks;
-mod timers;
 mod trigger;
 mod types;
 
