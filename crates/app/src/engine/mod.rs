@@ -148,39 +148,26 @@ impl Engine {
         self.inner.definitions.invalidate(domain);
     }
 
-    /// Invalidates cached definitions whenever a domain publishes
-    /// (`LISTEN vnext_definitions` on the control database, payload = domain),
-    /// until `shutdown` fires. Reconnects after connection loss.
+    /// Invalidates cached definitions whenever a domain publishes, until
+    /// `shutdown` fires. Publishing notifies `vnext_definitions` (payload: the
+    /// domain) in the domain's own database, so this listens on every domain
+    /// whose definitions are cached: one connection per such domain, opened when
+    /// the domain is first used and re-opened after a connection loss.
     pub async fn listen_for_publish(self, shutdown: CancellationToken) {
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        self.inner.definitions.watch(tx);
+        let mut listening = HashSet::new();
         loop {
-            let mut listener = match sqlx::postgres::PgListener::connect_with(self.inner.databases.control()).await {
-                Ok(l) => l,
-                Err(e) => {
-                    tracing::warn!(error = %e, "cannot listen for publishes; retrying");
-                    tokio::select! {
-                        _ = shutdown.cancelled() => return,
-                        _ = tokio::time::sleep(Duration::from_secs(1)) => continue,
-                    }
-                }
-            };
-            if let Err(e) = listener.listen(DEFINITIONS_CHANNEL).await {
-                tracing::warn!(error = %e, "LISTEN {DEFINITIONS_CHANNEL} failed; retrying");
-                continue;
-            }
-            loop {
-                tokio::select! {
-                    _ = shutdown.cancelled() => return,
-                    n = listener.recv() => match n {
-                        Ok(n) => match DomainName::new(n.payload()) {
-                            Ok(d) => self.invalidate(&d).await,
-                            Err(_) => tracing::warn!(payload = n.payload(), "publish notification names no valid domain"),
-                        },
-                        Err(e) => {
-                            tracing::warn!(error = %e, "publish listener lost its connection");
-                            break;
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                d = rx.recv() => match d {
+                    Some(d) => {
+                        if listening.insert(d.clone()) {
+                            tokio::spawn(listen_domain(self.clone(), d, shutdown.clone()));
                         }
-                    },
-                }
+                    }
+                    None => return,
+                },
             }
         }
     }
@@ -188,6 +175,53 @@ impl Engine {
     /// Called after an async request commits.
     fn after_accept(&self, domain: &DomainName) {
         inline_runner::nudge(self.clone(), domain.clone());
+    }
+}
+
+/// Watches one domain's publishes. Definitions compiled before the listener was
+/// in place are dropped once it is, so no publish can slip through unseen.
+async fn listen_domain(engine: Engine, domain: DomainName, shutdown: CancellationToken) {
+    let pause = || async {
+        tokio::select! {
+            _ = shutdown.cancelled() => false,
+            _ = tokio::time::sleep(Duration::from_secs(1)) => true,
+        }
+    };
+    loop {
+        let listener = match engine.inner.databases.domain(&domain).await {
+            Ok(pool) => sqlx::postgres::PgListener::connect_with(&pool).await,
+            Err(e) => {
+                tracing::warn!(domain = %domain, error = %e, "cannot listen for publishes");
+                if pause().await { continue } else { return }
+            }
+        };
+        let mut listener = match listener {
+            Ok(l) => l,
+            Err(e) => {
+                tracing::warn!(domain = %domain, error = %e, "cannot listen for publishes");
+                if pause().await { continue } else { return }
+            }
+        };
+        if let Err(e) = listener.listen(DEFINITIONS_CHANNEL).await {
+            tracing::warn!(domain = %domain, error = %e, "LISTEN {DEFINITIONS_CHANNEL} failed");
+            if pause().await { continue } else { return }
+        }
+        engine.inner.definitions.invalidate(&domain);
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                n = listener.recv() => match n {
+                    Ok(n) => {
+                        let target = DomainName::new(n.payload()).unwrap_or_else(|_| domain.clone());
+                        engine.inner.definitions.invalidate(&target);
+                    }
+                    Err(e) => {
+                        tracing::warn!(domain = %domain, error = %e, "publish listener lost its connection");
+                        break;
+                    }
+                },
+            }
+        }
     }
 }
 
