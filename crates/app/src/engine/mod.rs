@@ -3,12 +3,42 @@
 //! [`Engine`] runs starts, transitions and retries against a domain database:
 //! gate, payload validation, mapping, merge, tasks around the state change,
 //! automatic chaining and timers. Layout:
-//! - [`requests`](self) entry points: sync runs or async acceptance;
+//! - `requests`: entry points, run now (`sync`) or accepted as an async job;
 //! - `run`: one request's run and its single commit (`tasks`: task groups);
 //! - `trigger`: what the job scheduler calls; `inline_runner`: async jobs
 //!   in-process until the scheduler runs them;
 //! - `definitions`: compiled workflows; `scripts`: the rhai sandbox;
 //!   `context`: the `ctx` scripts see.
+//!
+//! # Transactions
+//! A request locks the instance row (`FOR UPDATE NOWAIT`; a held lock is
+//! [`EngineError::Busy`]), runs the whole pipeline in memory and writes the
+//! instance, its history rows, task runs and incidents in one statement before
+//! the single commit. A start writes its new row the same way, without a
+//! transaction unless it also schedules jobs. The first task with external I/O
+//! turns the lock into a lease: status `B` with a token is committed, the call
+//! runs with no transaction open, and the outcome is written after checking the
+//! token (a lease taken over by recovery makes the late writer back off).
+//!
+//! # Decisions
+//! - A new instance has data version `1.0.0` number 0; the first hop that changes
+//!   data keeps `1.0.0` as number 1, later hops bump by the hop's
+//!   `versionStrategy`. One data version per hop, however many tasks merged.
+//! - `cancel` and `exit` complete the instance (`C`) wherever their target is.
+//! - A transition mapping's result replaces the raw body; without a mapping a
+//!   non-object body is a 422.
+//! - The workflow's master schema is checked after every hop; a failure is a 422
+//!   and nothing is written.
+//! - A task failure goes to its error boundary (task, then the state it runs in,
+//!   then the workflow). Retry undoes the hop and records a `retry` job that owns
+//!   the busy instance; Rollback/Notify run the named transition instead of the
+//!   hop; Ignore/Log continue without output; anything else faults (`F`) with an
+//!   incident that stores what a retry re-runs. Hops before the failed one stay
+//!   applied.
+//! - Errors of job-driven runs (timers, async requests, retries) have no caller to
+//!   answer, so they fault the instance with an incident instead of vanishing.
+//! - Timers of a state are cancelled when a hop leaves it and armed when the run
+//!   rests in a state; `updateData` neither cancels nor re-arms.
 
 mod context;
 mod definitions;
