@@ -153,7 +153,7 @@ pub async fn migrate_flow_schemas_with(
                     .execute(pool)
                     .await
                     .map_err(InitError::sql(format!("recording the failure of flow schema {schema}")))?;
-                let migration = failed_migration(&e, migrations);
+                let migration = migrate::failed_migration(&e, migrations);
                 FlowSchemaOutcome { flow_key, schema, applied: Vec::new(), error: Some(FlowMigrationError { migration, message }) }
             }
         };
@@ -193,14 +193,4 @@ async fn migrate_one(
     .map_err(InitError::sql(context()))?;
     tx.commit().await.map_err(InitError::sql(context()))?;
     Ok(applied)
-}
-
-/// The migration an error is about, when it names one.
-pub(crate) fn failed_migration(e: &InitError, migrations: &Migrations) -> Option<(i64, String)> {
-    let file = match e {
-        InitError::Migration { file, .. } | InitError::TamperedMigration { file, .. } => file,
-        InitError::UnknownAppliedMigration { version, name, .. } => return Some((*version, name.clone())),
-        _ => return None,
-    };
-    migrations.set(MigrationSet::Flow).find(|m| &m.file == file).map(|m| (m.version, m.name.clone()))
 }

@@ -329,6 +329,17 @@ async fn ensure_history_table(conn: &mut PgConnection, history: History) -> Resu
     Ok(())
 }
 
+/// The migration an error is about, when it names one: `(version, name)`.
+pub(crate) fn failed_migration(e: &InitError, migrations: &Migrations) -> Option<(i64, String)> {
+    match e {
+        InitError::Migration { file, .. } | InitError::TamperedMigration { file, .. } => {
+            migrations.list.iter().find(|m| &m.file == file).map(|m| (m.version, m.name.clone()))
+        }
+        InitError::UnknownAppliedMigration { version, name, .. } => Some((*version, name.clone())),
+        _ => None,
+    }
+}
+
 pub(crate) fn sha256_hex(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
 }

@@ -244,8 +244,7 @@ pub async fn publish_scan(
     }
 
     if !report.failures.is_empty() {
-        report.held.extend(repeats.into_iter().map(|(path, _)| path));
-        return Err(hold_all(report, &entries, &mut progress));
+        return Err(hold_all(report, &entries, repeats, &mut progress));
     }
 
     // 4. Write: provision the domains, then publish in dependency order.
@@ -284,14 +283,22 @@ pub async fn publish_scan(
 }
 
 /// Reports every failure and holds back every valid file.
-fn hold_all(mut report: PublishReport, entries: &[Entry], progress: &mut impl FnMut(&PublishProgress)) -> InitError {
+fn hold_all(
+    mut report: PublishReport,
+    entries: &[Entry],
+    repeats: Vec<(String, String)>,
+    progress: &mut impl FnMut(&PublishProgress),
+) -> InitError {
     report.failures.sort_by(|a, b| a.path.cmp(&b.path));
     for f in &report.failures {
         progress(&PublishProgress { path: f.path.clone(), component: None, status: FileStatus::Failed(f.reason.clone()) });
     }
-    for e in entries.iter().filter(|e| !report.failures.iter().any(|f| f.path == e.file.path)) {
-        report.held.push(e.file.path.clone());
-        progress(&PublishProgress { path: e.file.path.clone(), component: Some(label(&e.id)), status: FileStatus::Held });
+    let valid = entries.iter().map(|e| (e.file.path.clone(), label(&e.id))).chain(repeats);
+    let mut held: Vec<(String, String)> = valid.filter(|(path, _)| !report.failures.iter().any(|f| &f.path == path)).collect();
+    held.sort();
+    for (path, component) in held {
+        progress(&PublishProgress { path: path.clone(), component: Some(component), status: FileStatus::Held });
+        report.held.push(path);
     }
     InitError::Package(Box::new(report))
 }

@@ -307,26 +307,13 @@ async fn create_system_schemas(
         match migrate::apply(&pool, History::Domain, schema, migrations, sets).await {
             Ok(done) => applied.extend(done.into_iter().map(|m| (schema.to_string(), m))),
             Err(e) => {
-                let migration = failed_system_migration(&e, migrations);
+                let migration = migrate::failed_migration(&e, migrations);
                 record_failure(dbs, domain, schema, migration, &e.to_string()).await;
                 return Err(e);
             }
         }
     }
     Ok(applied)
-}
-
-fn failed_system_migration(e: &InitError, migrations: &Migrations) -> Option<(i64, String)> {
-    let file = match e {
-        InitError::Migration { file, .. } | InitError::TamperedMigration { file, .. } => file,
-        InitError::UnknownAppliedMigration { version, name, .. } => return Some((*version, name.clone())),
-        _ => return None,
-    };
-    MigrationSet::ALL
-        .into_iter()
-        .flat_map(|s| migrations.set(s))
-        .find(|m| &m.file == file)
-        .map(|m| (m.version, m.name.clone()))
 }
 
 /// Records applied migrations in `vnext_control.rollouts`. Best effort: the
