@@ -66,7 +66,7 @@ pub use definitions::{CompiledFlow, DefinitionCache};
 pub use error::{EngineError, PayloadError};
 pub use types::{InstanceRef, InstanceSnapshot, InstanceStatus, Outcome, RetryRequest, StartRequest, TransitionRequest};
 
-use scripts::{ScriptLimits, Scripts};
+use scripts::Scripts;
 
 /// The channel publishing notifies; the payload is the domain.
 pub const DEFINITIONS_CHANNEL: &str = "vnext_definitions";
@@ -111,10 +111,7 @@ pub(crate) struct Inner {
 impl Engine {
     pub fn new(deps: EngineDeps) -> Engine {
         let runtime = &deps.databases.config().runtime;
-        let scripts = Arc::new(Scripts::new(ScriptLimits {
-            max_operations: runtime.script_max_operations,
-            timeout: Duration::from_millis(runtime.script_timeout_ms),
-        }));
+        let scripts = Arc::new(Scripts::new(runtime.script_max_operations, Duration::from_millis(runtime.script_timeout_ms)));
         Engine {
             inner: Arc::new(Inner {
                 definitions: DefinitionCache::new(scripts.clone()),

@@ -7,11 +7,12 @@
 //! ([`Working`], [`Records`]) and written once at the end, so a transition with
 //! no I/O commits exactly once, whatever its chain.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Instant;
 
 use chrono::{DateTime, Utc};
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 use sqlx::{PgPool, Postgres, Transaction};
 use uuid::Uuid;
 use vnext_core::ident::{DomainName, FlowKey};
@@ -19,6 +20,7 @@ use vnext_core::machine::{self, Caller, GateError, Resolved, TransitionKind};
 use vnext_core::merge::deep_merge;
 use vnext_core::model::Timer;
 use vnext_core::schedule::Schedule;
+use vnext_core::script::ResponseContext;
 use vnext_core::version::{bump, INITIAL_DATA_VERSION};
 
 use super::context::{self, HopView, InstanceView, RequestData};
@@ -183,7 +185,8 @@ pub(crate) struct Run {
     initial: Option<Working>,
     checkpoint: Option<Working>,
     pub records: Records,
-    pub responses: Map<String, Value>,
+    /// Results of the tasks run so far, by task key (`ctx.responses`).
+    pub responses: BTreeMap<String, ResponseContext>,
     /// The hop being run: its id (task runs point at it) and key.
     pub hop_id: Uuid,
     hop_key: String,
@@ -244,7 +247,7 @@ impl Run {
             w,
             checkpoint: None,
             records: Records::default(),
-            responses: Map::new(),
+            responses: BTreeMap::new(),
             hop_id: Uuid::nil(),
             hop_key: String::new(),
             attempt: 1,
@@ -448,12 +451,11 @@ impl Run {
     }
 
     /// `ctx` for a script of the hop `r`.
-    pub(crate) fn ctx(&self, r: &Resolved<'_>, response: Option<Value>) -> Value {
-        let trigger = if self.w.hops == 0 { self.origin.as_str() } else { "auto" };
+    pub(crate) fn ctx(&self, r: &Resolved<'_>, response: Option<ResponseContext>) -> Value {
         context::build(
             &self.req,
             &InstanceView {
-                id: &self.row.id,
+                id: self.row.id,
                 key: self.row.key.as_deref(),
                 flow: self.flow.as_str(),
                 domain: self.domain.as_str(),
@@ -461,7 +463,12 @@ impl Run {
                 status: self.w.status.code(),
                 data: &self.w.data,
             },
-            &HopView { key: &r.transition.key, from: &r.from, to: &r.to, trigger },
+            &HopView {
+                key: &r.transition.key,
+                from: (r.kind != TransitionKind::Start).then_some(r.from.as_str()),
+                to: &r.to,
+                trigger: r.transition.trigger_type,
+            },
             response,
             &self.responses,
             self.now,
@@ -613,8 +620,7 @@ impl Run {
                         .ok_or_else(|| EngineError::Internal(format!("timer script {site} was not compiled")))?;
                     let r = machine::resolve(wf, &self.w.state, &s.transition.key, Caller::System).map_err(gate_error)?;
                     let ctx = self.ctx(&r, None);
-                    let value = self.eng.scripts.call(script, "handler", &ctx).map_err(|e| script_error(&script.location, e))?;
-                    Schedule::from_script_value(&value)
+                    Ok(self.eng.scripts.call_timer(script, "handler", &ctx).map_err(|e| script_error(&script.location, e))?)
                 }
                 None => {
                     return Err(EngineError::Definition {

@@ -11,9 +11,9 @@ use vnext_core::boundary::{self, BoundaryDecision};
 use vnext_core::machine::{Phase, Resolved, TaskGroup};
 use vnext_core::merge::deep_merge;
 use vnext_core::model::{ErrorBoundary, TaskType};
+use vnext_core::script::ResponseContext;
 use vnext_core::traits::{TaskError, TaskInvocation, TaskResponse};
 
-use super::context::response_value;
 use super::definitions::{CompiledEntry, CompiledFlow};
 use super::run::{script_error, Failure, Run};
 use crate::store::TaskRunRow;
@@ -121,7 +121,7 @@ impl Run {
                         if log {
                             tracing::warn!(task = %task.key, code = %error.code, rule = %origin, "task failed; error boundary continues");
                         }
-                        self.responses.insert(p.variable_key.clone().unwrap_or_else(|| task.key.clone()), response_value(&response));
+                        self.responses.insert(p.variable_key.clone().unwrap_or_else(|| task.key.clone()), ResponseContext::from(&response));
                         continue;
                     }
                     decision if failure.is_none() => {
@@ -145,7 +145,7 @@ impl Run {
                 }
                 continue;
             }
-            let rv = response_value(&response);
+            let rv = ResponseContext::from(&response);
             if let Some(m) = &p.entry.mapping
                 && m.has_function("output")
             {
