@@ -98,7 +98,12 @@ impl Engine {
             }
             TriggerOrigin::Lease => {
                 let expired = status == InstanceStatus::Busy && row.lease_until.is_some_and(|u| u <= self.inner.clock.now());
-                if !expired {
+                // A recovery job names the lease it was made for; a newer lease is not its business.
+                let same_lease = match req.body.get("leaseToken").and_then(Value::as_str) {
+                    Some(t) => Uuid::parse_str(t).ok() == row.lease_token,
+                    None => true,
+                };
+                if !expired || !same_lease {
                     return stale(tx).await;
                 }
                 let Some(job) = row.lease_job_id else {
