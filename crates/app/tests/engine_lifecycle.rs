@@ -201,3 +201,33 @@ async fn async_requests_are_accepted_then_run() {
     assert!(matches!(env.engine.transition(bad).await, Err(EngineError::UnknownTransition { .. })));
     env.cleanup().await;
 }
+
+#[tokio::test]
+async fn a_publish_elsewhere_invalidates_cached_definitions() {
+    let env = TestEnv::new().await;
+    env.publish(&[two_state("1.0.0", None)]).await;
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let listening = tokio::spawn(env.engine.clone().listen_for_publish(shutdown.clone()));
+    assert_eq!(env.start("pair", json!({})).await.flow_version, "1.0.0");
+    // Wait for the domain's listener to be in place.
+    let db = env.dbs.database_name(&env.domain);
+    eventually(10, || async {
+        let mut admin = env.admin_domain().await;
+        let n: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = $1 AND query ILIKE 'LISTEN%vnext_definitions%'",
+        )
+        .bind(&db)
+        .fetch_one(&mut admin)
+        .await
+        .unwrap();
+        (n > 0).then_some(())
+    })
+    .await;
+    assert_eq!(env.start("pair", json!({})).await.flow_version, "1.0.0");
+    // Published by another process: only the notification tells this engine.
+    vnext_init::components::publish(&env.pool, &two_state("2.0.0", Some("done")).to_string()).await.unwrap();
+    eventually(10, || async { (env.start("pair", json!({})).await.flow_version == "2.0.0").then_some(()) }).await;
+    shutdown.cancel();
+    listening.await.unwrap();
+    env.cleanup().await;
+}

@@ -80,7 +80,8 @@ async fn steps_run_in_pipeline_order_and_rules_pick_the_branch() {
     // go (Major) then the auto hop (Patch), each changed data.
     assert_eq!((s.data_version.as_str(), s.data_version_no), ("2.0.1", 3));
 
-    let rows: Vec<(i64, String, Option<String>, String, String, i16, bool, Option<i64>)> = sqlx::query_as(
+    type Hop = (i64, String, Option<String>, String, String, i16, bool, Option<i64>);
+    let rows: Vec<Hop> = sqlx::query_as(
         "SELECT seq, transition_key, from_state, to_state, origin, trigger_type, data IS NOT NULL, data_version_no \
          FROM steps.transitions WHERE instance_id = $1 ORDER BY seq",
     )

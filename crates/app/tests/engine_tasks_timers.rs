@@ -287,3 +287,68 @@ async fn an_expired_lease_without_a_job_faults_the_instance() {
     assert_eq!((status.as_str(), token, code.as_str()), ("F", None, "Lease:expired"));
     env.cleanup().await;
 }
+
+#[tokio::test]
+async fn an_expired_lease_of_a_job_re_runs_that_job() {
+    let env = TestEnv::new().await;
+    env.publish(&io_flow()).await;
+    let s = env.start("calls", json!({})).await;
+    // As if an async `wait` request had leased the instance and the process died
+    // during the run: the job is done (committed with the lease), the lease expired.
+    let job = Uuid::now_v7();
+    sqlx::query(
+        "INSERT INTO sys_queues.jobs (id, kind, flow, instance_id, transition_key, armed_state, body, due_at, status) \
+         VALUES ($1, 'async', 'calls', $2, 'wait', 'idle', $3, now(), 'done')",
+    )
+    .bind(job)
+    .bind(s.id)
+    .bind(json!({"attributes": {"why": "lease"}, "headers": {}, "query": {}, "first": {"kind": "named", "transition": "wait", "caller": "client"}}))
+    .execute(&env.pool)
+    .await
+    .unwrap();
+    sqlx::query(
+        "UPDATE calls.instances SET status = 'B', lease_token = gen_random_uuid(), lease_until = now() - interval '1 second', \
+         lease_transition = 'wait', lease_job_id = $2 WHERE id = $1",
+    )
+    .bind(s.id)
+    .bind(job)
+    .execute(&env.pool)
+    .await
+    .unwrap();
+    let recovery = Uuid::now_v7();
+    sqlx::query("INSERT INTO sys_queues.jobs (id, kind, flow, instance_id, transition_key, due_at, status) VALUES ($1, 'lease', 'calls', $2, 'wait', now(), 'running')")
+        .bind(recovery)
+        .bind(s.id)
+        .execute(&env.pool)
+        .await
+        .unwrap();
+    let out = env
+        .engine
+        .trigger()
+        .trigger(TriggerRequest {
+            domain: env.domain.to_string(),
+            flow: "calls".into(),
+            instance_id: s.id,
+            transition: "wait".into(),
+            origin: TriggerOrigin::Lease,
+            armed_state: None,
+            body: Value::Null,
+            job_id: recovery,
+            attempt: 1,
+        })
+        .await
+        .unwrap();
+    assert_eq!(out, TriggerOutcome::Applied);
+    let (status, state, data, token): (String, String, Value, Option<Uuid>) =
+        sqlx::query_as("SELECT status::text, current_state, data, lease_token FROM calls.instances WHERE id = $1")
+            .bind(s.id)
+            .fetch_one(&env.pool)
+            .await
+            .unwrap();
+    assert_eq!((status.as_str(), state.as_str(), data, token), ("A", "waiting", json!({"why": "lease"}), None));
+    let origin: String = env.scalar("SELECT origin FROM calls.transitions WHERE instance_id = $1 ORDER BY seq DESC LIMIT 1", s.id).await;
+    assert_eq!(origin, "lease");
+    let done: String = env.scalar("SELECT status FROM sys_queues.jobs WHERE id = $1", recovery).await;
+    assert_eq!(done, "done");
+    env.cleanup().await;
+}

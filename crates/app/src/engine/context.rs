@@ -1,13 +1,18 @@
-//! The read-only `ctx` map scripts receive (ARCHITECTURE.md §5).
+//! The read-only `ctx` map scripts receive (ARCHITECTURE.md §5), built as the
+//! script host's [`ScriptContext`].
+
+use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
-use serde_json::{json, Map, Value};
-use vnext_core::traits::TaskResponse;
+use serde_json::{Map, Value};
+use uuid::Uuid;
+use vnext_core::model::TriggerType;
+use vnext_core::script::{InstanceContext, ResponseContext, RuntimeContext, ScriptContext, TransitionContext};
 
 /// What the request brought: the same for every hop of a chain.
 #[derive(Debug, Clone, Default)]
 pub struct RequestData {
-    /// The request's `attributes` (an object, `{}` when absent).
+    /// The request's `attributes` (`null` when absent).
     pub body: Value,
     /// Header names lower-cased.
     pub headers: Map<String, Value>,
@@ -30,7 +35,7 @@ impl RequestData {
 
 /// The instance fields scripts see.
 pub struct InstanceView<'a> {
-    pub id: &'a uuid::Uuid,
+    pub id: Uuid,
     pub key: Option<&'a str>,
     pub flow: &'a str,
     pub domain: &'a str,
@@ -42,47 +47,43 @@ pub struct InstanceView<'a> {
 /// The hop scripts run in.
 pub struct HopView<'a> {
     pub key: &'a str,
-    pub from: &'a str,
+    /// `None` for the start transition.
+    pub from: Option<&'a str>,
     pub to: &'a str,
-    pub trigger: &'a str,
+    pub trigger: TriggerType,
 }
 
-/// Builds `ctx`.
+/// Builds `ctx` as JSON.
 pub fn build(
     req: &RequestData,
     instance: &InstanceView<'_>,
     hop: &HopView<'_>,
-    response: Option<Value>,
-    responses: &Map<String, Value>,
+    response: Option<ResponseContext>,
+    responses: &BTreeMap<String, ResponseContext>,
     now: DateTime<Utc>,
 ) -> Value {
-    json!({
-        "body": req.body,
-        "headers": req.headers,
-        "query": req.query,
-        "instance": {
-            "id": instance.id.to_string(),
-            "key": instance.key,
-            "flow": instance.flow,
-            "domain": instance.domain,
-            "state": instance.state,
-            "status": instance.status.to_string(),
-            "data": instance.data,
+    ScriptContext {
+        body: if req.body.is_null() { Value::Object(Map::new()) } else { req.body.clone() },
+        headers: req.headers.clone(),
+        query: req.query.clone(),
+        instance: InstanceContext {
+            id: instance.id,
+            key: instance.key.map(str::to_string),
+            flow: instance.flow.to_string(),
+            domain: instance.domain.to_string(),
+            state: instance.state.to_string(),
+            status: instance.status.to_string(),
+            data: instance.data.clone(),
         },
-        "transition": {"key": hop.key, "from": hop.from, "to": hop.to, "trigger": hop.trigger},
-        "response": response.unwrap_or(Value::Null),
-        "responses": responses,
-        "runtime": {"domain": instance.domain, "now": now.to_rfc3339()},
-    })
-}
-
-/// `ctx.response` for a task result: `status_code`, `is_success`, `data`, `headers`, `error`.
-pub fn response_value(r: &TaskResponse) -> Value {
-    json!({
-        "status_code": r.status_code,
-        "is_success": r.is_success,
-        "data": r.data,
-        "headers": r.headers,
-        "error": r.error.as_ref().map(|e| json!({"code": e.code, "message": e.message, "retryable": e.retryable})),
-    })
+        transition: Some(TransitionContext {
+            key: hop.key.to_string(),
+            from: hop.from.map(str::to_string),
+            to: Some(hop.to.to_string()),
+            trigger: hop.trigger,
+        }),
+        response,
+        responses: responses.clone(),
+        runtime: RuntimeContext { domain: instance.domain.to_string(), now },
+    }
+    .to_value()
 }

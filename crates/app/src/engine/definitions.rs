@@ -6,10 +6,11 @@
 //! (`vnext_definitions`) and [`DefinitionCache::invalidate`] drops the domain.
 
 use std::collections::HashMap;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 
 use serde_json::Value;
 use sqlx::PgPool;
+use tokio::sync::mpsc::UnboundedSender;
 use vnext_core::ident::{DomainName, FlowKey};
 use vnext_core::machine;
 use vnext_core::model::{
@@ -105,11 +106,24 @@ struct DomainDefs {
 pub struct DefinitionCache {
     domains: Arc<RwLock<HashMap<String, DomainDefs>>>,
     scripts: Arc<Scripts>,
+    /// Told about every domain that gets cached definitions, so a listener can
+    /// watch its publishes.
+    watcher: Arc<Mutex<Option<UnboundedSender<DomainName>>>>,
 }
 
 impl DefinitionCache {
     pub(crate) fn new(scripts: Arc<Scripts>) -> Self {
-        Self { domains: Arc::default(), scripts }
+        Self { domains: Arc::default(), scripts, watcher: Arc::default() }
+    }
+
+    /// Reports every domain with cached definitions, now and from now on.
+    pub(crate) fn watch(&self, tx: UnboundedSender<DomainName>) {
+        for d in self.domains.read().expect("definition cache").keys() {
+            if let Ok(d) = DomainName::new(d) {
+                let _ = tx.send(d);
+            }
+        }
+        *self.watcher.lock().expect("definition watcher") = Some(tx);
     }
 
     /// Drops everything cached for a domain.
@@ -192,8 +206,14 @@ impl DefinitionCache {
     fn insert(&self, domain: &DomainName, flow: CompiledFlow) -> Arc<CompiledFlow> {
         let flow = Arc::new(flow);
         let mut map = self.domains.write().expect("definition cache");
+        let new_domain = !map.contains_key(domain.ident());
         let d = map.entry(domain.ident().to_string()).or_default();
-        d.flows.entry((flow.key.clone(), flow.version.clone())).or_insert(flow).clone()
+        let flow = d.flows.entry((flow.key.clone(), flow.version.clone())).or_insert(flow).clone();
+        drop(map);
+        if new_domain && let Some(tx) = self.watcher.lock().expect("definition watcher").as_ref() {
+            let _ = tx.send(domain.clone());
+        }
+        flow
     }
 
     async fn compile(&self, pool: &PgPool, domain: &DomainName, content: Value) -> Result<CompiledFlow, EngineError> {

@@ -3,12 +3,42 @@
 //! [`Engine`] runs starts, transitions and retries against a domain database:
 //! gate, payload validation, mapping, merge, tasks around the state change,
 //! automatic chaining and timers. Layout:
-//! - [`requests`](self) entry points: sync runs or async acceptance;
+//! - `requests`: entry points, run now (`sync`) or accepted as an async job;
 //! - `run`: one request's run and its single commit (`tasks`: task groups);
 //! - `trigger`: what the job scheduler calls; `inline_runner`: async jobs
 //!   in-process until the scheduler runs them;
 //! - `definitions`: compiled workflows; `scripts`: the rhai sandbox;
-//!   `timers`: due times; `context`: the `ctx` scripts see.
+//!   `context`: the `ctx` scripts see.
+//!
+//! # Transactions
+//! A request locks the instance row (`FOR UPDATE NOWAIT`; a held lock is
+//! [`EngineError::Busy`]), runs the whole pipeline in memory and writes the
+//! instance, its history rows, task runs and incidents in one statement before
+//! the single commit. A start writes its new row the same way, without a
+//! transaction unless it also schedules jobs. The first task with external I/O
+//! turns the lock into a lease: status `B` with a token is committed, the call
+//! runs with no transaction open, and the outcome is written after checking the
+//! token (a lease taken over by recovery makes the late writer back off).
+//!
+//! # Decisions
+//! - A new instance has data version `1.0.0` number 0; the first hop that changes
+//!   data keeps `1.0.0` as number 1, later hops bump by the hop's
+//!   `versionStrategy`. One data version per hop, however many tasks merged.
+//! - `cancel` and `exit` complete the instance (`C`) wherever their target is.
+//! - A transition mapping's result replaces the raw body; without a mapping a
+//!   non-object body is a 422.
+//! - The workflow's master schema is checked after every hop; a failure is a 422
+//!   and nothing is written.
+//! - A task failure goes to its error boundary (task, then the state it runs in,
+//!   then the workflow). Retry undoes the hop and records a `retry` job that owns
+//!   the busy instance; Rollback/Notify run the named transition instead of the
+//!   hop; Ignore/Log continue without output; anything else faults (`F`) with an
+//!   incident that stores what a retry re-runs. Hops before the failed one stay
+//!   applied.
+//! - Errors of job-driven runs (timers, async requests, retries) have no caller to
+//!   answer, so they fault the instance with an incident instead of vanishing.
+//! - Timers of a state are cancelled when a hop leaves it and armed when the run
+//!   rests in a state; `updateData` neither cancels nor re-arms.
 
 mod context;
 mod definitions;
@@ -18,7 +48,6 @@ mod requests;
 mod run;
 mod scripts;
 mod tasks;
-mod timers;
 mod trigger;
 mod types;
 
@@ -37,7 +66,7 @@ pub use definitions::{CompiledFlow, DefinitionCache};
 pub use error::{EngineError, PayloadError};
 pub use types::{InstanceRef, InstanceSnapshot, InstanceStatus, Outcome, RetryRequest, StartRequest, TransitionRequest};
 
-use scripts::{ScriptLimits, Scripts};
+use scripts::Scripts;
 
 /// The channel publishing notifies; the payload is the domain.
 pub const DEFINITIONS_CHANNEL: &str = "vnext_definitions";
@@ -82,10 +111,7 @@ pub(crate) struct Inner {
 impl Engine {
     pub fn new(deps: EngineDeps) -> Engine {
         let runtime = &deps.databases.config().runtime;
-        let scripts = Arc::new(Scripts::new(ScriptLimits {
-            max_operations: runtime.script_max_operations,
-            timeout: Duration::from_millis(runtime.script_timeout_ms),
-        }));
+        let scripts = Arc::new(Scripts::new(runtime.script_max_operations, Duration::from_millis(runtime.script_timeout_ms)));
         Engine {
             inner: Arc::new(Inner {
                 definitions: DefinitionCache::new(scripts.clone()),
@@ -149,39 +175,26 @@ impl Engine {
         self.inner.definitions.invalidate(domain);
     }
 
-    /// Invalidates cached definitions whenever a domain publishes
-    /// (`LISTEN vnext_definitions` on the control database, payload = domain),
-    /// until `shutdown` fires. Reconnects after connection loss.
+    /// Invalidates cached definitions whenever a domain publishes, until
+    /// `shutdown` fires. Publishing notifies `vnext_definitions` (payload: the
+    /// domain) in the domain's own database, so this listens on every domain
+    /// whose definitions are cached: one connection per such domain, opened when
+    /// the domain is first used and re-opened after a connection loss.
     pub async fn listen_for_publish(self, shutdown: CancellationToken) {
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        self.inner.definitions.watch(tx);
+        let mut listening = HashSet::new();
         loop {
-            let mut listener = match sqlx::postgres::PgListener::connect_with(self.inner.databases.control()).await {
-                Ok(l) => l,
-                Err(e) => {
-                    tracing::warn!(error = %e, "cannot listen for publishes; retrying");
-                    tokio::select! {
-                        _ = shutdown.cancelled() => return,
-                        _ = tokio::time::sleep(Duration::from_secs(1)) => continue,
-                    }
-                }
-            };
-            if let Err(e) = listener.listen(DEFINITIONS_CHANNEL).await {
-                tracing::warn!(error = %e, "LISTEN {DEFINITIONS_CHANNEL} failed; retrying");
-                continue;
-            }
-            loop {
-                tokio::select! {
-                    _ = shutdown.cancelled() => return,
-                    n = listener.recv() => match n {
-                        Ok(n) => match DomainName::new(n.payload()) {
-                            Ok(d) => self.invalidate(&d).await,
-                            Err(_) => tracing::warn!(payload = n.payload(), "publish notification names no valid domain"),
-                        },
-                        Err(e) => {
-                            tracing::warn!(error = %e, "publish listener lost its connection");
-                            break;
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                d = rx.recv() => match d {
+                    Some(d) => {
+                        if listening.insert(d.clone()) {
+                            tokio::spawn(listen_domain(self.clone(), d, shutdown.clone()));
                         }
-                    },
-                }
+                    }
+                    None => return,
+                },
             }
         }
     }
@@ -189,6 +202,53 @@ impl Engine {
     /// Called after an async request commits.
     fn after_accept(&self, domain: &DomainName) {
         inline_runner::nudge(self.clone(), domain.clone());
+    }
+}
+
+/// Watches one domain's publishes. Definitions compiled before the listener was
+/// in place are dropped once it is, so no publish can slip through unseen.
+async fn listen_domain(engine: Engine, domain: DomainName, shutdown: CancellationToken) {
+    let pause = || async {
+        tokio::select! {
+            _ = shutdown.cancelled() => false,
+            _ = tokio::time::sleep(Duration::from_secs(1)) => true,
+        }
+    };
+    loop {
+        let listener = match engine.inner.databases.domain(&domain).await {
+            Ok(pool) => sqlx::postgres::PgListener::connect_with(&pool).await,
+            Err(e) => {
+                tracing::warn!(domain = %domain, error = %e, "cannot listen for publishes");
+                if pause().await { continue } else { return }
+            }
+        };
+        let mut listener = match listener {
+            Ok(l) => l,
+            Err(e) => {
+                tracing::warn!(domain = %domain, error = %e, "cannot listen for publishes");
+                if pause().await { continue } else { return }
+            }
+        };
+        if let Err(e) = listener.listen(DEFINITIONS_CHANNEL).await {
+            tracing::warn!(domain = %domain, error = %e, "LISTEN {DEFINITIONS_CHANNEL} failed");
+            if pause().await { continue } else { return }
+        }
+        engine.inner.definitions.invalidate(&domain);
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                n = listener.recv() => match n {
+                    Ok(n) => {
+                        let target = DomainName::new(n.payload()).unwrap_or_else(|_| domain.clone());
+                        engine.inner.definitions.invalidate(&target);
+                    }
+                    Err(e) => {
+                        tracing::warn!(domain = %domain, error = %e, "publish listener lost its connection");
+                        break;
+                    }
+                },
+            }
+        }
     }
 }
 

@@ -7,23 +7,27 @@
 //! ([`Working`], [`Records`]) and written once at the end, so a transition with
 //! no I/O commits exactly once, whatever its chain.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Instant;
 
 use chrono::{DateTime, Utc};
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 use sqlx::{PgPool, Postgres, Transaction};
 use uuid::Uuid;
 use vnext_core::ident::{DomainName, FlowKey};
 use vnext_core::machine::{self, Caller, GateError, Resolved, TransitionKind};
 use vnext_core::merge::deep_merge;
 use vnext_core::model::Timer;
+use vnext_core::schedule::Schedule;
+use vnext_core::script::ResponseContext;
 use vnext_core::version::{bump, INITIAL_DATA_VERSION};
 
 use super::context::{self, HopView, InstanceView, RequestData};
 use super::definitions::CompiledFlow;
 use vnext_init::queues::{self, JobKind, NewJob};
-use super::{timers, EngineError, Inner, InstanceSnapshot, InstanceStatus, PayloadError};
+use super::requests::job_body;
+use super::{EngineError, Inner, InstanceSnapshot, InstanceStatus, PayloadError};
 use crate::store::{self, IncidentRow, InstanceRow, InstanceWrite, Lease, Records, TransitionRow, WriteMode};
 
 /// Where the transition history says a hop came from.
@@ -118,6 +122,12 @@ pub(crate) enum Failure {
     Fault(Box<IncidentRow>),
     /// A start found its key taken when it first wrote: answer that instance.
     Existing(Box<InstanceRow>),
+    /// A task failed and its error boundary asks for another attempt at `due`:
+    /// the hop is undone and a durable retry job re-runs it.
+    Retry { due: DateTime<Utc> },
+    /// A task failed and its error boundary runs transition `key` instead
+    /// (Rollback, Notify): the hop is undone and `key` runs from where it started.
+    Divert { key: String },
 }
 
 impl From<EngineError> for Failure {
@@ -175,10 +185,15 @@ pub(crate) struct Run {
     initial: Option<Working>,
     checkpoint: Option<Working>,
     pub records: Records,
-    pub responses: Map<String, Value>,
+    /// Results of the tasks run so far, by task key (`ctx.responses`).
+    pub responses: BTreeMap<String, ResponseContext>,
     /// The hop being run: its id (task runs point at it) and key.
     pub hop_id: Uuid,
     hop_key: String,
+    /// Attempt number of the first hop's tasks (a retry job runs attempt 2, ...).
+    pub attempt: u32,
+    /// Leave the instance busy under this lease (a retry job owns it).
+    retry_lease: Option<Lease>,
 }
 
 /// How a run is set up; see [`Run::new`].
@@ -232,9 +247,11 @@ impl Run {
             w,
             checkpoint: None,
             records: Records::default(),
-            responses: Map::new(),
+            responses: BTreeMap::new(),
             hop_id: Uuid::nil(),
             hop_key: String::new(),
+            attempt: 1,
+            retry_lease: None,
         }
     }
 
@@ -249,11 +266,18 @@ impl Run {
                 Ok(row.snapshot(&self.domain, &self.flow))
             }
             Err(Failure::Fault(incident)) => {
-                if let Some(cp) = self.checkpoint.take() {
-                    self.w = cp;
-                }
+                self.undo_hop();
                 self.fault(*incident);
                 self.commit().await
+            }
+            Err(Failure::Retry { due }) => {
+                self.undo_hop();
+                self.schedule_retry(due)?;
+                self.commit().await
+            }
+            Err(Failure::Divert { key }) => {
+                self.abandon().await?;
+                Err(EngineError::Internal(format!("boundary transition `{key}` escaped the chain")))
             }
             // Jobs have no caller to answer: their failures fault the instance
             // so they show up as incidents and can be retried.
@@ -272,6 +296,51 @@ impl Run {
                 Err(e)
             }
         }
+    }
+
+    /// Undoes the hop that failed: back to its checkpoint; its task runs stay
+    /// recorded but point at no transition.
+    fn undo_hop(&mut self) {
+        if let Some(cp) = self.checkpoint.take() {
+            self.w = cp;
+        }
+        let failed = self.hop_id;
+        for r in &mut self.records.task_runs {
+            if r.transition_id == Some(failed) {
+                r.transition_id = None;
+            }
+        }
+    }
+
+    /// The hop that failed becomes a retry job at `due`, owning the instance
+    /// (busy, leased to the job) until it runs.
+    fn schedule_retry(&mut self, due: DateTime<Utc>) -> Result<(), EngineError> {
+        let first_hop = self.w.hops == 0;
+        let first = if first_hop { self.first.clone() } else { First::Named { key: self.hop_key.clone(), caller: Caller::System } };
+        let req = if first_hop { self.req.clone() } else { RequestData::default() };
+        let mut body = job_body(&req, &first);
+        body["attempt"] = json!(self.attempt + 1);
+        let job = NewJob {
+            id: Uuid::now_v7(),
+            kind: JobKind::Retry,
+            flow: self.flow.as_str().to_string(),
+            instance_id: self.row.id,
+            transition_key: self.hop_key.clone(),
+            armed_state: Some(self.w.state.clone()),
+            body: Some(body),
+            due_at: due,
+        };
+        let lease_secs = self.eng.databases.config().runtime.lease_seconds as i64;
+        self.retry_lease = Some(Lease {
+            token: Uuid::new_v4(),
+            until: due + chrono::Duration::seconds(lease_secs),
+            transition: self.hop_key.clone(),
+            job_id: Some(job.id),
+        });
+        self.w.status = InstanceStatus::Busy;
+        self.w.arm.clear();
+        self.w.arm.push(job);
+        Ok(())
     }
 
     fn fault(&mut self, incident: IncidentRow) {
@@ -344,7 +413,21 @@ impl Run {
         let mut origin = self.origin.as_str();
         let mut depth = 0u32;
         loop {
-            let rearm = self.hop(&def, &hop, body.take(), origin).await?;
+            let rearm = match self.hop(&def, &hop, body.take(), origin).await {
+                Ok(rearm) => rearm,
+                Err(Failure::Divert { key }) => {
+                    // The boundary's transition runs from where the failed hop started.
+                    self.undo_hop();
+                    depth += 1;
+                    if depth > max {
+                        return Err(EngineError::ChainTooDeep { depth: max, state: self.w.state.clone() }.into());
+                    }
+                    hop = machine::resolve(wf, &self.w.state, &key, Caller::System).map_err(gate_error)?;
+                    origin = "boundary";
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
             if self.w.status == InstanceStatus::Completed {
                 return Ok(());
             }
@@ -368,12 +451,11 @@ impl Run {
     }
 
     /// `ctx` for a script of the hop `r`.
-    pub(crate) fn ctx(&self, r: &Resolved<'_>, response: Option<Value>) -> Value {
-        let trigger = if self.w.hops == 0 { self.origin.as_str() } else { "auto" };
+    pub(crate) fn ctx(&self, r: &Resolved<'_>, response: Option<ResponseContext>) -> Value {
         context::build(
             &self.req,
             &InstanceView {
-                id: &self.row.id,
+                id: self.row.id,
                 key: self.row.key.as_deref(),
                 flow: self.flow.as_str(),
                 domain: self.domain.as_str(),
@@ -381,7 +463,12 @@ impl Run {
                 status: self.w.status.code(),
                 data: &self.w.data,
             },
-            &HopView { key: &r.transition.key, from: &r.from, to: &r.to, trigger },
+            &HopView {
+                key: &r.transition.key,
+                from: (r.kind != TransitionKind::Start).then_some(r.from.as_str()),
+                to: &r.to,
+                trigger: r.transition.trigger_type,
+            },
             response,
             &self.responses,
             self.now,
@@ -524,8 +611,8 @@ impl Run {
     fn arm_timers(&mut self, def: &CompiledFlow) -> Result<(), Failure> {
         let wf = &def.workflow;
         for s in machine::scheduled(wf, &self.w.state) {
-            let spec = match &s.transition.timer {
-                Some(Timer::Declarative(d)) => serde_json::to_value(d).unwrap_or(Value::Null),
+            let schedule = match &s.transition.timer {
+                Some(Timer::Declarative(d)) => Schedule::from_declarative(d),
                 Some(Timer::Script(_)) => {
                     let site = format!("{}/timer", s.path);
                     let script = def
@@ -533,7 +620,7 @@ impl Run {
                         .ok_or_else(|| EngineError::Internal(format!("timer script {site} was not compiled")))?;
                     let r = machine::resolve(wf, &self.w.state, &s.transition.key, Caller::System).map_err(gate_error)?;
                     let ctx = self.ctx(&r, None);
-                    self.eng.scripts.call(script, "handler", &ctx).map_err(|e| script_error(&script.location, e))?
+                    Ok(self.eng.scripts.call_timer(script, "handler", &ctx).map_err(|e| script_error(&script.location, e))?)
                 }
                 None => {
                     return Err(EngineError::Definition {
@@ -542,8 +629,8 @@ impl Run {
                     .into());
                 }
             };
-            let due = timers::from_value(&spec)
-                .and_then(|sch| timers::due(&sch, self.now))
+            let due = schedule
+                .and_then(|sch| sch.next_fire(self.now))
                 .map_err(|m| EngineError::Definition { message: format!("timer of `{}` ({}): {m}", s.transition.key, s.path) })?;
             self.w.arm.push(NewJob {
                 id: Uuid::now_v7(),
@@ -562,7 +649,8 @@ impl Run {
     /// The workflow timeout job of a new instance.
     fn timeout_job(&self) -> Result<Option<NewJob>, EngineError> {
         let Some(t) = &self.def.workflow.timeout else { return Ok(None) };
-        let d = timers::parse_duration(&t.timer.duration)
+        let due = Schedule::from_duration(&t.timer.duration)
+            .and_then(|s| s.next_fire(self.row.created_at))
             .map_err(|m| EngineError::Definition { message: format!("workflow timeout: {m}") })?;
         Ok(Some(NewJob {
             id: Uuid::now_v7(),
@@ -572,7 +660,7 @@ impl Run {
             transition_key: machine::TIMEOUT_TRANSITION.to_string(),
             armed_state: None,
             body: None,
-            due_at: self.row.created_at + d,
+            due_at: due,
         }))
     }
 
@@ -614,7 +702,10 @@ impl Run {
                 };
                 let mut conn = self.pool.acquire().await?;
                 if !store::apply(&mut conn, &self.flow, WriteMode::Insert, &w, &Records::default()).await? {
-                    return Err(self.existing(&mut conn).await);
+                    return Err(match self.existing(&mut conn).await {
+                        Ok(row) => Failure::Existing(row),
+                        Err(e) => Failure::Abort(e),
+                    });
                 }
                 self.hold = Hold::Leased(lease);
             }
@@ -622,12 +713,12 @@ impl Run {
         Ok(())
     }
 
-    async fn existing(&self, conn: &mut sqlx::PgConnection) -> Failure {
+    /// The instance that holds this start's key (its insert found the key taken).
+    async fn existing(&self, conn: &mut sqlx::PgConnection) -> Result<Box<InstanceRow>, EngineError> {
         let key = self.row.key.clone().unwrap_or_default();
-        match store::instances::find(conn, &self.flow, &super::InstanceRef::Key(key)).await {
-            Ok(Some(row)) => Failure::Existing(Box::new(row)),
-            Ok(None) => Failure::Abort(EngineError::Internal("instance key conflict without an instance".into())),
-            Err(e) => Failure::Abort(e.into()),
+        match store::instances::find(conn, &self.flow, &super::InstanceRef::Key(key)).await? {
+            Some(row) => Ok(Box::new(row)),
+            None => Err(EngineError::Internal("instance key conflict without an instance".into())),
         }
     }
 
@@ -668,7 +759,7 @@ impl Run {
             has_incident: faulted,
             completed_at,
             now: self.now,
-            lease: None,
+            lease: self.retry_lease.as_ref(),
         };
         let hold = std::mem::replace(&mut self.hold, Hold::Closed);
         let (mut tx, mode) = match hold {
@@ -676,11 +767,7 @@ impl Run {
                 // A start with nothing to schedule is one statement, no transaction.
                 let mut conn = self.pool.acquire().await?;
                 if !store::apply(&mut conn, &self.flow, WriteMode::Insert, &write, &self.records).await? {
-                    return match self.existing(&mut conn).await {
-                        Failure::Existing(row) => Ok(row.snapshot(&self.domain, &self.flow)),
-                        Failure::Abort(e) => Err(e),
-                        Failure::Fault(_) => Err(EngineError::Internal("unexpected fault".into())),
-                    };
+                    return self.existing(&mut conn).await.map(|row| row.snapshot(&self.domain, &self.flow));
                 }
                 return Ok(self.snapshot(etag));
             }
@@ -701,11 +788,7 @@ impl Run {
         if !store::apply(&mut tx, &self.flow, mode, &write, &self.records).await? {
             tx.rollback().await?;
             let mut conn = self.pool.acquire().await?;
-            return match self.existing(&mut conn).await {
-                Failure::Existing(row) => Ok(row.snapshot(&self.domain, &self.flow)),
-                Failure::Abort(e) => Err(e),
-                Failure::Fault(_) => Err(EngineError::Internal("unexpected fault".into())),
-            };
+            return self.existing(&mut conn).await.map(|row| row.snapshot(&self.domain, &self.flow));
         }
         if !cancel.is_empty() && mode == WriteMode::Update {
             queues::cancel_for_instance(&mut tx, self.flow.as_str(), self.row.id, cancel).await?;

@@ -7,18 +7,20 @@ use std::time::Instant;
 use futures::future::join_all;
 use serde_json::{json, Value};
 use uuid::Uuid;
-use vnext_core::machine::{Resolved, TaskGroup};
+use vnext_core::boundary::{self, BoundaryDecision};
+use vnext_core::machine::{Phase, Resolved, TaskGroup};
 use vnext_core::merge::deep_merge;
-use vnext_core::model::TaskType;
-use vnext_core::traits::{TaskInvocation, TaskResponse};
+use vnext_core::model::{ErrorBoundary, TaskType};
+use vnext_core::script::ResponseContext;
+use vnext_core::traits::{TaskError, TaskInvocation, TaskResponse};
 
-use super::context::response_value;
 use super::definitions::{CompiledEntry, CompiledFlow};
 use super::run::{script_error, Failure, Run};
 use crate::store::TaskRunRow;
 
 struct Prepared<'d> {
     entry: &'d CompiledEntry,
+    boundary: Option<&'d ErrorBoundary>,
     order: i64,
     variable_key: Option<String>,
     config: Value,
@@ -41,7 +43,14 @@ impl Run {
                     input = Some(patch);
                 }
             }
-            prepared.push(Prepared { entry, order: t.entry.order, variable_key: t.entry.variable_key.clone(), config, input });
+            prepared.push(Prepared {
+                entry,
+                boundary: t.entry.error_boundary.as_ref(),
+                order: t.entry.order,
+                variable_key: t.entry.variable_key.clone(),
+                config,
+                input,
+            });
         }
 
         if prepared.iter().any(|p| p.entry.task.task_type != TaskType::Script) {
@@ -87,7 +96,7 @@ impl Run {
                 task_type: task.task_type.code().to_string(),
                 phase: g.phase.as_str().to_string(),
                 task_order: p.order as i32,
-                attempt: 1,
+                attempt: self.attempt as i32,
                 status: if response.is_success { "succeeded" } else { "failed" }.to_string(),
                 request: Some(p.config.clone()),
                 response: Some(json!({"statusCode": response.status_code, "data": response.data, "headers": response.headers})),
@@ -97,23 +106,46 @@ impl Run {
                 duration_ms: ms,
             });
             if !response.is_success {
-                if failure.is_none() {
-                    let (code, message) = match &response.error {
-                        Some(e) => (e.code.clone(), e.message.clone()),
-                        None => ("Task:failed".to_string(), format!("task `{}` reported failure", task.key)),
-                    };
-                    // No error boundary resolution yet: an unhandled task failure faults.
-                    failure = Some(self.incident(
-                        &code,
-                        format!("task `{}` ({}) failed: {message}", task.key, task.task_type.name()),
-                        Some(&task.key),
-                        response.status_code.map(i32::from),
-                        None,
-                    ));
+                let error = response.error.clone().unwrap_or_else(|| {
+                    TaskError::new("Task:failed", format!("task `{}` reported failure", task.key), false)
+                });
+                // The state whose boundary applies: the one the task runs in.
+                let state = if g.phase == Phase::Entry { &r.to } else { &r.from };
+                let levels = [
+                    p.boundary,
+                    def.workflow.state(state).and_then(|s| s.error_boundary.as_ref()),
+                    def.workflow.error_boundary.as_ref(),
+                ];
+                match boundary::resolve(levels, &error, self.attempt) {
+                    BoundaryDecision::Continue { log, origin } => {
+                        if log {
+                            tracing::warn!(task = %task.key, code = %error.code, rule = %origin, "task failed; error boundary continues");
+                        }
+                        self.responses.insert(p.variable_key.clone().unwrap_or_else(|| task.key.clone()), ResponseContext::from(&response));
+                        continue;
+                    }
+                    decision if failure.is_none() => {
+                        failure = Some(match decision {
+                            BoundaryDecision::Retry { policy, retry_number, .. } => {
+                                let sample = (Uuid::new_v4().as_u128() >> 64) as f64 / u64::MAX as f64;
+                                match policy.delay_for(retry_number, sample) {
+                                    Some(delay) => Failure::Retry { due: self.eng.clock.now() + delay },
+                                    None => Failure::Fault(Box::new(self.task_incident(task, &error, &response, "retries exhausted".into(), Some("retry")))),
+                                }
+                            }
+                            BoundaryDecision::RunTransition { key, .. } => Failure::Divert { key },
+                            BoundaryDecision::Fault { reason, origin } => {
+                                let action = origin.map(|_| "abort");
+                                Failure::Fault(Box::new(self.task_incident(task, &error, &response, reason, action)))
+                            }
+                            BoundaryDecision::Continue { .. } => unreachable!("handled above"),
+                        });
+                    }
+                    _ => {}
                 }
                 continue;
             }
-            let rv = response_value(&response);
+            let rv = ResponseContext::from(&response);
             if let Some(m) = &p.entry.mapping
                 && m.has_function("output")
             {
@@ -125,8 +157,25 @@ impl Run {
             self.responses.insert(p.variable_key.clone().unwrap_or_else(|| task.key.clone()), rv);
         }
         match failure {
-            Some(incident) => Err(Failure::Fault(Box::new(incident))),
+            Some(f) => Err(f),
             None => Ok(()),
         }
+    }
+
+    fn task_incident(
+        &self,
+        task: &super::definitions::TaskDef,
+        error: &TaskError,
+        response: &TaskResponse,
+        reason: String,
+        action: Option<&str>,
+    ) -> crate::store::IncidentRow {
+        self.incident(
+            &error.code,
+            format!("task `{}` ({}) failed: {reason}", task.key, task.task_type.name()),
+            Some(&task.key),
+            response.status_code.map(i32::from),
+            action,
+        )
     }
 }

@@ -62,6 +62,8 @@ impl Engine {
         };
         let owned_by_job = |job: Uuid| status == InstanceStatus::Busy && row.lease_job_id == Some(job);
 
+        let attempt_of = |body: &Value| body.get("attempt").and_then(Value::as_u64).map_or(1, |n| n.max(1) as u32);
+        let mut attempt = 1;
         let (origin, first, data, job_id) = match req.origin {
             TriggerOrigin::Timer => {
                 if status.is_finished() || req.armed_state.as_deref().is_some_and(|s| s != row.current_state) {
@@ -90,12 +92,18 @@ impl Engine {
                     return rollback(tx, TriggerOutcome::Busy).await;
                 }
                 let (data, first) = from_job_body(&req.body, &req.transition);
+                attempt = attempt_of(&req.body);
                 let origin = if req.origin == TriggerOrigin::Async { Origin::Async } else { Origin::Retry };
                 (origin, first, data, req.job_id)
             }
             TriggerOrigin::Lease => {
                 let expired = status == InstanceStatus::Busy && row.lease_until.is_some_and(|u| u <= self.inner.clock.now());
-                if !expired {
+                // A recovery job names the lease it was made for; a newer lease is not its business.
+                let same_lease = match req.body.get("leaseToken").and_then(Value::as_str) {
+                    Some(t) => Uuid::parse_str(t).ok() == row.lease_token,
+                    None => true,
+                };
+                if !expired || !same_lease {
                     return stale(tx).await;
                 }
                 let Some(job) = row.lease_job_id else {
@@ -115,7 +123,11 @@ impl Engine {
                 let (data, first) = match kind.as_str() {
                     "timeout" => (Default::default(), First::Timeout),
                     "timer" => (Default::default(), First::Named { key, caller: Caller::System }),
-                    _ => from_job_body(body.as_ref().unwrap_or(&Value::Null), &key),
+                    _ => {
+                        let body = body.unwrap_or(Value::Null);
+                        attempt = attempt_of(&body);
+                        from_job_body(&body, &key)
+                    }
                 };
                 (Origin::Lease, first, data, job)
             }
@@ -146,6 +158,7 @@ impl Engine {
             job_id: Some(job_id),
         });
         run.arm_timeout = arm_timeout;
+        run.attempt = attempt;
         match run.run().await {
             Ok(_) => Ok(TriggerOutcome::Applied),
             Err(EngineError::Busy { .. }) => Ok(TriggerOutcome::Busy),

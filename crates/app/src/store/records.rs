@@ -106,7 +106,7 @@ pub struct InstanceWrite<'a> {
     pub has_incident: bool,
     pub completed_at: Option<DateTime<Utc>>,
     pub now: DateTime<Utc>,
-    /// Insert only: the lease of an instance created busy.
+    /// The lease the instance is left under (busy), or none.
     pub lease: Option<&'a Lease>,
 }
 
@@ -121,20 +121,21 @@ fn statement(flow: &FlowKey, mode: WriteMode) -> String {
     // Parameters: $1 id, $2 status, $3 current_state, $4 data, $5 data_version,
     // $6 data_version_no, $7 etag, $8 tags, $9 has_incident, $10 completed_at,
     // $11 now, $12 transitions, $13 task runs, $14 incidents, $15 resolve
-    // incidents; inserts add $16 key, $17 flow_version and $18-$21 the lease.
+    // incidents, $16-$19 the lease (token, until, transition, job; NULLs clear
+    // it); inserts add $20 key and $21 flow_version.
     let s = flow.quoted();
     let head = match mode {
         WriteMode::Insert => format!(
             "WITH i AS (INSERT INTO {s}.instances (id, status, current_state, data, data_version, data_version_no, etag, \
              tags, has_incident, completed_at, created_at, modified_at, key, flow_version, lease_token, lease_until, \
              lease_transition, lease_job_id) VALUES ($1, $2::text::\"char\", $3, $4, $5, $6, $7, $8, $9, $10, $11, $11, \
-             $16, $17, $18, $19, $20, $21) ON CONFLICT (key) DO NOTHING RETURNING id), \
+             $20, $21, $16, $17, $18, $19) ON CONFLICT (key) DO NOTHING RETURNING id), \
              b AS (SELECT 0::bigint AS s), "
         ),
         WriteMode::Update => format!(
             "WITH i AS (UPDATE {s}.instances SET status = $2::text::\"char\", current_state = $3, data = $4, \
              data_version = $5, data_version_no = $6, etag = $7, tags = $8, has_incident = $9, completed_at = $10, \
-             modified_at = $11, lease_token = NULL, lease_until = NULL, lease_transition = NULL, lease_job_id = NULL \
+             modified_at = $11, lease_token = $16, lease_until = $17, lease_transition = $18, lease_job_id = $19 \
              WHERE id = $1 RETURNING id), \
              b AS (SELECT coalesce(max(seq), 0) AS s FROM {s}.transitions WHERE instance_id = $1), "
         ),
@@ -194,15 +195,13 @@ pub async fn apply(conn: &mut PgConnection, flow: &FlowKey, mode: WriteMode, w: 
         .bind(rows(&rec.transitions))
         .bind(rows(&rec.task_runs))
         .bind(rows(&rec.incidents))
-        .bind(rec.resolve_incidents);
+        .bind(rec.resolve_incidents)
+        .bind(w.lease.map(|l| l.token))
+        .bind(w.lease.map(|l| l.until))
+        .bind(w.lease.map(|l| l.transition.as_str()))
+        .bind(w.lease.and_then(|l| l.job_id));
     if mode == WriteMode::Insert {
-        q = q
-            .bind(w.key)
-            .bind(w.flow_version)
-            .bind(w.lease.map(|l| l.token))
-            .bind(w.lease.map(|l| l.until))
-            .bind(w.lease.map(|l| l.transition.as_str()))
-            .bind(w.lease.and_then(|l| l.job_id));
+        q = q.bind(w.key).bind(w.flow_version);
     }
     let n = q.fetch_one(conn).await?;
     Ok(n > 0)

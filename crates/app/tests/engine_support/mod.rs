@@ -19,11 +19,6 @@ use vnext_core::traits::{TaskExecutor, TaskInvocation, TaskResponse};
 use vnext_init::config::Config;
 use vnext_init::db::Databases;
 
-const CONTROL_0001: &str = include_str!("../../../../migrations/control/0001_control.sql");
-const COMPONENTS_0001: &str = include_str!("../../../../migrations/system/components/0001_components.sql");
-const REGISTRY_0001: &str = include_str!("../../../../migrations/system/registry/0001_flow_schemas.sql");
-const QUEUES_0001: &str = include_str!("../../../../migrations/system/queues/0001_jobs.sql");
-
 type Handler = dyn Fn(TaskInvocation) -> BoxFuture<'static, TaskResponse> + Send + Sync;
 
 /// A task executor whose behaviour each test scripts; it records every call.
@@ -83,23 +78,26 @@ impl TestEnv {
     }
 
     pub async fn with_config(tweak: impl FnOnce(&mut Config)) -> TestEnv {
+        Self::build(DOMAIN, tweak).await
+    }
+
+    /// A fresh control database with domain `domain` provisioned.
+    pub async fn build(domain: &str, tweak: impl FnOnce(&mut Config)) -> TestEnv {
         let base = Config::load(None).expect("configuration");
         let prefix = format!("t{}_", &Uuid::new_v4().simple().to_string()[..8]);
         let admin_url = base.database.url.clone();
         let control_db = format!("{prefix}control");
         let mut admin = PgConnection::connect(&admin_url).await.expect("PostgreSQL must run for these tests");
         sqlx::raw_sql(AssertSqlSafe(format!("CREATE DATABASE \"{control_db}\""))).execute(&mut admin).await.unwrap();
-        let mut control = PgConnection::connect(&with_database(&admin_url, &control_db)).await.unwrap();
-        sqlx::raw_sql("CREATE SCHEMA vnext_control; SET search_path = vnext_control;").execute(&mut control).await.unwrap();
-        sqlx::raw_sql(CONTROL_0001).execute(&mut control).await.unwrap();
+        let _ = admin.close().await;
         let mut config = base;
         config.database.url = with_database(&admin_url, &control_db);
         config.database.database_prefix = prefix.clone();
         config.database.max_connections_per_domain = 8;
         tweak(&mut config);
         let dbs = Databases::connect(&config).await.expect("connect");
-        let domain = DomainName::new("d").unwrap();
-        provision(&dbs, &admin_url, &mut admin, &mut control, &domain).await;
+        let domain = DomainName::new(domain).unwrap();
+        vnext_init::provision::provision_domain(&dbs, &domain).await.expect("provision the test domain");
         let pool = dbs.domain(&domain).await.unwrap();
         let executor = FakeExecutor::new();
         let engine = Engine::new(EngineDeps {
@@ -193,31 +191,6 @@ impl TestEnv {
             let _ = sqlx::raw_sql(AssertSqlSafe(format!("DROP ROLE IF EXISTS \"{r}\""))).execute(&mut admin).await;
         }
     }
-}
-
-/// Creates the domain's role and database with its system schemas and registers it.
-async fn provision(dbs: &Databases, admin_url: &str, admin: &mut PgConnection, control: &mut PgConnection, domain: &DomainName) {
-    let db = dbs.database_name(domain);
-    let password = dbs.role_password(domain);
-    sqlx::raw_sql(AssertSqlSafe(format!("CREATE ROLE \"{db}\" LOGIN PASSWORD '{password}'"))).execute(&mut *admin).await.unwrap();
-    sqlx::raw_sql(AssertSqlSafe(format!("CREATE DATABASE \"{db}\" OWNER \"{db}\""))).execute(&mut *admin).await.unwrap();
-    let url = with_database(admin_url, &db);
-    let mut c = PgConnection::connect(&url).await.unwrap();
-    sqlx::raw_sql(AssertSqlSafe(format!("SET ROLE \"{db}\""))).execute(&mut c).await.unwrap();
-    for schema in ["sys_flows", "sys_tasks", "sys_schemas", "sys_views", "sys_functions", "sys_extensions"] {
-        sqlx::raw_sql(AssertSqlSafe(format!("CREATE SCHEMA {schema}; SET search_path = {schema};"))).execute(&mut c).await.unwrap();
-        sqlx::raw_sql(COMPONENTS_0001).execute(&mut c).await.unwrap();
-    }
-    sqlx::raw_sql("SET search_path = sys_schemas;").execute(&mut c).await.unwrap();
-    sqlx::raw_sql(REGISTRY_0001).execute(&mut c).await.unwrap();
-    sqlx::raw_sql("CREATE SCHEMA sys_queues; SET search_path = sys_queues;").execute(&mut c).await.unwrap();
-    sqlx::raw_sql(QUEUES_0001).execute(&mut c).await.unwrap();
-    sqlx::query("INSERT INTO vnext_control.domains (domain, database, status) VALUES ($1, $2, 'active')")
-        .bind(domain.as_str())
-        .bind(&db)
-        .execute(&mut *control)
-        .await
-        .unwrap();
 }
 
 pub fn done(o: Outcome) -> InstanceSnapshot {
