@@ -5,9 +5,10 @@
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+use std::sync::{Arc, Mutex, mpsc};
 use std::time::{Duration, Instant};
 
+use serde_json::{Value, json};
 use sqlx::{Connection, PgConnection};
 
 const ADMIN_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
@@ -136,7 +137,7 @@ fn terminate(child: &mut Child) -> std::process::ExitStatus {
     }
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn up_publishes_flows_serves_the_api_and_stops_on_sigterm() {
     assert!(Path::new(env!("CARGO_MANIFEST_DIR")).join("flows").is_dir(), "flows/ is part of the repository");
     let prefix = Prefix::new().await;
@@ -160,8 +161,66 @@ async fn up_publishes_flows_serves_the_api_and_stops_on_sigterm() {
     .unwrap();
     assert_eq!(definition.text().await.unwrap(), on_disk, "read back byte for byte as published");
 
+    // Tasks and jobs run in the same process: a timer fires, an HTTP task calls out.
+    let api = format!("{base}/api/v1/demo/workflows/payment-processing/instances");
+    let start = |key: &str, extra: Value| {
+        let mut attributes = json!({ "merchantId": "m-1", "amount": 990, "currency": "EUR", "method": "transfer" });
+        attributes.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+        client.post(format!("{api}/start?sync=true")).json(&json!({ "key": key, "attributes": attributes })).send()
+    };
+    let r = start("pay-timer", json!({ "confirmationWindow": "PT1S" })).await.unwrap();
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+    wait_for_state(&client, &format!("{api}/pay-timer"), "expired").await;
+
+    let (hook, calls) = merchant_endpoint().await;
+    let r = start("pay-http", json!({ "notifyUrl": hook })).await.unwrap();
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+    let r = client
+        .patch(format!("{api}/pay-http/transitions/confirm?sync=true"))
+        .json(&json!({ "attributes": { "authorizationCode": "AUTH42" } }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+    let settled = wait_for_state(&client, &format!("{api}/pay-http"), "settled").await;
+    assert_eq!(settled["attributes"]["notification"]["delivered"], true, "{settled}");
+    assert_eq!(calls.lock().unwrap().len(), 1);
+
     let status = terminate(child);
     assert!(status.success(), "graceful shutdown exits 0, got {status}");
+}
+
+/// Polls an instance until it reaches `state` (20 s deadline).
+async fn wait_for_state(client: &reqwest::Client, url: &str, state: &str) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let v: Value = client.get(url).send().await.unwrap().json().await.unwrap();
+        if v["metadata"]["currentState"] == state {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "never reached `{state}`: {v}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// A merchant's callback endpoint on port 0, recording the bodies it receives.
+async fn merchant_endpoint() -> (String, Arc<Mutex<Vec<Value>>>) {
+    let calls: Arc<Mutex<Vec<Value>>> = Arc::default();
+    let recorded = calls.clone();
+    let app = axum::Router::new().route(
+        "/callback",
+        axum::routing::post(move |axum::Json(body): axum::Json<Value>| {
+            let recorded = recorded.clone();
+            async move {
+                recorded.lock().unwrap().push(body);
+                axum::Json(json!({ "acknowledgement": "ok" }))
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (format!("http://{addr}/callback"), calls)
 }
 
 #[tokio::test]

@@ -7,18 +7,17 @@
 //! Also home of what `vnext up` shares with it: loading the configuration,
 //! connecting with a readable error, the signal handling, and serving the API.
 
-use std::future::Future;
 use std::net::SocketAddr;
 use std::path::Path;
-use std::pin::Pin;
 use std::process::ExitCode;
 use std::sync::Arc;
 
+use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
-use vnext_app::engine::{Databases, Engine};
+use vnext_app::engine::{Databases, Engine, EngineDeps, SystemClock};
 use vnext_app::server::{Server, ServerConfig};
-use vnext_core::traits::{TaskError, TaskExecutor, TaskInvocation, TaskResponse};
+use vnext_execution::{HttpClients, RemoteExecutor};
 use vnext_init::config::Config;
 
 #[derive(Debug, clap::Args)]
@@ -34,15 +33,30 @@ pub fn run(config_path: Option<&Path>, args: Args) -> ExitCode {
         config.app.listen = listen;
     }
     runtime().block_on(async move {
+        // Tasks with external I/O run in the execution service.
+        let executor = match RemoteExecutor::from_config(&config, &HttpClients::new()) {
+            Ok(executor) => executor,
+            Err(message) => {
+                eprintln!("error: {message}");
+                return ExitCode::from(2);
+            }
+        };
         let Some(databases) = connect(&config).await else { return ExitCode::FAILURE };
         let shutdown = CancellationToken::new();
         spawn_signal_handler(shutdown.clone());
-        let engine = Engine::new(vnext_app::engine::EngineDeps {
+        let engine = Engine::new(EngineDeps {
             databases,
-            executor: remote_executor(&config),
-            clock: Arc::new(vnext_app::engine::SystemClock),
+            executor: Arc::new(executor),
+            clock: Arc::new(SystemClock),
         });
-        let api = match start_api(engine, shutdown.clone()).await {
+        let listener = match bind(&config.app.listen).await {
+            Ok(listener) => listener,
+            Err(message) => {
+                eprintln!("error: {message}");
+                return ExitCode::FAILURE;
+            }
+        };
+        let api = match start_api(listener, engine, shutdown.clone()) {
             Ok(api) => api,
             Err(message) => {
                 eprintln!("error: {message}");
@@ -50,6 +64,7 @@ pub fn run(config_path: Option<&Path>, args: Args) -> ExitCode {
             }
         };
         println!("vnext app: API listening on http://{}", api.addr);
+        println!("  tasks with external I/O go to the execution service at {}", config.execution.url);
         println!("  health: curl -s http://{}/health", api.addr);
         api.wait(&shutdown).await
     })
@@ -142,10 +157,16 @@ pub(super) struct RunningApi {
     listener: JoinHandle<()>,
 }
 
-/// Binds the API (`app.listen`) and starts serving it, with the listener that
-/// drops cached definitions when any process publishes.
-pub(super) async fn start_api(engine: Engine, shutdown: CancellationToken) -> Result<RunningApi, String> {
-    let (addr, serve) = Server::bind(ServerConfig::new(engine.clone(), shutdown.clone())).await.map_err(|e| e.to_string())?;
+/// Binds `listen` (`host:port`; port 0 picks a free port).
+pub(super) async fn bind(listen: &str) -> Result<TcpListener, String> {
+    TcpListener::bind(listen).await.map_err(|e| format!("cannot listen on {listen}: {e}"))
+}
+
+/// Starts serving the API on `listener`, with the listener that drops cached
+/// definitions when any process publishes.
+pub(super) fn start_api(listener: TcpListener, engine: Engine, shutdown: CancellationToken) -> Result<RunningApi, String> {
+    let config = ServerConfig::new(engine.clone(), shutdown.clone());
+    let (addr, serve) = Server::serve(listener, config).map_err(|e| e.to_string())?;
     let server = tokio::spawn(serve);
     let listener = tokio::spawn(engine.listen_for_publish(shutdown));
     Ok(RunningApi { addr, server, listener })
@@ -171,33 +192,6 @@ impl RunningApi {
                 ExitCode::FAILURE
             }
         }
-    }
-}
-
-/// How `vnext app` runs tasks with external I/O.
-fn remote_executor(config: &Config) -> Arc<dyn TaskExecutor> {
-    Arc::new(UnavailableExecutor { execution_url: config.execution.url.clone() })
-}
-
-/// Stands in for the execution service's client: every I/O task fails with an
-/// error that says so (the error boundary or an incident records it).
-pub(super) struct UnavailableExecutor {
-    pub execution_url: String,
-}
-
-impl TaskExecutor for UnavailableExecutor {
-    fn execute(&self, invocation: TaskInvocation) -> Pin<Box<dyn Future<Output = TaskResponse> + Send + '_>> {
-        Box::pin(async move {
-            let error = TaskError::new(
-                "Task:unavailable",
-                format!(
-                    "task `{}` ({:?}) needs the execution service ({}), which this build cannot call yet",
-                    invocation.task_key, invocation.task_type, self.execution_url
-                ),
-                false,
-            );
-            TaskResponse { is_success: false, error: Some(error), ..TaskResponse::default() }
-        })
     }
 }
 

@@ -2,8 +2,10 @@
 //!
 //! 1. init: the control schema, every domain of the component folder (and every
 //!    registered one) provisioned and migrated, the folder published;
-//! 2. the engine, with tasks run in-process;
-//! 3. the API (`app.listen`), until Ctrl-C / SIGTERM, with a drain deadline.
+//! 2. the engine, with tasks (HTTP, instance tasks) run in-process, and the
+//!    job scheduler firing timers, timeouts, retries and async transitions;
+//! 3. the API (`app.listen`), until Ctrl-C / SIGTERM: the API and the
+//!    scheduler drain with deadlines; a second signal exits at once.
 //!
 //! It prints where the API listens and a first request to try. When PostgreSQL
 //! is unreachable it says so and how to fix it.
@@ -14,6 +16,7 @@ use std::sync::Arc;
 
 use tokio_util::sync::CancellationToken;
 use vnext_app::engine::{Databases, Engine, EngineDeps, SystemClock};
+use vnext_execution::{HttpClients, LocalExecutor, Scheduler, SchedulerConfig};
 use vnext_core::ident::DomainName;
 use vnext_core::model::ComponentKind;
 use vnext_init::bootstrap::{self, InitOptions, InitReport};
@@ -58,14 +61,39 @@ pub fn run(config_path: Option<&Path>, args: Args) -> ExitCode {
         }
         print_published(&report);
 
+        // Bind first: instance tasks call this API, so its address must be known
+        // before the executor is built (`--listen 127.0.0.1:0` picks any port).
+        let listener = match app::bind(&config.app.listen).await {
+            Ok(listener) => listener,
+            Err(message) => {
+                eprintln!("error: {message}");
+                return ExitCode::FAILURE;
+            }
+        };
+        if let Ok(addr) = listener.local_addr()
+            && config.app.listen.ends_with(":0")
+        {
+            config.app.url = format!("http://{addr}");
+        }
+        let executor = match LocalExecutor::from_config(&config, HttpClients::new()) {
+            Ok(executor) => executor,
+            Err(message) => {
+                eprintln!("error: {message}");
+                return ExitCode::from(2);
+            }
+        };
         let shutdown = CancellationToken::new();
         app::spawn_signal_handler(shutdown.clone());
         let engine = Engine::new(EngineDeps {
             databases: databases.clone(),
-            executor: Arc::new(app::UnavailableExecutor { execution_url: "(in-process)".into() }),
+            executor: Arc::new(executor),
             clock: Arc::new(SystemClock),
         });
-        let api = match app::start_api(engine, shutdown.clone()).await {
+        // Timers, timeouts, retries, async transitions and lease recovery, fired
+        // through the engine in this process.
+        let scheduler = Scheduler::new(Arc::new(databases.clone()), engine.trigger(), SchedulerConfig::from_config(&config));
+        let scheduler = tokio::spawn(scheduler.run(shutdown.clone()));
+        let api = match app::start_api(listener, engine, shutdown.clone()) {
             Ok(api) => api,
             Err(message) => {
                 eprintln!("error: {message}");
@@ -90,7 +118,9 @@ pub fn run(config_path: Option<&Path>, args: Args) -> ExitCode {
             }
         }
         println!("Press Ctrl-C to stop.");
-        api.wait(&shutdown).await
+        let code = api.wait(&shutdown).await;
+        let _ = scheduler.await;
+        code
     })
 }
 

@@ -63,6 +63,15 @@ impl Server {
         let listener = TcpListener::bind(&config.listen)
             .await
             .map_err(|e| std::io::Error::new(e.kind(), format!("cannot listen on {}: {e}", config.listen)))?;
+        Self::serve(listener, config)
+    }
+
+    /// Like [`Server::bind`] on a listener bound by the caller (who may need the
+    /// address before the engine exists); `config.listen` is not used.
+    ///
+    /// # Errors
+    /// When the listener's address cannot be read.
+    pub fn serve(listener: TcpListener, config: ServerConfig) -> std::io::Result<(SocketAddr, impl Future<Output = std::io::Result<()>> + Send + 'static)> {
         let addr = listener.local_addr()?;
         let app = app(AppState::new(config.engine));
         let token = config.shutdown;
