@@ -5,7 +5,7 @@ mod api_support;
 
 use std::time::{Duration, Instant};
 
-use api_support::{TestApp, expect_problem};
+use api_support::{TestApp, expect_problem, fixtures};
 use serde_json::{Value, json};
 
 const BASE: &str = "/api/v1/shop/workflows/order/instances";
@@ -198,4 +198,92 @@ async fn etag_changes_with_every_write() {
     assert_eq!(r.status(), 200);
     let v: Value = r.json().await.unwrap();
     assert_eq!(v["attributes"]["note"], "hi");
+}
+
+#[tokio::test]
+async fn runaway_chains_and_failing_scripts_are_422s() {
+    let app = TestApp::spawn_with(|c| c.runtime.max_auto_chain_depth = 5).await;
+    app.publish_fixtures().await;
+    for w in [fixtures::loop_workflow(), fixtures::fragile_workflow()] {
+        let r = app.publish(&w).await;
+        assert_eq!(r.status(), 201, "{}", r.text().await.unwrap());
+    }
+    let body = expect_problem(
+        app.post_json("/api/v1/shop/workflows/loop/instances/start?sync=true", &json!({})).await,
+        422,
+        "transition.chain-too-deep",
+    )
+    .await;
+    assert!(body["detail"].as_str().unwrap().contains('5'), "{body}");
+
+    let r = app.post_json("/api/v1/shop/workflows/fragile/instances/start?sync=true", &json!({ "key": "f-1" })).await;
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+    let r = app
+        .patch_json("/api/v1/shop/workflows/fragile/instances/f-1/transitions/explode?sync=true", &json!({ "attributes": { "reason": "no" } }))
+        .await;
+    let body = expect_problem(r, 422, "script.failed").await;
+    assert!(body["detail"].as_str().unwrap().contains("the mapping refused: no"), "{body}");
+    // Nothing changed.
+    let v: Value = app.get("/api/v1/shop/workflows/fragile/instances/f-1").await.json().await.unwrap();
+    assert_eq!(v["metadata"]["currentState"], "ready");
+}
+
+#[tokio::test]
+async fn armed_timers_show_in_the_state_function() {
+    let app = ready().await;
+    start_sync(&app, json!({ "key": "o-5", "attributes": { "amount": 1 } })).await;
+    assert_eq!(transition(&app, "o-5", "submit", json!({})).await.status(), 200);
+    let v: Value = app.get(&format!("{BASE}/o-5/functions/state")).await.json().await.unwrap();
+    let expire = v["transitions"].as_array().unwrap().iter().find(|t| t["name"] == "expire").cloned();
+    let expire = expire.unwrap_or_else(|| panic!("the expire timer is armed: {v}"));
+    assert_eq!(expire["kind"], "scheduled");
+    let at: chrono::DateTime<chrono::Utc> = expire["executeAtUtc"].as_str().unwrap().parse().unwrap();
+    let in_an_hour = chrono::Utc::now() + chrono::Duration::hours(1);
+    assert!((at - in_an_hour).num_seconds().abs() < 60, "{at}");
+}
+
+#[tokio::test]
+async fn internal_trigger_runs_through_the_engine() {
+    let app = ready().await;
+    let trigger = |body: Value| {
+        app.client
+            .post(app.url("/api/v1/internal/trigger"))
+            .bearer_auth(&app.config.execution.shared_secret)
+            .json(&body)
+            .send()
+    };
+    // A job of a domain that does not exist cannot succeed, ever.
+    let r = trigger(json!({
+        "domain": "nowhere", "flow": "order", "instanceId": uuid::Uuid::new_v4(), "transition": "expire",
+        "origin": "timer", "jobId": uuid::Uuid::new_v4(), "attempt": 1
+    }))
+    .await
+    .unwrap();
+    let body = expect_problem(r, 422, "trigger.failed").await;
+    assert_eq!(body["retryable"], false, "{body}");
+}
+
+#[tokio::test]
+async fn a_vanished_definition_is_a_409_not_a_500() {
+    let app = ready().await;
+    start_sync(&app, json!({ "key": "o-6", "attributes": { "amount": 1 } })).await;
+    let pool = app.flow_pool().await;
+    sqlx::query("DELETE FROM sys_flows.components WHERE key = 'order'").execute(&pool).await.unwrap();
+    sqlx::query("INSERT INTO sys_flows.components (key, version, major, minor, patch, domain, content, sha256)
+                 VALUES ('order', '2.0.0', 2, 0, 0, 'shop', '{}', 'x')")
+        .execute(&pool)
+        .await
+        .unwrap();
+    let r = app.get(&format!("{BASE}/o-6/functions/state")).await;
+    expect_problem(r, 409, "definition.unusable").await;
+}
+
+#[tokio::test]
+async fn an_unreachable_database_is_a_503() {
+    let app = TestApp::spawn().await;
+    assert_eq!(app.get("/ready").await.status(), 200);
+    let control = format!("{}control", app.prefix);
+    let mut admin = <sqlx::PgConnection as sqlx::Connection>::connect(api_support::ADMIN_URL).await.unwrap();
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!("DROP DATABASE \"{control}\" WITH (FORCE)"))).execute(&mut admin).await.unwrap();
+    expect_problem(app.get("/ready").await, 503, "service.unavailable").await;
 }

@@ -119,3 +119,48 @@ pub fn workflow() -> Value {
 pub fn package() -> Vec<Value> {
     vec![start_schema(), approval_schema(), view(), workflow()]
 }
+
+/// Workflow `loop`: `ping` and `pong` hand over to each other by default
+/// automatic transitions forever; every start runs past the chain depth cap.
+pub fn loop_workflow() -> Value {
+    let auto = |key: &str, target: &str| {
+        json!({ "key": key, "target": target, "triggerType": 1, "triggerKind": 10, "versionStrategy": "None", "labels": label(key) })
+    };
+    json!({
+        "key": "loop", "version": "1.0.0", "domain": DOMAIN, "flow": "sys-flows", "flowVersion": "1.0.0",
+        "tags": ["test"],
+        "attributes": {
+            "type": "F",
+            "labels": label("Loop"),
+            "startTransition": manual("begin", "ping"),
+            "states": [
+                { "key": "ping", "stateType": 1, "versionStrategy": "None", "labels": label("Ping"), "transitions": [auto("to-pong", "pong")] },
+                { "key": "pong", "stateType": 2, "versionStrategy": "None", "labels": label("Pong"), "transitions": [auto("to-ping", "ping")] },
+                { "key": "never", "stateType": 3, "versionStrategy": "None", "labels": label("Never"), "transitions": [] }
+            ]
+        }
+    })
+}
+
+/// Workflow `fragile`: transition `explode` has a mapping that throws.
+pub fn fragile_workflow() -> Value {
+    let mut explode = manual("explode", "end");
+    explode["mapping"] = json!({
+        "location": "./src/explode.rhai",
+        "code": "fn handler(ctx) { throw \"the mapping refused: \" + ctx.body.reason; }",
+        "encoding": "NAT"
+    });
+    json!({
+        "key": "fragile", "version": "1.0.0", "domain": DOMAIN, "flow": "sys-flows", "flowVersion": "1.0.0",
+        "tags": ["test"],
+        "attributes": {
+            "type": "F",
+            "labels": label("Fragile"),
+            "startTransition": manual("begin", "ready"),
+            "states": [
+                { "key": "ready", "stateType": 1, "versionStrategy": "None", "labels": label("Ready"), "transitions": [explode] },
+                { "key": "end", "stateType": 3, "versionStrategy": "None", "labels": label("End"), "transitions": [] }
+            ]
+        }
+    })
+}
