@@ -202,12 +202,14 @@ pub async fn publish_scan(
     // 2. Validation of the whole folder, against itself and what registered
     //    domains already hold; then one failure per file.
     let mut published = PackageCatalog::new();
+    let mut pools = BTreeMap::new();
     for domain in &domains {
-        if let Ok(pool) = dbs.domain(domain).await {
-            for (kind, domain, key, version) in components::inventory(&pool).await? {
-                published.insert(kind, &domain, &key, &version);
-            }
+        // A domain not provisioned yet has nothing stored.
+        let Some(pool) = registered_pool(dbs, domain).await? else { continue };
+        for (kind, domain, key, version) in components::inventory(&pool).await? {
+            published.insert(kind, &domain, &key, &version);
         }
+        pools.insert(domain.clone(), pool);
     }
     let mut problems = validate_files(&scan.files, &published);
     let mut entries = Vec::new();
@@ -221,13 +223,11 @@ pub async fn publish_scan(
     }
 
     // 3. Versions already stored with other content.
-    if report.failures.is_empty() {
-        for entry in &entries {
-            let Ok(pool) = dbs.domain(&entry.id.domain).await else { continue };
-            if components::compare(&pool, &entry.file.raw).await? == Existing::Different {
-                let conflict = InitError::Conflict { kind: entry.id.kind, key: entry.id.key.clone(), version: entry.id.version.clone() };
-                report.failures.push(FileFailure { path: entry.file.path.clone(), reason: conflict.to_string() });
-            }
+    for entry in &entries {
+        let Some(pool) = pools.get(&entry.id.domain) else { continue };
+        if components::compare(pool, &entry.file.raw).await? == Existing::Different {
+            let conflict = InitError::Conflict { kind: entry.id.kind, key: entry.id.key.clone(), version: entry.id.version.clone() };
+            report.failures.push(FileFailure { path: entry.file.path.clone(), reason: conflict.to_string() });
         }
     }
 
@@ -236,7 +236,6 @@ pub async fn publish_scan(
     }
 
     // 4. Write: provision the domains, then publish in dependency order.
-    let mut pools = BTreeMap::new();
     for domain in &domains {
         provision::provision_domain(dbs, domain).await?;
         pools.insert(domain.clone(), dbs.domain(domain).await?);
@@ -264,6 +263,15 @@ pub async fn publish_scan(
         progress(&PublishProgress { path: entry.file.path, component: Some(label(&entry.id)), status });
     }
     if report.failures.is_empty() { Ok(report) } else { Err(InitError::Package(Box::new(report))) }
+}
+
+/// The pool of a provisioned domain; `None` when the domain is not registered.
+async fn registered_pool(dbs: &Databases, domain: &DomainName) -> Result<Option<sqlx::PgPool>, InitError> {
+    match dbs.domain(domain).await {
+        Ok(pool) => Ok(Some(pool)),
+        Err(crate::db::DbError::UnknownDomain(_)) => Ok(None),
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// Reports every failure and holds back every valid file.

@@ -89,7 +89,7 @@ async fn every_failing_file_is_reported_and_nothing_is_left_half_published() {
     let failed: Vec<&str> = report.failures.iter().map(|f| f.path.as_str()).collect();
     assert_eq!(
         failed,
-        ["Tasks/bad-model.json", "Tasks/bad-version.json", "Tasks/broken.json", "Tasks/dup-b.json"],
+        ["Tasks/bad-model.json", "Tasks/bad-version.json", "Tasks/broken.json", "Tasks/conflict.json", "Tasks/dup-b.json"],
         "{:?}",
         report.failures
     );
@@ -103,7 +103,8 @@ async fn every_failing_file_is_reported_and_nothing_is_left_half_published() {
     assert!(report.created.is_empty());
     assert_eq!(count(pool.clone()).await, before, "nothing was written");
 
-    // With the local problems fixed, the store conflict is reported and, again, nothing is written.
+    assert!(reason("Tasks/conflict.json").contains("already published with different content"));
+    // With the local problems fixed, the store conflict alone still stops everything.
     for f in ["Tasks/broken.json", "Tasks/bad-version.json", "Tasks/bad-model.json", "Tasks/dup-b.json"] {
         std::fs::remove_file(bad.join(f)).unwrap();
     }
