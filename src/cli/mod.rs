@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod execution;
 mod init;
 mod publish;
 mod validate;
@@ -23,6 +24,8 @@ pub struct Cli {
 pub enum Command {
     /// Validate a component file or a whole component folder, offline.
     Validate(validate::Args),
+    /// Run the execution service alone (invoke API and job scheduler).
+    Execution(execution::Args),
     /// Provision every domain, migrate every flow schema, publish the component folder.
     Init(init::Args),
     /// Publish a component folder into its domains.
@@ -33,6 +36,7 @@ pub fn run(cli: Cli) -> ExitCode {
     init_tracing();
     match cli.command {
         Command::Validate(args) => validate::run(args),
+        Command::Execution(args) => execution::run(cli.config.as_deref(), args),
         Command::Init(args) => init::run(cli.config.as_deref(), args),
         Command::Publish(args) => publish::run(cli.config.as_deref(), args),
     }

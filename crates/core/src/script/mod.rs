@@ -2,7 +2,60 @@
 //!
 //! Scripts arrive in the vNext `scriptCode` envelope. [`decode_source`] turns it
 //! into source text (B64 or NAT) and refuses C#; [`ScriptHost::compile`] parses
-//! it once into a [`CompiledScript`] that is cached with the definition.
+//! it once into a [`CompiledScript`] that is cached with the definition and shared
+//! by every call, on any thread.
+//!
+//! # Calling a script
+//! A hook is a function of one parameter, `fn name(ctx)`. [`ScriptHost::call`] runs
+//! it with `ctx` (a [`ScriptContext`] turned into JSON) and returns its result as
+//! JSON; [`ScriptHost::call_map`], [`ScriptHost::call_bool`] and
+//! [`ScriptHost::call_timer`] check the result's type for mappings, rules and timer
+//! scripts. JSON and rhai values convert both ways unchanged: objects are maps (keys
+//! kept), integers stay integers, floats floats, null is `()`. Only functions run:
+//! top-level statements of a script are not evaluated.
+//!
+//! `ctx` is the script's own copy: changing it inside the script changes nothing
+//! outside. A missing property reads as `()` (`ctx.body.missing == ()`), and
+//! `ctx.response?.status_code` reads safely when there is no response.
+//!
+//! # Sandbox
+//! Every engine limit is set explicitly from [`ScriptLimits`] (operations,
+//! wall-clock time, string/array/map sizes, call depth, expression depth). A script
+//! that loops or allocates without end stops with [`ScriptError::Limit`], never
+//! hangs the caller. There is no file or network access, no module loading, no
+//! `eval`; `print` and `debug` print nothing; `sleep` is an error. Variables must be
+//! declared before use, so typos fail at compile time (at publish). Scripts compile
+//! and run on a helper thread with a large stack ([`SCRIPT_STACK_SIZE`]), so deeply
+//! nested data cannot overflow the caller's stack.
+//!
+//! Size limits are checked after each operation that builds or changes a value. A
+//! single library call can still build a large value before that check (for
+//! example `map` over a big array returning copies of it); the operation limit and
+//! the deadline bound how often that can happen, not how large one such value is.
+//!
+//! # Helpers for script authors
+//! Besides rhai's standard library (string, array, map and math functions):
+//! - `parse_json(text)`: any JSON text as a value (objects become maps).
+//! - `to_json(value)`: any value as compact JSON text (`()` is `null`).
+//! - `is_empty(value)`: true for `()` and for empty strings, arrays and maps.
+//! - `add_duration(instant, duration)`: an RFC 3339 instant plus an ISO-8601
+//!   duration, as RFC 3339 in UTC, e.g. `#{at: add_duration(ctx.runtime.now, "P1D")}`.
+//!
+//! # Errors
+//! Runtime errors and limits say where they happened: `line L, column C in fn output`.
+
+mod call;
+mod context;
+mod convert;
+mod helpers;
+mod limits;
+mod stack;
+
+pub use context::{
+    InstanceContext, ResponseContext, RuntimeContext, ScriptContext, TransitionContext, trigger_name_of,
+};
+pub use limits::{CHECK_EVERY, MAX_FUNCTIONS, MAX_RESULT_DEPTH, MAX_VARIABLES, ScriptLimits};
+pub use stack::SCRIPT_STACK_SIZE;
 
 use std::sync::Arc;
 
@@ -73,7 +126,8 @@ fn looks_like_csharp(text: &str) -> bool {
         || t.contains("Task<ScriptResponse>")
 }
 
-/// A parsed script, shared by every call.
+/// A parsed script, shared by every call: cloning is cheap (an `Arc`), and it can be
+/// used from any thread.
 #[derive(Debug, Clone)]
 pub struct CompiledScript {
     pub(crate) ast: Arc<rhai::AST>,
@@ -86,9 +140,11 @@ impl CompiledScript {
     }
 }
 
-/// The sandboxed rhai engine.
+/// The sandboxed rhai engine. `Send + Sync`: one host serves every thread.
 pub struct ScriptHost {
-    engine: rhai::Engine,
+    /// Shared with the helper thread that runs each call (see [`stack`]).
+    engine: Arc<rhai::Engine>,
+    limits: ScriptLimits,
 }
 
 impl Default for ScriptHost {
@@ -97,13 +153,28 @@ impl Default for ScriptHost {
     }
 }
 
+impl std::fmt::Debug for ScriptHost {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ScriptHost").field("limits", &self.limits).finish_non_exhaustive()
+    }
+}
+
 impl ScriptHost {
+    /// A host with [`ScriptLimits::default`].
     pub fn new() -> Self {
-        let mut engine = rhai::Engine::new();
-        // Explicit limits: rhai's defaults differ between debug and release builds.
-        engine.set_max_expr_depths(128, 64);
-        engine.set_max_call_levels(64);
-        Self { engine }
+        Self::with_limits(ScriptLimits::default())
+    }
+
+    /// A host with the given limits.
+    pub fn with_limits(limits: ScriptLimits) -> Self {
+        let mut engine = limits::engine(&limits);
+        helpers::register(&mut engine);
+        Self { engine: Arc::new(engine), limits }
+    }
+
+    /// The limits every call runs under.
+    pub fn limits(&self) -> &ScriptLimits {
+        &self.limits
     }
 
     /// Decodes and parses a script.
@@ -121,7 +192,11 @@ impl ScriptHost {
     /// # Errors
     /// [`ScriptError::Syntax`] with the line and column rhai reports.
     pub fn compile_source(&self, source: &str) -> Result<CompiledScript, ScriptError> {
-        let ast = self.engine.compile(source).map_err(|e| ScriptError::Syntax {
+        // The parser recurses once per nesting level, up to `max_expr_depth`.
+        let engine = Arc::clone(&self.engine);
+        let source = source.to_string();
+        let parsed = stack::run(move || engine.compile(source))?;
+        let ast = parsed.map_err(|e| ScriptError::Syntax {
             message: e.err_type().to_string(),
             line: e.position().line().unwrap_or(0),
             column: e.position().position().unwrap_or(0),
