@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod bench;
 mod validate;
 
 #[derive(Debug, Parser)]
@@ -21,12 +22,15 @@ pub struct Cli {
 pub enum Command {
     /// Validate a component file or a whole component folder, offline.
     Validate(validate::Args),
+    /// Measure the runtime against its performance budget.
+    Bench(bench::Args),
 }
 
 pub fn run(cli: Cli) -> ExitCode {
     init_tracing();
     match cli.command {
         Command::Validate(args) => validate::run(args),
+        Command::Bench(args) => bench::run(args, cli.config),
     }
 }
 
