@@ -8,6 +8,7 @@ use clap::{Parser, Subcommand};
 mod app;
 mod execution;
 mod init;
+mod bench;
 mod publish;
 mod up;
 mod validate;
@@ -36,6 +37,8 @@ pub enum Command {
     App(app::Args),
     /// Run everything in one process: init, the API and task execution (development).
     Up(up::Args),
+    /// Measure the runtime against its performance budget.
+    Bench(bench::Args),
 }
 
 pub fn run(cli: Cli) -> ExitCode {
@@ -47,6 +50,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Publish(args) => publish::run(cli.config.as_deref(), args),
         Command::App(args) => app::run(cli.config.as_deref(), args),
         Command::Up(args) => up::run(cli.config.as_deref(), args),
+        Command::Bench(args) => bench::run(args, cli.config),
     }
 }
 
