@@ -7,12 +7,12 @@
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::{Value, json};
-use sqlx::{AssertSqlSafe, PgPool};
+use sqlx::PgPool;
 use uuid::Uuid;
-use vnext_core::model::{
-    Component, ComponentKind, Reference, Transition, TriggerType, ViewBinding, ViewRef, Workflow,
-};
+use vnext_core::machine;
+use vnext_core::model::{Component, ComponentKind, Reference, Transition, ViewBinding, ViewRef, Workflow};
 use vnext_core::version::VersionSelector;
+use vnext_init::components;
 
 use super::FlowScope;
 use crate::engine::{InstanceSnapshot, InstanceStatus};
@@ -26,28 +26,13 @@ pub struct StoredContent {
     pub content: Value,
 }
 
-/// Reads one component by key and version selector from its `sys_*` schema.
+/// Reads one component by key and version selector (the highest match).
 ///
 /// # Errors
 /// 503 when the database is unreachable.
 pub async fn component(pool: &PgPool, kind: ComponentKind, key: &str, selector: &VersionSelector) -> Result<Option<StoredContent>, ApiError> {
-    let sql = format!("SELECT version FROM {}.components WHERE key = $1", kind.schema());
-    let versions: Vec<String> = sqlx::query_scalar(AssertSqlSafe(sql))
-        .bind(key)
-        .fetch_all(pool)
-        .await
-        .map_err(ApiError::database)?;
-    let Some(version) = selector.pick(versions.iter().map(String::as_str)).map(str::to_string) else {
-        return Ok(None);
-    };
-    let sql = format!("SELECT content FROM {}.components WHERE key = $1 AND version = $2", kind.schema());
-    let content: Value = sqlx::query_scalar(AssertSqlSafe(sql))
-        .bind(key)
-        .bind(&version)
-        .fetch_one(pool)
-        .await
-        .map_err(ApiError::database)?;
-    Ok(Some(StoredContent { key: key.to_string(), version, content }))
+    let stored = components::fetch(pool, kind, key, selector).await.map_err(ApiError::from)?;
+    Ok(stored.map(|c| StoredContent { key: c.key, version: c.version, content: c.content }))
 }
 
 /// The workflow definition an instance is pinned to.
@@ -118,47 +103,27 @@ pub enum TransitionKind {
     Timeout,
 }
 
-fn offered_in(t: &Transition, state: &str) -> bool {
-    t.available_in.is_empty() || t.available_in.iter().any(|a| a.state() == state)
-}
-
-fn client_triggered(t: &Transition) -> bool {
-    matches!(t.trigger_type, TriggerType::Manual | TriggerType::Event)
-}
-
-/// The transitions a client may call now, with their kind. Finished instances
-/// offer none.
+/// The transitions a client may call now, with their kind (the engine's own
+/// gate, so what is listed is exactly what a request may run). Completed and
+/// faulted instances offer none.
 pub fn available_transitions<'w>(workflow: &'w Workflow, state: &str, status: InstanceStatus) -> Vec<(&'w Transition, TransitionKind)> {
     if matches!(status, InstanceStatus::Completed | InstanceStatus::Faulted) {
         return Vec::new();
     }
-    let Some(current) = workflow.state(state) else { return Vec::new() };
-    let mut out: Vec<(&Transition, TransitionKind)> = current
-        .transitions
-        .iter()
-        .filter(|t| client_triggered(t))
-        .map(|t| (t, TransitionKind::StateTransition))
-        .collect();
-    out.extend(
-        workflow
-            .shared_transitions
-            .iter()
-            .filter(|t| client_triggered(t) && offered_in(t, state))
-            .map(|t| (t, TransitionKind::SharedTransition)),
-    );
-    let specials = [
-        (&workflow.cancel, TransitionKind::Cancel),
-        (&workflow.exit, TransitionKind::Exit),
-        (&workflow.update_data, TransitionKind::UpdateData),
-    ];
-    for (t, kind) in specials {
-        if let Some(t) = t
-            && offered_in(t, state)
-        {
-            out.push((t, kind));
-        }
-    }
-    out
+    machine::available(workflow, state)
+        .into_iter()
+        .filter_map(|o| {
+            let kind = match o.kind {
+                machine::TransitionKind::State => TransitionKind::StateTransition,
+                machine::TransitionKind::Shared => TransitionKind::SharedTransition,
+                machine::TransitionKind::Cancel => TransitionKind::Cancel,
+                machine::TransitionKind::Exit => TransitionKind::Exit,
+                machine::TransitionKind::UpdateData => TransitionKind::UpdateData,
+                machine::TransitionKind::Start | machine::TransitionKind::Timeout => return None,
+            };
+            Some((o.transition, kind))
+        })
+        .collect()
 }
 
 /// Finds a transition by key anywhere in a workflow.
