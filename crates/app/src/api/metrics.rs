@@ -3,7 +3,8 @@
 //! Recorded per process (each replica is scraped on its own):
 //! - `vnext_http_requests_total{method,route,status}`: answered requests; `route` is
 //!   the route template (`/api/v1/{domain}/workflows/{workflow}/instances`), or
-//!   `unmatched`, so label cardinality stays bounded whatever clients send;
+//!   `unmatched`, and `method` is a standard method or `OTHER`, so label
+//!   cardinality stays bounded whatever clients send;
 //! - `vnext_http_request_duration_seconds{method,route}`: latency histogram;
 //! - `vnext_transitions_total{kind,result}`: start / transition / retry requests by
 //!   result (`sync`, `accepted`, or the error code). Automatic transitions chained
@@ -115,7 +116,11 @@ fn escape(label: &str) -> String {
 /// Times every request and counts it by route template and status.
 pub async fn metrics_middleware(State(state): State<AppState>, request: Request, next: Next) -> Response {
     let started = Instant::now();
-    let method = request.method().as_str().to_string();
+    // Only standard methods become label values; anything else is `OTHER`.
+    let method = match request.method().as_str() {
+        m @ ("GET" | "HEAD" | "POST" | "PUT" | "PATCH" | "DELETE" | "OPTIONS") => m.to_string(),
+        _ => "OTHER".to_string(),
+    };
     let route = request
         .extensions()
         .get::<MatchedPath>()
