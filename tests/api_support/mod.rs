@@ -170,3 +170,52 @@ pub async fn merchant_endpoint() -> (String, Arc<Mutex<Vec<Value>>>) {
     (format!("http://{addr}/callback"), calls)
 }
 
+
+/// The whole runtime in this test process, as `vnext up` wires it (engine with
+/// in-process task runners, the job scheduler, the API on port 0), on a private
+/// database prefix. Nothing is published.
+pub struct InProcess {
+    pub base: String,
+    pub client: reqwest::Client,
+    shutdown: tokio_util::sync::CancellationToken,
+    // Dropped last: the databases go after the runtime stops.
+    _prefix: Prefix,
+}
+
+impl InProcess {
+    pub async fn start() -> InProcess {
+        use vnext_app::engine::{Databases, Engine, EngineDeps, SystemClock};
+        use vnext_execution::{HttpClients, LocalExecutor, Scheduler, SchedulerConfig};
+
+        let prefix = Prefix::new().await;
+        let mut config = vnext_init::config::Config::default();
+        config.database.url = format!("postgres://postgres@127.0.0.1:5432/{}control", prefix.0);
+        config.database.database_prefix = prefix.0.clone();
+        config.database.max_connections_per_domain = 4;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        config.app.url = format!("http://{addr}");
+        let databases = Databases::connect(&config).await.expect("connect");
+        let executor = LocalExecutor::from_config(&config, HttpClients::new()).unwrap();
+        let engine = Engine::new(EngineDeps { databases: databases.clone(), executor: Arc::new(executor), clock: Arc::new(SystemClock) });
+        let shutdown = tokio_util::sync::CancellationToken::new();
+        let scheduler = Scheduler::new(Arc::new(databases), engine.trigger(), SchedulerConfig::from_config(&config));
+        tokio::spawn(scheduler.run(shutdown.clone()));
+        tokio::spawn(engine.clone().listen_for_publish(shutdown.clone()));
+        let server = vnext_app::server::ServerConfig {
+            engine,
+            listen: String::new(),
+            shutdown: shutdown.clone(),
+            drain: Duration::from_secs(2),
+        };
+        let (_, serve) = vnext_app::server::Server::serve(listener, server).unwrap();
+        tokio::spawn(serve);
+        InProcess { base: format!("http://{addr}"), client: reqwest::Client::new(), shutdown, _prefix: prefix }
+    }
+}
+
+impl Drop for InProcess {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}
