@@ -287,3 +287,27 @@ async fn an_unreachable_database_is_a_503() {
     sqlx::raw_sql(sqlx::AssertSqlSafe(format!("DROP DATABASE \"{control}\" WITH (FORCE)"))).execute(&mut admin).await.unwrap();
     expect_problem(app.get("/ready").await, 503, "service.unavailable").await;
 }
+
+#[tokio::test]
+async fn fifty_concurrent_transitions_apply_once() {
+    let app = ready().await;
+    start_sync(&app, json!({ "key": "o-7", "attributes": { "amount": 1 } })).await;
+    let calls = (0..50).map(|_| transition(&app, "o-7", "submit", json!({})));
+    let responses = futures::future::join_all(calls).await;
+    let mut applied = 0;
+    for r in responses {
+        match r.status().as_u16() {
+            200 => applied += 1,
+            409 => {
+                let body: Value = r.json().await.unwrap();
+                let code = body["errorCode"].as_str().unwrap();
+                assert!(code == "instance.busy" || code == "transition.not-available", "{body}");
+            }
+            other => panic!("unexpected {other}: {}", r.text().await.unwrap()),
+        }
+    }
+    assert_eq!(applied, 1);
+    let history: Value = app.get(&format!("{BASE}/o-7/transitions")).await.json().await.unwrap();
+    let submits = history["data"].as_array().unwrap().iter().filter(|t| t["transition"] == "submit").count();
+    assert_eq!(submits, 1);
+}
