@@ -8,6 +8,7 @@ use clap::{Parser, Subcommand};
 mod execution;
 mod init;
 mod publish;
+mod bench;
 mod validate;
 
 #[derive(Debug, Parser)]
@@ -30,6 +31,8 @@ pub enum Command {
     Init(init::Args),
     /// Publish a component folder into its domains.
     Publish(publish::Args),
+    /// Measure the runtime against its performance budget.
+    Bench(bench::Args),
 }
 
 pub fn run(cli: Cli) -> ExitCode {
@@ -39,6 +42,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Execution(args) => execution::run(cli.config.as_deref(), args),
         Command::Init(args) => init::run(cli.config.as_deref(), args),
         Command::Publish(args) => publish::run(cli.config.as_deref(), args),
+        Command::Bench(args) => bench::run(args, cli.config),
     }
 }
 

@@ -1,25 +1,29 @@
 //! A component folder: loading every component file, and publishing them all.
 //!
-//! Loading walks the folder recursively and takes every `*.json` file that is a
-//! component (an object with a `flow` naming a `sys-*` component flow, or with
-//! both `key` and `attributes`). It skips hidden folders (`.meta`, `.git`, ...),
-//! `node_modules`, designer layouts (`*.diagram.json`) and other JSON such as
-//! `vnext.config.json`.
+//! Loading walks the folder recursively and takes every `*.json` file that looks
+//! like a component to the validator (an object with `flow` or `attributes`). It
+//! skips hidden folders (`.meta`, `.git`, ...), `node_modules`, designer layouts
+//! (`*.diagram.json`), `vnext.config.json` and other JSON.
 //!
-//! Publishing is all-or-nothing up to the first write: every file is parsed,
-//! named, checked for duplicates, validated, and compared with what the store
-//! already holds under its version; if any file fails, every failing file is
-//! reported and nothing is written. Then domains are provisioned and components
+//! Publishing is all-or-nothing up to the first write: every file is parsed and
+//! named (domain and workflow names must be database identifiers), the whole
+//! folder is validated by [`vnext_core::validate::validate_package`] (references
+//! resolve against the folder, then against what the domains already store; two
+//! files defining one version are an error), and each component is compared with
+//! what the store holds under its version. If any file fails, every failing file
+//! is reported with all its diagnostics and nothing is written. Then domains are provisioned and components
 //! are published in dependency order (schemas, tasks, views, functions,
 //! extensions, workflows), each in its own transaction, so a component is either
 //! stored whole or not at all.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
 use serde_json::Value;
 use vnext_core::ident::DomainName;
 use vnext_core::model::ComponentKind;
+use vnext_core::script::ScriptHost;
+use vnext_core::validate::{PackageCatalog, looks_like_component, validate_package};
 
 use crate::components::{self, ComponentIdentity, Existing, PublishOutcome};
 use crate::db::Databases;
@@ -111,7 +115,7 @@ pub fn scan_folder(dir: &Path) -> Result<FolderScan, InitError> {
             }
         };
         match serde_json::from_str::<Value>(&raw) {
-            Ok(value) if is_component(&value) => scan.files.push(PackageFile { path: rel, raw, value }),
+            Ok(value) if looks_like_component(&value) => scan.files.push(PackageFile { path: rel, raw, value }),
             Ok(_) => scan.skipped.push(rel),
             Err(e) => scan.problems.push(FileFailure { path: rel, reason: format!("not valid JSON: {e}") }),
         }
@@ -131,11 +135,6 @@ pub fn load_folder(dir: &Path) -> Result<Vec<PackageFile>, InitError> {
     } else {
         Err(InitError::Package(Box::new(PublishReport { failures: scan.problems, skipped: scan.skipped, ..Default::default() })))
     }
-}
-
-fn is_component(value: &Value) -> bool {
-    let flow_is_component = value.get("flow").and_then(Value::as_str).is_some_and(|f| f.starts_with("sys-"));
-    flow_is_component || (value.get("key").is_some() && value.get("attributes").is_some())
 }
 
 fn walk(root: &Path, dir: &Path, out: &mut Vec<String>) -> Result<(), InitError> {
@@ -192,63 +191,51 @@ pub async fn publish_scan(
 ) -> Result<PublishReport, InitError> {
     let mut report = PublishReport { skipped: scan.skipped, failures: scan.problems, ..Default::default() };
 
-    // 1. Identity of every file, and duplicates inside the folder.
-    let mut entries = Vec::new();
-    let mut repeats = Vec::new();
-    let mut seen: HashMap<(ComponentKind, String, String, String), (String, Value)> = HashMap::new();
-    for file in scan.files {
-        let id = match ComponentIdentity::of(&file.value) {
-            Ok(id) => id,
-            Err(e) => {
-                report.failures.push(FileFailure { path: file.path, reason: e.to_string() });
-                continue;
-            }
-        };
-        let slot = (id.kind, id.domain.to_string(), id.key.clone(), id.version.clone());
-        match seen.get(&slot) {
-            Some((first, value)) if *value == file.value => {
-                tracing::debug!(path = %file.path, first = %first, "same component twice in the folder");
-                repeats.push((file.path, label(&id)));
-            }
-            Some((first, _)) => report.failures.push(FileFailure {
-                path: file.path,
-                reason: format!("{} is also defined, with different content, by {first}", label(&id)),
-            }),
-            None => {
-                seen.insert(slot, (file.path.clone(), file.value.clone()));
-                entries.push(Entry { file, id });
-            }
-        }
+    // 1. Identity of every file (domain and workflow names checked before any SQL).
+    let mut identities = Vec::with_capacity(scan.files.len());
+    for file in &scan.files {
+        identities.push(ComponentIdentity::of(&file.value));
     }
-    let domains: BTreeSet<DomainName> = entries.iter().map(|e| e.id.domain.clone()).collect();
+    let domains: BTreeSet<DomainName> = identities.iter().filter_map(|id| id.as_ref().ok()).map(|id| id.domain.clone()).collect();
     report.domains = domains.iter().map(ToString::to_string).collect();
 
-    // 2. Validation against the folder itself and what registered domains hold.
-    let mut published = Vec::new();
+    // 2. Validation of the whole folder, against itself and what registered
+    //    domains already hold; then one failure per file.
+    let mut published = PackageCatalog::new();
+    let mut pools = BTreeMap::new();
     for domain in &domains {
-        if let Ok(pool) = dbs.domain(domain).await {
-            published.extend(components::inventory(&pool).await?);
+        // A domain not provisioned yet has nothing stored.
+        let Some(pool) = registered_pool(dbs, domain).await? else { continue };
+        for (kind, domain, key, version) in components::inventory(&pool).await? {
+            published.insert(kind, &domain, &key, &version);
+        }
+        pools.insert(domain.clone(), pool);
+    }
+    let mut problems = validate_files(&scan.files, &published);
+    let mut entries = Vec::new();
+    for (file, id) in scan.files.into_iter().zip(identities) {
+        let diagnostics = problems.remove(&file.path);
+        match (id, diagnostics) {
+            (Ok(id), None) => entries.push(Entry { file, id }),
+            (_, Some(reason)) => report.failures.push(FileFailure { path: file.path, reason }),
+            (Err(e), None) => report.failures.push(FileFailure { path: file.path, reason: e.to_string() }),
         }
     }
-    report.failures.extend(validate_files(&entries, &published));
 
     // 3. Versions already stored with other content.
-    if report.failures.is_empty() {
-        for entry in &entries {
-            let Ok(pool) = dbs.domain(&entry.id.domain).await else { continue };
-            if components::compare(&pool, &entry.file.raw).await? == Existing::Different {
-                let conflict = InitError::Conflict { kind: entry.id.kind, key: entry.id.key.clone(), version: entry.id.version.clone() };
-                report.failures.push(FileFailure { path: entry.file.path.clone(), reason: conflict.to_string() });
-            }
+    for entry in &entries {
+        let Some(pool) = pools.get(&entry.id.domain) else { continue };
+        if components::compare(pool, &entry.file.raw).await? == Existing::Different {
+            let conflict = InitError::Conflict { kind: entry.id.kind, key: entry.id.key.clone(), version: entry.id.version.clone() };
+            report.failures.push(FileFailure { path: entry.file.path.clone(), reason: conflict.to_string() });
         }
     }
 
     if !report.failures.is_empty() {
-        return Err(hold_all(report, &entries, repeats, &mut progress));
+        return Err(hold_all(report, &entries, &mut progress));
     }
 
     // 4. Write: provision the domains, then publish in dependency order.
-    let mut pools = BTreeMap::new();
     for domain in &domains {
         provision::provision_domain(dbs, domain).await?;
         pools.insert(domain.clone(), dbs.domain(domain).await?);
@@ -275,47 +262,43 @@ pub async fn publish_scan(
         };
         progress(&PublishProgress { path: entry.file.path, component: Some(label(&entry.id)), status });
     }
-    for (path, component) in repeats {
-        progress(&PublishProgress { path: path.clone(), component: Some(component), status: FileStatus::Unchanged });
-        report.unchanged.push(path);
-    }
     if report.failures.is_empty() { Ok(report) } else { Err(InitError::Package(Box::new(report))) }
 }
 
+/// The pool of a provisioned domain; `None` when the domain is not registered.
+async fn registered_pool(dbs: &Databases, domain: &DomainName) -> Result<Option<sqlx::PgPool>, InitError> {
+    match dbs.domain(domain).await {
+        Ok(pool) => Ok(Some(pool)),
+        Err(crate::db::DbError::UnknownDomain(_)) => Ok(None),
+        Err(e) => Err(e.into()),
+    }
+}
+
 /// Reports every failure and holds back every valid file.
-fn hold_all(
-    mut report: PublishReport,
-    entries: &[Entry],
-    repeats: Vec<(String, String)>,
-    progress: &mut impl FnMut(&PublishProgress),
-) -> InitError {
+fn hold_all(mut report: PublishReport, entries: &[Entry], progress: &mut impl FnMut(&PublishProgress)) -> InitError {
     report.failures.sort_by(|a, b| a.path.cmp(&b.path));
     for f in &report.failures {
         progress(&PublishProgress { path: f.path.clone(), component: None, status: FileStatus::Failed(f.reason.clone()) });
     }
-    let valid = entries.iter().map(|e| (e.file.path.clone(), label(&e.id))).chain(repeats);
-    let mut held: Vec<(String, String)> = valid.filter(|(path, _)| !report.failures.iter().any(|f| &f.path == path)).collect();
-    held.sort();
-    for (path, component) in held {
-        progress(&PublishProgress { path: path.clone(), component: Some(component), status: FileStatus::Held });
-        report.held.push(path);
+    for e in entries.iter().filter(|e| !report.failures.iter().any(|f| f.path == e.file.path)) {
+        report.held.push(e.file.path.clone());
+        progress(&PublishProgress { path: e.file.path.clone(), component: Some(label(&e.id)), status: FileStatus::Held });
     }
     InitError::Package(Box::new(report))
 }
 
-/// THE validation call site of a folder publish: one call, one failure per file
-/// (its diagnostics joined). `published` lists `(kind, domain, key, version)`
-/// already in the store, for references the folder itself does not satisfy.
-fn validate_files(entries: &[Entry], published: &[(ComponentKind, String, String, String)]) -> Vec<FileFailure> {
-    // Until the package validator of vnext-core is available, a file must at
-    // least fit the typed component model.
-    let _ = published;
-    entries
-        .iter()
-        .filter_map(|e| {
-            vnext_core::model::Component::from_json(&e.file.value)
-                .err()
-                .map(|reason| FileFailure { path: e.file.path.clone(), reason })
-        })
-        .collect()
+/// The one validation call of a folder publish: every rule of
+/// [`vnext_core::validate`] over the whole folder (references resolve against
+/// the folder, then against `published`; two files defining the same version
+/// are reported). Returns each failing file's diagnostics, joined.
+fn validate_files(files: &[PackageFile], published: &PackageCatalog) -> BTreeMap<String, String> {
+    let documents: Vec<(String, Value)> = files.iter().map(|f| (f.path.clone(), f.value.clone())).collect();
+    let mut out: BTreeMap<String, String> = BTreeMap::new();
+    for d in validate_package(&documents, Some(published), &ScriptHost::new()) {
+        let Some(file) = d.file.clone() else { continue };
+        let pointer = if d.pointer.is_empty() { "(document)" } else { d.pointer.as_str() };
+        let line = format!("{pointer}: {} [{}]", d.message, d.code);
+        out.entry(file).and_modify(|r| *r = format!("{r}; {line}")).or_insert(line);
+    }
+    out
 }

@@ -89,13 +89,13 @@ async fn every_failing_file_is_reported_and_nothing_is_left_half_published() {
     let failed: Vec<&str> = report.failures.iter().map(|f| f.path.as_str()).collect();
     assert_eq!(
         failed,
-        ["Tasks/bad-model.json", "Tasks/bad-version.json", "Tasks/broken.json", "Tasks/dup-b.json"],
+        ["Tasks/bad-model.json", "Tasks/bad-version.json", "Tasks/broken.json", "Tasks/conflict.json", "Tasks/dup-b.json"],
         "{:?}",
         report.failures
     );
     let reason = |path: &str| report.failures.iter().find(|f| f.path == path).unwrap().reason.clone();
     assert!(reason("Tasks/broken.json").contains("not valid JSON"));
-    assert!(reason("Tasks/bad-version.json").contains("semantic version"));
+    assert!(reason("Tasks/bad-version.json").contains("/version"), "{}", reason("Tasks/bad-version.json"));
     assert!(reason("Tasks/bad-model.json").contains("type"), "{}", reason("Tasks/bad-model.json"));
     assert!(reason("Tasks/dup-b.json").contains("Tasks/dup-a.json"));
     // Valid files were held back, and reported as such: one line per file.
@@ -103,7 +103,8 @@ async fn every_failing_file_is_reported_and_nothing_is_left_half_published() {
     assert!(report.created.is_empty());
     assert_eq!(count(pool.clone()).await, before, "nothing was written");
 
-    // With the local problems fixed, the store conflict is reported and, again, nothing is written.
+    assert!(reason("Tasks/conflict.json").contains("already published with different content"));
+    // With the local problems fixed, the store conflict alone still stops everything.
     for f in ["Tasks/broken.json", "Tasks/bad-version.json", "Tasks/bad-model.json", "Tasks/dup-b.json"] {
         std::fs::remove_file(bad.join(f)).unwrap();
     }
@@ -143,4 +144,45 @@ async fn init_provisions_the_folder_domains_and_publishes_them() {
     let options = InitOptions { dir: Some(dir.join("absent")), ..InitOptions::default() };
     let err = bootstrap::run(&env.dbs, &options, |_| {}).await.unwrap_err();
     assert!(err.to_string().contains("absent"), "{err}");
+}
+
+#[tokio::test]
+async fn references_resolve_against_components_already_published() {
+    let env = TestEnv::new().await;
+    let tasks = env.folder("tasks");
+    write(&tasks, "Tasks/reserve.json", &component("sys-tasks", "shop", "reserve", "1.0.0", SCRIPT_TASK));
+    publish_folder(&env.dbs, &tasks, |_| {}).await.unwrap();
+
+    // A later folder references the task it does not contain: resolved from the store.
+    let uses = |task_key: &str| {
+        workflow("shop", "checkout", "1.0.0").replace(
+            r#""stateType": 1,"#,
+            &format!(
+                r#""stateType": 1, "onEntries": [{{"order": 1, "task": {{"key": "{task_key}", "domain": "shop", "flow": "sys-tasks", "version": "1"}}}}],"#
+            ),
+        )
+    };
+    let missing = env.folder("missing");
+    write(&missing, "Workflows/checkout.json", &uses("absent-task"));
+    let err = publish_folder(&env.dbs, &missing, |_| {}).await.unwrap_err();
+    let InitError::Package(report) = err else { panic!("expected a package report, got {err}") };
+    assert_eq!(report.failures.len(), 1);
+    assert!(report.failures[0].reason.contains("absent-task"), "{}", report.failures[0].reason);
+    assert!(report.failures[0].reason.contains("/attributes/states/0/onEntries/0/task"), "{}", report.failures[0].reason);
+
+    let found = env.folder("found");
+    write(&found, "Workflows/checkout.json", &uses("reserve"));
+    let report = publish_folder(&env.dbs, &found, |_| {}).await.unwrap();
+    assert_eq!(report.created, ["Workflows/checkout.json"]);
+}
+
+#[tokio::test]
+async fn the_sample_folder_publishes() {
+    let env = TestEnv::new().await;
+    let demo = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../flows/demo");
+    let mut lines = 0;
+    let report = publish_folder(&env.dbs, &demo, |_| lines += 1).await.unwrap();
+    assert!(report.created.len() >= 10, "{report:?}");
+    assert_eq!(lines, report.created.len());
+    assert!(report.failures.is_empty());
 }
