@@ -107,9 +107,7 @@ pub fn run(config_path: Option<&Path>, args: Args) -> ExitCode {
             Some((domain, flow)) => {
                 println!("Try:");
                 println!("  curl -s {base}/api/v1/{domain}/workflows/{flow}/instances");
-                println!("  curl -s -X POST '{base}/api/v1/{domain}/workflows/{flow}/instances/start?sync=true' \\");
-                println!("       -H 'content-type: application/json' -d '{{\"attributes\": {{}}}}'");
-                println!("  (start payloads of the samples: docs/samples.md; the API: docs/api.md)");
+                println!("  (start and drive instances: README.md, docs/samples.md; every endpoint: docs/api.md)");
             }
             None => {
                 println!("Try:");
