@@ -151,7 +151,7 @@ async fn wait_for_signal() {
 }
 
 /// The API running in the background.
-pub(super) struct RunningApi {
+pub struct RunningApi {
     pub addr: SocketAddr,
     server: JoinHandle<std::io::Result<()>>,
     listener: JoinHandle<()>,
@@ -164,7 +164,7 @@ pub(super) async fn bind(listen: &str) -> Result<TcpListener, String> {
 
 /// Starts serving the API on `listener`, with the listener that drops cached
 /// definitions when any process publishes.
-pub(super) fn start_api(listener: TcpListener, engine: Engine, shutdown: CancellationToken) -> Result<RunningApi, String> {
+pub fn start_api(listener: TcpListener, engine: Engine, shutdown: CancellationToken) -> Result<RunningApi, String> {
     let config = ServerConfig::new(engine.clone(), shutdown.clone());
     let (addr, serve) = Server::serve(listener, config).map_err(|e| e.to_string())?;
     let server = tokio::spawn(serve);
@@ -174,7 +174,7 @@ pub(super) fn start_api(listener: TcpListener, engine: Engine, shutdown: Cancell
 
 impl RunningApi {
     /// Runs until shutdown completes; a server failure cancels `shutdown` too.
-    pub(super) async fn wait(self, shutdown: &CancellationToken) -> ExitCode {
+    pub async fn wait(self, shutdown: &CancellationToken) -> ExitCode {
         let result = self.server.await;
         shutdown.cancel();
         let _ = self.listener.await;

@@ -20,6 +20,7 @@ use vnext_execution::{HttpClients, LocalExecutor, Scheduler, SchedulerConfig};
 use vnext_core::ident::DomainName;
 use vnext_core::model::ComponentKind;
 use vnext_init::bootstrap::{self, InitOptions, InitReport};
+use vnext_init::config::Config;
 use vnext_init::package::{FileStatus, PublishProgress};
 
 use super::app;
@@ -61,45 +62,16 @@ pub fn run(config_path: Option<&Path>, args: Args) -> ExitCode {
         }
         print_published(&report);
 
-        // Bind first: instance tasks call this API, so its address must be known
-        // before the executor is built (`--listen 127.0.0.1:0` picks any port).
-        let listener = match app::bind(&config.app.listen).await {
-            Ok(listener) => listener,
-            Err(message) => {
-                eprintln!("error: {message}");
-                return ExitCode::FAILURE;
-            }
-        };
-        if let Ok(addr) = listener.local_addr()
-            && config.app.listen.ends_with(":0")
-        {
-            config.app.url = format!("http://{addr}");
-        }
-        let executor = match LocalExecutor::from_config(&config, HttpClients::new()) {
-            Ok(executor) => executor,
-            Err(message) => {
-                eprintln!("error: {message}");
-                return ExitCode::from(2);
-            }
-        };
         let shutdown = CancellationToken::new();
         app::spawn_signal_handler(shutdown.clone());
-        let engine = Engine::new(EngineDeps {
-            databases: databases.clone(),
-            executor: Arc::new(executor),
-            clock: Arc::new(SystemClock),
-        });
-        // Timers, timeouts, retries, async transitions and lease recovery, fired
-        // through the engine in this process.
-        let scheduler = Scheduler::new(Arc::new(databases.clone()), engine.trigger(), SchedulerConfig::from_config(&config));
-        let scheduler = tokio::spawn(scheduler.run(shutdown.clone()));
-        let api = match app::start_api(listener, engine, shutdown.clone()) {
-            Ok(api) => api,
+        let running = match serve(config, databases.clone(), shutdown.clone()).await {
+            Ok(running) => running,
             Err(message) => {
                 eprintln!("error: {message}");
                 return ExitCode::FAILURE;
             }
         };
+        let (api, scheduler) = (running.api, running.scheduler);
         let base = format!("http://{}", api.addr);
         println!();
         println!("vnext is up. API: {base}/api/v1   (health: {base}/health, metrics: {base}/metrics)");
@@ -120,6 +92,53 @@ pub fn run(config_path: Option<&Path>, args: Args) -> ExitCode {
         let _ = scheduler.await;
         code
     })
+}
+
+/// The API and the scheduler of a runtime started by [`serve`].
+pub struct Running {
+    pub api: app::RunningApi,
+    pub scheduler: tokio::task::JoinHandle<()>,
+}
+
+/// Binds the API (`app.listen`; port 0 picks one), builds the engine with the
+/// in-process executor, and starts the job scheduler and the API until `shutdown`.
+///
+/// # Errors
+/// A message when the listener cannot be bound or the executor not built.
+pub async fn serve(mut config: Config, databases: Databases, shutdown: CancellationToken) -> Result<Running, String> {
+    // Bind first: instance tasks call this API, so its address must be known
+    // before the executor is built.
+    let listener = app::bind(&config.app.listen).await?;
+    if let Ok(addr) = listener.local_addr()
+        && config.app.listen.ends_with(":0")
+    {
+        config.app.url = format!("http://{addr}");
+    }
+    let executor = LocalExecutor::from_config(&config, HttpClients::new())?;
+    let engine = Engine::new(EngineDeps { databases: databases.clone(), executor: Arc::new(executor), clock: Arc::new(SystemClock) });
+    // Timers, timeouts, retries, async transitions and lease recovery, fired
+    // through the engine in this process.
+    let scheduler = Scheduler::new(Arc::new(databases), engine.trigger(), SchedulerConfig::from_config(&config));
+    let scheduler = tokio::spawn(scheduler.run(shutdown.clone()));
+    let api = app::start_api(listener, engine, shutdown)?;
+    Ok(Running { api, scheduler })
+}
+
+/// Everything `vnext up` does, for callers in this binary (the benchmark): init
+/// (provision, migrate, publish `runtime.flows_dir` when it exists), then [`serve`].
+///
+/// # Errors
+/// A message saying what failed.
+pub async fn launch(config: Config, shutdown: CancellationToken) -> Result<std::net::SocketAddr, String> {
+    let databases = Databases::connect(&config).await.map_err(|e| e.to_string())?;
+    let dir = config.runtime.flows_dir.exists().then(|| config.runtime.flows_dir.clone());
+    let options = InitOptions { dir, ..InitOptions::default() };
+    let report = bootstrap::run(&databases, &options, |_| {}).await.map_err(|e| e.to_string())?;
+    if let Some(problem) = report.problems().first() {
+        return Err(format!("initialisation: {problem}"));
+    }
+    let running = serve(config, databases, shutdown).await?;
+    Ok(running.api.addr)
 }
 
 /// Publishing progress: only what failed (the summary follows).
