@@ -144,7 +144,8 @@ pub async fn run(
     Ok(report)
 }
 
-/// Migrates every flow schema of a domain and records each outcome as a rollout.
+/// Migrates every flow schema of a domain and records each outcome as a rollout,
+/// then tops up the domain's spare flow schemas.
 async fn migrate_flows(dbs: &Databases, domain: &DomainName, migrations: &Migrations) -> Result<FlowMigrationReport, InitError> {
     let pool = dbs.domain(domain).await?;
     let report = flow_schema::migrate_flow_schemas_with(&pool, domain, migrations).await?;
@@ -153,6 +154,10 @@ async fn migrate_flows(dbs: &Databases, domain: &DomainName, migrations: &Migrat
             None => provision::record_applied(dbs, domain, &schema.schema, &schema.applied).await,
             Some(e) => provision::record_failure(dbs, domain, &schema.schema, e.migration.clone(), &e.message).await,
         }
+    }
+    // Spare flow schemas make the first start of a new workflow cheap.
+    if let Err(e) = flow_schema::replenish_spares_with(&pool, flow_schema::SPARE_FLOW_SCHEMAS, migrations).await {
+        tracing::warn!(domain = %domain, error = %e, "cannot prepare spare flow schemas; first starts create their schema themselves");
     }
     Ok(report)
 }
