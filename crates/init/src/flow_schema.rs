@@ -124,7 +124,7 @@ pub async fn ensure_flow_schema_with(pool: &PgPool, flow: &FlowKey, migrations: 
 }
 
 /// How many spare flow schemas [`replenish_spares`] keeps per domain by default.
-pub const SPARE_FLOW_SCHEMAS: usize = 2;
+pub const SPARE_FLOW_SCHEMAS: usize = 1;
 
 /// Takes the oldest spare schema nobody else is taking, renames it to `schema`
 /// and moves its migration history along. `None` when no spare is left.

@@ -115,6 +115,15 @@ async fn publish(State(state): State<AppState>, body: JsonBody) -> Result<Respon
     let outcome = components::publish(&pool, body.text()).await.map_err(ApiError::from)?;
     // The commit notified every process; drop this one's cache right away too.
     state.engine.invalidate(&identity.domain).await;
+    if identity.kind == ComponentKind::Workflow && outcome == PublishOutcome::Created {
+        // Its first start will want a flow schema: have a spare ready by then.
+        let domain = identity.domain.clone();
+        tokio::spawn(async move {
+            if let Err(e) = vnext_init::flow_schema::replenish_spares(&pool, vnext_init::flow_schema::SPARE_FLOW_SCHEMAS).await {
+                tracing::warn!(%domain, error = %e, "cannot prepare spare flow schemas");
+            }
+        });
+    }
     let location = format!("/api/v1/{}/definitions/{}/{}?version={}", identity.domain, identity.kind, identity.key, identity.version);
     let (status, word) = match outcome {
         PublishOutcome::Created => (StatusCode::CREATED, "created"),
