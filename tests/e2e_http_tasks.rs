@@ -62,7 +62,7 @@ fn components() -> Vec<Value> {
         config.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
         http_task(D, &format!("{name}-call"), config)
     };
-    let names = ["ok", "missing", "flaky", "down", "slow", "refused"];
+    let names = ["ok", "missing", "flaky", "down", "slow", "refused", "held"];
     let mut out: Vec<Value> = vec![
         task("ok", json!({})),
         task("missing", json!({ "method": "GET", "acceptedStatusCodes": ["404"] })),
@@ -70,6 +70,7 @@ fn components() -> Vec<Value> {
         task("down", json!({})),
         task("slow", json!({ "timeoutSeconds": 1 })),
         task("refused", json!({})),
+        task("held", json!({ "timeoutSeconds": 30 })),
     ];
     let idle = state("idle", 1, Value::Array(names.iter().map(|n| manual(&format!("call-{n}"), n)).collect()));
     let states = json!([
@@ -80,6 +81,7 @@ fn components() -> Vec<Value> {
         call_state("down", "target", "down", Some(retry_boundary(2))),
         call_state("slow", "target", "slow", None),
         call_state("refused", "refused", "nothing", None),
+        call_state("held", "target", "block", None),
         final_state("done"),
     ]);
     out.push(workflow(D, "calls", "idle", states, json!({})));
@@ -94,8 +96,16 @@ struct Setup {
 
 impl Setup {
     async fn new() -> Setup {
+        Setup::with_lease(60).await
+    }
+
+    async fn with_lease(seconds: u64) -> Setup {
         // Retry jobs run on the scheduler, which finds the new domain within a second.
-        let rt = InProcess::start_with(|c| c.execution.idle_poll_seconds = 1).await;
+        let rt = InProcess::start_with(|c| {
+            c.execution.idle_poll_seconds = 1;
+            c.runtime.lease_seconds = seconds;
+        })
+        .await;
         publish(&rt.client, &rt.base, &components()).await;
         let target = Target::start().await;
         let api = instances_url(&rt.base, D, "calls");
@@ -267,4 +277,32 @@ async fn a_refused_connection_faults_with_an_incident_naming_it() {
     assert_eq!(incidents[0]["errorCode"], "Task:connection", "{incidents:?}");
     let message = incidents[0]["message"].as_str().unwrap();
     assert!(message.contains("refused-call") && message.contains("could not connect"), "{message}");
+}
+
+/// A client that hangs up while its `sync=true` transition waits on an HTTP
+/// task must not cancel the transition: the work was accepted, the task's
+/// outcome is committed when it comes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_hanging_up_does_not_cancel_its_transition() {
+    let s = Setup::with_lease(2).await;
+    s.target.set_block_calls(1);
+    let i = s.start().await;
+    let request = s.rt.client.patch(format!("{i}/transitions/call-held?sync=true")).json(&json!({ "attributes": {} }));
+    let call = tokio::spawn(send(request));
+    s.target.wait_blocked(1, Duration::from_secs(20)).await;
+    call.abort();
+    let _ = call.await;
+    // If the server gave the run up with its caller, the task's call to the
+    // target is dropped too: the target sees it hang up.
+    let abandoned = s.target.wait_abandoned(1, Duration::from_secs(2)).await;
+    s.target.release();
+    let end = poll(&s.rt.client, &i, Duration::from_secs(30), "the transition ends", |v| matches!(at(v).1, "C" | "F")).await;
+    let incidents = s.incidents(&i, false).await;
+    assert_eq!(
+        at(&end),
+        ("done", "C"),
+        "the transition was cancelled with its client (task call abandoned: {abandoned}); incidents: {incidents:?}"
+    );
+    assert_eq!(end["attributes"]["held"]["body"], json!({ "unblocked": false }), "{end}");
+    assert!(!abandoned, "the task's call was abandoned");
 }

@@ -45,6 +45,7 @@ struct TargetState {
     recovered: AtomicBool,
     block_calls: AtomicUsize,
     blocked: AtomicUsize,
+    abandoned: AtomicUsize,
     arrived: Notify,
     release: Notify,
     released: AtomicBool,
@@ -95,6 +96,21 @@ impl Target {
         }
     }
 
+    /// Waits until `n` held `/block` calls were given up by their caller (the
+    /// connection closed before the answer); false when that did not happen
+    /// within `within`.
+    pub async fn wait_abandoned(&self, n: usize, within: Duration) -> bool {
+        let deadline = Instant::now() + within;
+        loop {
+            let arrived = self.state.arrived.notified();
+            if self.state.abandoned.load(Ordering::SeqCst) >= n {
+                return true;
+            }
+            let Some(left) = deadline.checked_duration_since(Instant::now()) else { return false };
+            let _ = tokio::time::timeout(left, arrived).await;
+        }
+    }
+
     pub fn calls(&self, route: &str) -> usize {
         self.state.calls.lock().unwrap().get(route).copied().unwrap_or(0)
     }
@@ -124,12 +140,24 @@ async fn handle(State(state): State<Arc<TargetState>>, Path(route): Path<String>
             axum::Json(json!({ "late": true })).into_response()
         }
         "block" if n <= state.block_calls.load(Ordering::SeqCst) => {
+            /// Counts a held call whose caller hung up (the server drops the handler).
+            struct Held(Arc<TargetState>, bool);
+            impl Drop for Held {
+                fn drop(&mut self) {
+                    if !self.1 {
+                        self.0.abandoned.fetch_add(1, Ordering::SeqCst);
+                        self.0.arrived.notify_waiters();
+                    }
+                }
+            }
+            let mut held = Held(state.clone(), false);
             let release = state.release.notified();
             state.blocked.fetch_add(1, Ordering::SeqCst);
             state.arrived.notify_waiters();
             if !state.released.load(Ordering::SeqCst) {
                 release.await;
             }
+            held.1 = true;
             axum::Json(json!({ "unblocked": false })).into_response()
         }
         "block" => axum::Json(json!({ "unblocked": true })).into_response(),
@@ -275,4 +303,141 @@ pub async fn jobs_of(db: &mut PgConnection, instance: &str, kind: &str) -> Vec<(
         .fetch_all(db)
         .await
         .unwrap()
+}
+
+// ---------------------------------------------------------------------------
+// The three services as processes
+
+/// A port that was free a moment ago (services must know each other's URL
+/// before they start).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// `vnext init`, `vnext app` and any number of `vnext execution` processes on a
+/// private database prefix, with the components written to a package folder
+/// that `vnext init` publishes. Each process logs (stderr) to a file of its
+/// own; the logs are printed when a test fails.
+pub struct Services {
+    pub app_url: String,
+    pub exec_url: String,
+    exec_port: u16,
+    env: Vec<(String, String)>,
+    dir: std::path::PathBuf,
+    pub app: Option<crate::api_support::Running>,
+    pub executions: Vec<crate::api_support::Running>,
+    spawned: usize,
+    // Dropped last: the databases go after the processes.
+    pub prefix: crate::api_support::Prefix,
+}
+
+impl Services {
+    /// Writes `components` into a package folder, runs `vnext init` on it and
+    /// starts the app. `env` adds settings (`VNEXT_...`) to every process.
+    pub async fn start(components: &[Value], env: &[(&str, &str)]) -> Services {
+        let prefix = crate::api_support::Prefix::new().await;
+        let dir = std::env::temp_dir().join(format!("vnext-{}", prefix.0.trim_end_matches('_')));
+        let package = dir.join("package");
+        std::fs::create_dir_all(&package).unwrap();
+        for (n, c) in components.iter().enumerate() {
+            let name = format!("{n:03}-{}-{}.json", c["flow"].as_str().unwrap(), c["key"].as_str().unwrap());
+            std::fs::write(package.join(name), serde_json::to_string_pretty(c).unwrap()).unwrap();
+        }
+        let (app_port, exec_port) = (free_port(), free_port());
+        let mut s = Services {
+            app_url: format!("http://127.0.0.1:{app_port}"),
+            exec_url: format!("http://127.0.0.1:{exec_port}"),
+            exec_port,
+            env: env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+            dir,
+            app: None,
+            executions: Vec::new(),
+            spawned: 0,
+            prefix,
+        };
+        s.env.push(("VNEXT_RUNTIME__FLOWS_DIR".into(), package.display().to_string()));
+        let init = s.command("init", &["init"]).output().expect("run vnext init");
+        assert!(
+            init.status.success(),
+            "vnext init: {}\n{}",
+            String::from_utf8_lossy(&init.stdout),
+            std::fs::read_to_string(s.log_path("init")).unwrap_or_default()
+        );
+        let mut app = crate::api_support::Running(
+            s.command("app", &["app", "--listen", &format!("127.0.0.1:{app_port}")]).spawn().expect("spawn vnext app"),
+        );
+        crate::api_support::wait_for_line(&mut app.0, "listening on", Duration::from_secs(60));
+        s.app = Some(app);
+        s
+    }
+
+    fn log_path(&self, name: &str) -> std::path::PathBuf {
+        self.dir.join(format!("{name}.log"))
+    }
+
+    /// `vnext <args>` with the prefix, the URLs and the extra settings; stderr
+    /// appended to `<name>.log`.
+    fn command(&self, name: &str, args: &[&str]) -> std::process::Command {
+        let mut cmd = self.prefix.command(args);
+        cmd.env("VNEXT_APP__URL", &self.app_url).env("VNEXT_EXECUTION__URL", &self.exec_url);
+        for (k, v) in &self.env {
+            cmd.env(k, v);
+        }
+        let log = std::fs::OpenOptions::new().create(true).append(true).open(self.log_path(name)).unwrap();
+        cmd.stderr(log);
+        cmd
+    }
+
+    /// Starts an execution process and waits until it serves. The first one
+    /// (and any started with `on_exec_url`) listens where the app sends tasks.
+    pub fn spawn_execution(&mut self, on_exec_url: bool) -> usize {
+        let port = if on_exec_url { self.exec_port } else { free_port() };
+        self.spawned += 1;
+        let name = format!("execution-{}", self.spawned);
+        let mut child = crate::api_support::Running(
+            self.command(&name, &["execution", "--listen", &format!("127.0.0.1:{port}")])
+                .env("VNEXT_EXECUTION__WORKER_ID", &name)
+                .spawn()
+                .expect("spawn vnext execution"),
+        );
+        crate::api_support::wait_for_line(&mut child.0, "invoke API on", Duration::from_secs(60));
+        self.executions.push(child);
+        self.executions.len() - 1
+    }
+
+    /// SIGKILL: no shutdown, no clean-up.
+    pub fn kill_execution(&mut self, index: usize) {
+        let child = &mut self.executions[index].0;
+        child.kill().expect("kill");
+        child.wait().expect("wait");
+    }
+
+    /// Every process log, for failure messages.
+    pub fn logs(&self) -> String {
+        let mut out = String::new();
+        let Ok(entries) = std::fs::read_dir(&self.dir) else { return out };
+        let mut paths: Vec<_> = entries.filter_map(Result::ok).map(|e| e.path()).filter(|p| p.extension().is_some_and(|e| e == "log")).collect();
+        paths.sort();
+        for p in paths {
+            let text = std::fs::read_to_string(&p).unwrap_or_default();
+            let tail: Vec<&str> = text.lines().rev().take(40).collect();
+            out.push_str(&format!("--- {} (last {} lines)\n", p.display(), tail.len()));
+            for line in tail.into_iter().rev() {
+                out.push_str(line);
+                out.push('\n');
+            }
+        }
+        out
+    }
+}
+
+impl Drop for Services {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!("{}", self.logs());
+        }
+        self.executions.clear();
+        self.app = None;
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
 }
