@@ -363,12 +363,25 @@ impl Services {
             String::from_utf8_lossy(&init.stdout),
             std::fs::read_to_string(s.log_path("init")).unwrap_or_default()
         );
-        let mut app = crate::api_support::Running(
-            s.command("app", &["app", "--listen", &format!("127.0.0.1:{app_port}")]).spawn().expect("spawn vnext app"),
-        );
-        crate::api_support::wait_for_line(&mut app.0, "listening on", Duration::from_secs(60));
-        s.app = Some(app);
+        s.spawn_app();
         s
+    }
+
+    /// Starts the app on `app_url` and waits until it serves.
+    pub fn spawn_app(&mut self) {
+        let listen = self.app_url.trim_start_matches("http://").to_string();
+        self.spawned += 1;
+        let name = format!("app-{}", self.spawned);
+        let mut app = crate::api_support::Running(self.command(&name, &["app", "--listen", &listen]).spawn().expect("spawn vnext app"));
+        crate::api_support::wait_for_line(&mut app.0, "listening on", Duration::from_secs(60));
+        self.app = Some(app);
+    }
+
+    /// SIGKILL the app: no shutdown, no clean-up.
+    pub fn kill_app(&mut self) {
+        let mut app = self.app.take().expect("an app runs");
+        app.0.kill().expect("kill");
+        app.0.wait().expect("wait");
     }
 
     fn log_path(&self, name: &str) -> std::path::PathBuf {
