@@ -404,18 +404,28 @@ impl Services {
     /// Starts an execution process and waits until it serves. The first one
     /// (and any started with `on_exec_url`) listens where the app sends tasks.
     pub fn spawn_execution(&mut self, on_exec_url: bool) -> usize {
-        let port = if on_exec_url { self.exec_port } else { free_port() };
-        self.spawned += 1;
-        let name = format!("execution-{}", self.spawned);
-        let mut child = crate::api_support::Running(
-            self.command(&name, &["execution", "--listen", &format!("127.0.0.1:{port}")])
+        self.spawn_executions(&[on_exec_url])[0]
+    }
+
+    /// Starts several execution processes at once, then waits until each serves.
+    pub fn spawn_executions(&mut self, on_exec_url: &[bool]) -> Vec<usize> {
+        let mut started = Vec::new();
+        for &on in on_exec_url {
+            let port = if on { self.exec_port } else { free_port() };
+            self.spawned += 1;
+            let name = format!("execution-{}", self.spawned);
+            let child = self
+                .command(&name, &["execution", "--listen", &format!("127.0.0.1:{port}")])
                 .env("VNEXT_EXECUTION__WORKER_ID", &name)
                 .spawn()
-                .expect("spawn vnext execution"),
-        );
-        crate::api_support::wait_for_line(&mut child.0, "invoke API on", Duration::from_secs(60));
-        self.executions.push(child);
-        self.executions.len() - 1
+                .expect("spawn vnext execution");
+            self.executions.push(crate::api_support::Running(child));
+            started.push(self.executions.len() - 1);
+        }
+        for &i in &started {
+            crate::api_support::wait_for_line(&mut self.executions[i].0, "invoke API on", Duration::from_secs(60));
+        }
+        started
     }
 
     /// SIGKILL: no shutdown, no clean-up.
