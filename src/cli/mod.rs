@@ -5,10 +5,12 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod app;
 mod execution;
 mod init;
-mod publish;
 mod bench;
+mod publish;
+mod up;
 mod validate;
 
 #[derive(Debug, Parser)]
@@ -31,6 +33,10 @@ pub enum Command {
     Init(init::Args),
     /// Publish a component folder into its domains.
     Publish(publish::Args),
+    /// Run the orchestration service (the REST API) alone.
+    App(app::Args),
+    /// Run everything in one process: init, the API and task execution (development).
+    Up(up::Args),
     /// Measure the runtime against its performance budget.
     Bench(bench::Args),
 }
@@ -42,6 +48,8 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Execution(args) => execution::run(cli.config.as_deref(), args),
         Command::Init(args) => init::run(cli.config.as_deref(), args),
         Command::Publish(args) => publish::run(cli.config.as_deref(), args),
+        Command::App(args) => app::run(cli.config.as_deref(), args),
+        Command::Up(args) => up::run(cli.config.as_deref(), args),
         Command::Bench(args) => bench::run(args, cli.config),
     }
 }

@@ -50,6 +50,9 @@ pub struct DatabaseConfig {
     pub max_control_connections: u32,
     /// A domain pool unused this long is closed.
     pub pool_idle_seconds: u64,
+    /// An idle connection inside a pool is closed after this long, so a burst
+    /// on one domain does not keep server connections from the others.
+    pub connection_idle_seconds: u64,
     /// Connections are recycled after this long (each caches catalog entries of
     /// every schema it touched).
     pub connection_lifetime_seconds: u64,
@@ -115,6 +118,7 @@ impl Default for DatabaseConfig {
             max_connections_per_domain: 16,
             max_control_connections: 4,
             pool_idle_seconds: 300,
+            connection_idle_seconds: 30,
             connection_lifetime_seconds: 1800,
             acquire_timeout_seconds: 10,
         }

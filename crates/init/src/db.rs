@@ -90,7 +90,7 @@ impl Databases {
             .max_connections(config.database.max_control_connections)
             .acquire_timeout(Duration::from_secs(config.database.acquire_timeout_seconds))
             .max_lifetime(Duration::from_secs(config.database.connection_lifetime_seconds))
-            .idle_timeout(Duration::from_secs(config.database.pool_idle_seconds))
+            .idle_timeout(Duration::from_secs(config.database.connection_idle_seconds))
             .connect_lazy_with(control_options.clone());
         let inner = Arc::new(Inner { config: config.clone(), control, control_options, domains: Mutex::new(HashMap::new()) });
         spawn_sweeper(Arc::downgrade(&inner), Duration::from_secs(config.database.pool_idle_seconds));
@@ -196,7 +196,7 @@ impl Databases {
             .max_connections(db.max_connections_per_domain)
             .min_connections(0)
             .acquire_timeout(Duration::from_secs(db.acquire_timeout_seconds))
-            .idle_timeout(Duration::from_secs(db.pool_idle_seconds))
+            .idle_timeout(Duration::from_secs(db.connection_idle_seconds))
             .max_lifetime(Duration::from_secs(db.connection_lifetime_seconds))
             .connect_lazy_with(options);
         map.insert(domain.ident().to_string(), DomainPool { pool: pool.clone(), last_used: Instant::now() });

@@ -10,6 +10,11 @@ use vnext_init::flow_schema::{ensure_flow_schema, migrate_flow_schemas, migrate_
 use vnext_init::migrate::{Migration, MigrationSet, Migrations};
 use vnext_init::provision::{provision_domain, provision_domain_with};
 
+/// The version a test's own added flow migration takes: one past what ships.
+fn next_flow_version() -> i64 {
+    Migrations::embedded().latest(MigrationSet::Flow) + 1
+}
+
 async fn history_count(pool: &sqlx::PgPool) -> i64 {
     sqlx::query_scalar("SELECT count(*) FROM sys_schemas.migrations").fetch_one(pool).await.unwrap()
 }
@@ -53,7 +58,7 @@ async fn a_new_flow_migration_reaches_every_existing_flow_schema() {
 
     let upgraded = Migrations::embedded().with(Migration::new(
         MigrationSet::Flow,
-        2,
+        next_flow_version(),
         "instance_priority",
         "ALTER TABLE instances ADD COLUMN priority integer NOT NULL DEFAULT 0;",
     ));
@@ -61,7 +66,7 @@ async fn a_new_flow_migration_reaches_every_existing_flow_schema() {
     assert_eq!(report.schemas.len(), 3);
     for s in &report.schemas {
         assert!(s.error.is_none(), "{s:?}");
-        assert_eq!(s.applied.iter().map(|m| m.version).collect::<Vec<_>>(), [2], "{}", s.schema);
+        assert_eq!(s.applied.iter().map(|m| m.version).collect::<Vec<_>>(), [next_flow_version()], "{}", s.schema);
     }
     for schema in ["invoice", "refund", "dunning_run"] {
         let has: bool = sqlx::query_scalar(
@@ -74,7 +79,7 @@ async fn a_new_flow_migration_reaches_every_existing_flow_schema() {
         assert!(has, "{schema} got the new column");
     }
     let versions: Vec<i64> = sqlx::query_scalar("SELECT version FROM sys_schemas.flow_schemas").fetch_all(&pool).await.unwrap();
-    assert_eq!(versions, [2, 2, 2]);
+    assert_eq!(versions, [next_flow_version(); 3]);
 
     // A second run finds nothing to do; a new workflow gets both migrations at once.
     let again = migrate_flow_schemas_with(&pool, &domain, &upgraded).await.unwrap();
@@ -84,7 +89,7 @@ async fn a_new_flow_migration_reaches_every_existing_flow_schema() {
         .fetch_one(&pool)
         .await
         .unwrap();
-    assert_eq!(late, 2);
+    assert_eq!(late, Migrations::embedded().set(MigrationSet::Flow).count() as i64 + 1);
 }
 
 #[tokio::test]
@@ -150,7 +155,7 @@ async fn one_broken_flow_schema_does_not_stop_the_others_and_its_failure_is_reco
 
     let upgraded = Migrations::embedded().with(Migration::new(
         MigrationSet::Flow,
-        2,
+        next_flow_version(),
         "instance_priority",
         "ALTER TABLE instances ADD COLUMN priority integer NOT NULL DEFAULT 0;\nCREATE INDEX instances_by_priority ON instances (priority);",
     ));
@@ -160,7 +165,7 @@ async fn one_broken_flow_schema_does_not_stop_the_others_and_its_failure_is_reco
     assert!(!report.is_success());
     let problems = report.problems();
     assert_eq!(problems.len(), 1, "{problems:?}");
-    assert!(problems[0].contains("broken") && problems[0].contains("flow/0002_instance_priority.sql"), "{problems:?}");
+    assert!(problems[0].contains("broken") && problems[0].contains(&format!("flow/{:04}_instance_priority.sql", next_flow_version())), "{problems:?}");
 
     let flows = report.domains[0].flows.as_ref().unwrap().as_ref().unwrap();
     let by_schema = |name: &str| flows.schemas.iter().find(|s| s.schema == name).unwrap();
@@ -173,28 +178,30 @@ async fn one_broken_flow_schema_does_not_stop_the_others_and_its_failure_is_reco
             .fetch_all(&pool)
             .await
             .unwrap();
-    assert_eq!(registry[0], ("alpha".to_string(), 2, None));
-    assert_eq!((registry[1].0.as_str(), registry[1].1), ("broken", 1));
+    let shipped = Migrations::embedded().latest(MigrationSet::Flow);
+    assert_eq!(registry[0], ("alpha".to_string(), next_flow_version(), None));
+    assert_eq!((registry[1].0.as_str(), registry[1].1), ("broken", shipped));
     assert!(registry[1].2.as_deref().unwrap().contains("instances"), "{:?}", registry[1].2);
-    assert_eq!(registry[2], ("gamma".to_string(), 2, None));
+    assert_eq!(registry[2], ("gamma".to_string(), next_flow_version(), None));
     // The broken schema's migration rolled back as a whole: no half-applied index.
     let history: i64 = sqlx::query_scalar("SELECT count(*) FROM sys_schemas.migrations WHERE schema_name = 'broken'")
         .fetch_one(&pool)
         .await
         .unwrap();
-    assert_eq!(history, 1);
+    assert_eq!(history, Migrations::embedded().set(MigrationSet::Flow).count() as i64);
 
     let rollouts: Vec<(String, i64, String, Option<String>)> = sqlx::query_as(
         "SELECT schema_name, version, status, error FROM vnext_control.rollouts
-          WHERE domain = 'billing' AND version = 2 ORDER BY schema_name",
+          WHERE domain = 'billing' AND version = $1 ORDER BY schema_name",
     )
+    .bind(next_flow_version())
     .fetch_all(env.dbs.control())
     .await
     .unwrap();
     assert_eq!(rollouts.len(), 3, "{rollouts:?}");
     assert_eq!((rollouts[0].0.as_str(), rollouts[0].2.as_str()), ("alpha", "applied"));
     assert_eq!((rollouts[1].0.as_str(), rollouts[1].2.as_str()), ("broken", "failed"));
-    assert!(rollouts[1].3.as_deref().unwrap().contains("flow/0002_instance_priority.sql"));
+    assert!(rollouts[1].3.as_deref().unwrap().contains(&format!("flow/{:04}_instance_priority.sql", next_flow_version())));
     assert_eq!((rollouts[2].0.as_str(), rollouts[2].2.as_str()), ("gamma", "applied"));
 
     // Once repaired, the next startup clears the recorded failure.

@@ -54,6 +54,9 @@ impl Ctx {
             None => {
                 config.database.database_prefix = BENCH_PREFIX.to_string();
                 config.database.max_connections_per_domain = config.database.max_connections_per_domain.max(args.clients as u32);
+                // Scenarios use one domain after another: let each one's idle
+                // connections go quickly so the server's connection limit holds.
+                config.database.connection_idle_seconds = 5;
                 config.app.listen = "127.0.0.1:0".into();
                 config.execution.listen = "127.0.0.1:0".into();
                 let flows = std::env::temp_dir().join(format!("vnext-bench-empty-{}", std::process::id()));
@@ -61,7 +64,7 @@ impl Ctx {
                 config.runtime.flows_dir = flows;
                 drop_bench_databases(&control).await;
                 let shutdown = CancellationToken::new();
-                let addr = launch(config.clone(), shutdown.clone()).await?;
+                let addr = crate::cli::up::launch(config.clone(), shutdown.clone()).await?;
                 (format!("http://{addr}"), Some(shutdown))
             }
         };
@@ -149,16 +152,31 @@ async fn start_many(ctx: &Ctx, domain: &str, flow: &str, n: usize, attributes: i
     Ok(ids)
 }
 
-/// Drives the two-state loop with `clients` clients, one instance each.
-async fn drive_loop(ctx: &Ctx, domain: &str, flow: &str, ids: Arc<Vec<String>>, stop: Stop, body: Value) -> Summary {
+/// A loop instance and the state it rests in (false: `ping`, true: `pong`).
+struct LoopInstance {
+    id: String,
+    at_pong: std::sync::atomic::AtomicBool,
+}
+
+fn loop_instances(ids: Vec<String>) -> Arc<Vec<LoopInstance>> {
+    Arc::new(ids.into_iter().map(|id| LoopInstance { id, at_pong: false.into() }).collect())
+}
+
+/// Drives the two-state loop with one client per instance. Each client sends the
+/// transition its instance's state offers, whatever the previous run left.
+async fn drive_loop(ctx: &Ctx, domain: &str, flow: &str, instances: Arc<Vec<LoopInstance>>, stop: Stop, body: Value) -> Summary {
     let client = ctx.client.clone();
     let (domain, flow) = (domain.to_string(), flow.to_string());
     let body = Arc::new(body);
-    load::run(ids.len(), stop, move |who, i| {
-        let (client, ids, domain, flow, body) = (client.clone(), ids.clone(), domain.clone(), flow.clone(), body.clone());
+    load::run(instances.len(), stop, move |who, _| {
+        let (client, instances, domain, flow, body) = (client.clone(), instances.clone(), domain.clone(), flow.clone(), body.clone());
         async move {
-            let t = if i % 2 == 0 { "to-pong" } else { "to-ping" };
-            client.transition(&domain, &flow, &ids[who], t, &body).await.map(|_| ())
+            let instance = &instances[who];
+            let at_pong = instance.at_pong.load(Ordering::Relaxed);
+            let t = if at_pong { "to-ping" } else { "to-pong" };
+            client.transition(&domain, &flow, &instance.id, t, &body).await?;
+            instance.at_pong.store(!at_pong, Ordering::Relaxed);
+            Ok(())
         }
     })
     .await
@@ -168,11 +186,10 @@ async fn manual(ctx: &Ctx) -> Result<ScenarioReport, String> {
     let mut r = ScenarioReport::new(1, "manual");
     let (domain, flow) = ("bench-manual", "bench-loop");
     ctx.client.publish(&c::loop_flow(domain, flow)).await?;
-    let ids = Arc::new(start_many(ctx, domain, flow, ctx.clients, |i| json!({ "client": i })).await?);
+    let ids = loop_instances(start_many(ctx, domain, flow, ctx.clients, |i| json!({ "client": i })).await?);
     let body = c::payload(1024, 1);
     // Warm-up: one round trip per instance in each direction.
     drive_loop(ctx, domain, flow, ids.clone(), Stop::Count(ids.len() * 2), body.clone()).await;
-    // The loop must end on `ping` again for the next run: even counts per client.
     let engine = drive_loop(ctx, domain, flow, ids.clone(), ctx.stop, body.clone()).await;
     let pool_url = with_database(&ctx.config.database.url, &format!("{}{}", ctx.config.database.database_prefix, domain.replace('-', "_")));
     let raw = raw::run(&pool_url, ctx.clients, ctx.stop, body).await?;
@@ -361,8 +378,8 @@ async fn http_tasks(ctx: &Ctx) -> Result<ScenarioReport, String> {
     ctx.client.publish(&c::loop_flow(domain, "bench-plain-loop")).await?;
     let target = format!("http://{addr}/hook");
     let body = c::payload(1024, 6);
-    let http_ids = Arc::new(start_many(ctx, domain, "bench-http-loop", ctx.clients, |_| json!({ "target": target })).await?);
-    let plain_ids = Arc::new(start_many(ctx, domain, "bench-plain-loop", ctx.clients, |_| json!({})).await?);
+    let http_ids = loop_instances(start_many(ctx, domain, "bench-http-loop", ctx.clients, |_| json!({ "target": target })).await?);
+    let plain_ids = loop_instances(start_many(ctx, domain, "bench-plain-loop", ctx.clients, |_| json!({})).await?);
     drive_loop(ctx, domain, "bench-http-loop", http_ids.clone(), Stop::Count(http_ids.len() * 2), body.clone()).await;
     drive_loop(ctx, domain, "bench-plain-loop", plain_ids.clone(), Stop::Count(plain_ids.len() * 2), body.clone()).await;
     let plain = drive_loop(ctx, domain, "bench-plain-loop", plain_ids, ctx.stop, body.clone()).await;
@@ -418,7 +435,3 @@ fn resident_mb() -> Option<f64> {
     Some((kb / 1024.0 * 10.0).round() / 10.0)
 }
 
-/// Starts init, app and execution in this process; answers the API's address.
-async fn launch(_config: Config, _shutdown: CancellationToken) -> Result<std::net::SocketAddr, String> {
-    Err("the in-process runtime is not wired yet; pass --url".into())
-}

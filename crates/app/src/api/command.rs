@@ -1,0 +1,164 @@
+//! Bodies and answers shared by start, transition and retry.
+//!
+//! Body: `{key?, tags?, attributes?}` (vNext's standard payload). As in vNext, a
+//! free-form object that is not in that shape is taken whole as `attributes`;
+//! the header `x-vnext-payload-mode: standard|raw` forces either reading.
+//!
+//! Answer: `sync=true` → 200 with the instance envelope and its `ETag`;
+//! otherwise 202 `{id, status}` with a `Location` to poll.
+
+use axum::Json;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::{Map, Value, json};
+
+use super::body::JsonBody;
+use super::etag_header;
+use crate::engine::Outcome;
+use crate::error::{ApiError, ErrorCode, FieldError};
+use crate::query::instance::InstanceEnvelope;
+
+/// Longest instance key accepted (vNext's limit).
+pub const MAX_KEY_CHARS: usize = 100;
+const STANDARD_MEMBERS: [&str; 4] = ["key", "tags", "attributes", "stage"];
+const PAYLOAD_MODE: &str = "x-vnext-payload-mode";
+
+/// A start, transition or retry body.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CommandBody {
+    pub key: Option<String>,
+    pub tags: Vec<String>,
+    /// Always an object.
+    pub attributes: Value,
+}
+
+fn invalid(pointer: &str, message: String) -> ApiError {
+    ApiError::new(ErrorCode::InvalidBody, format!("{pointer}: {message}")).with_errors(vec![FieldError::new(pointer, message)])
+}
+
+/// Reads a command body; an empty body is `{}`.
+///
+/// # Errors
+/// [`ErrorCode::InvalidBody`] with the pointer of the member of the wrong shape.
+pub fn command_body(body: &JsonBody, headers: &HeaderMap) -> Result<CommandBody, ApiError> {
+    let object = match &body.value {
+        Value::Null => return Ok(CommandBody { attributes: Value::Object(Map::new()), ..CommandBody::default() }),
+        Value::Object(map) => map,
+        other => return Err(invalid("", format!("the body must be a JSON object, found {}", kind(other)))),
+    };
+    let mode = headers.get(PAYLOAD_MODE).and_then(|v| v.to_str().ok()).map(str::to_ascii_lowercase);
+    let standard = match mode.as_deref() {
+        Some("raw") => false,
+        Some("standard") => true,
+        Some(other) => {
+            return Err(ApiError::new(
+                ErrorCode::InvalidParameter,
+                format!("header {PAYLOAD_MODE} must be `standard` or `raw`, found `{}`", other.escape_debug()),
+            ));
+        }
+        None => object.keys().all(|k| STANDARD_MEMBERS.contains(&k.as_str())),
+    };
+    if !standard {
+        return Ok(CommandBody { attributes: Value::Object(object.clone()), ..CommandBody::default() });
+    }
+    let key = match object.get("key") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(k)) if k.trim().is_empty() => return Err(invalid("/key", "must not be empty".into())),
+        Some(Value::String(k)) if k.chars().count() > MAX_KEY_CHARS => {
+            return Err(invalid("/key", format!("must be at most {MAX_KEY_CHARS} characters")));
+        }
+        Some(Value::String(k)) => Some(k.clone()),
+        Some(other) => return Err(invalid("/key", format!("must be a string, found {}", kind(other)))),
+    };
+    let tags = match object.get("tags") {
+        None | Some(Value::Null) => Vec::new(),
+        Some(Value::Array(items)) => items
+            .iter()
+            .enumerate()
+            .map(|(i, t)| match t {
+                Value::String(s) => Ok(s.clone()),
+                other => Err(invalid(&format!("/tags/{i}"), format!("must be a string, found {}", kind(other)))),
+            })
+            .collect::<Result<Vec<_>, _>>()?,
+        Some(other) => return Err(invalid("/tags", format!("must be an array of strings, found {}", kind(other)))),
+    };
+    let attributes = match object.get("attributes") {
+        None | Some(Value::Null) => Value::Object(Map::new()),
+        Some(v @ Value::Object(_)) => v.clone(),
+        Some(other) => return Err(invalid("/attributes", format!("must be an object, found {}", kind(other)))),
+    };
+    Ok(CommandBody { key, tags, attributes })
+}
+
+fn kind(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+/// The HTTP answer to an engine outcome, and the metrics label of the result.
+pub fn outcome_response(outcome: Outcome, instance_href: impl FnOnce(uuid::Uuid) -> String) -> (Response, &'static str) {
+    match outcome {
+        Outcome::Done(snapshot) => {
+            let etag = etag_header(&snapshot.etag);
+            let mut response = Json(InstanceEnvelope::from(snapshot)).into_response();
+            response.headers_mut().insert(header::ETAG, etag);
+            (response, "sync")
+        }
+        Outcome::Accepted { id, status } => {
+            let mut response =
+                (StatusCode::ACCEPTED, Json(json!({ "id": id, "status": status.code().to_string() }))).into_response();
+            if let Ok(location) = HeaderValue::from_str(&instance_href(id)) {
+                response.headers_mut().insert(header::LOCATION, location);
+            }
+            (response, "accepted")
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::body::Bytes;
+
+    fn body(text: &str) -> JsonBody {
+        JsonBody { raw: Bytes::from(text.to_string()), value: super::super::body::parse(text.as_bytes()).unwrap() }
+    }
+
+    #[test]
+    fn standard_raw_and_empty_bodies() {
+        let h = HeaderMap::new();
+        let b = command_body(&body(r#"{"key":"k1","tags":["x"],"attributes":{"a":1}}"#), &h).unwrap();
+        assert_eq!(b, CommandBody { key: Some("k1".into()), tags: vec!["x".into()], attributes: json!({"a":1}) });
+        let b = command_body(&body(r#"{"amount":5}"#), &h).unwrap();
+        assert_eq!(b.attributes, json!({"amount":5}));
+        assert_eq!(command_body(&body(""), &h).unwrap().attributes, json!({}));
+        let mut raw = HeaderMap::new();
+        raw.insert(PAYLOAD_MODE, HeaderValue::from_static("raw"));
+        let b = command_body(&body(r#"{"key":"k"}"#), &raw).unwrap();
+        assert_eq!(b.attributes, json!({"key":"k"}));
+    }
+
+    #[test]
+    fn wrong_shapes_name_the_member() {
+        let h = HeaderMap::new();
+        for (text, pointer) in [
+            (r#"{"tags":"x"}"#, "/tags"),
+            (r#"{"tags":[1]}"#, "/tags/0"),
+            (r#"{"key":5}"#, "/key"),
+            (r#"{"attributes":[1]}"#, "/attributes"),
+            ("[1]", ""),
+        ] {
+            let e = command_body(&body(text), &h).unwrap_err();
+            assert_eq!(e.code, ErrorCode::InvalidBody, "{text}");
+            assert_eq!(e.errors[0].pointer, pointer, "{text}");
+        }
+        let long = format!(r#"{{"key":"{}"}}"#, "k".repeat(101));
+        assert!(command_body(&body(&long), &h).is_err());
+    }
+}

@@ -1,0 +1,194 @@
+//! Definitions: publish, validate and read back components.
+//!
+//! - `POST /api/v1/definitions/publish`: one component document. It is validated
+//!   against the components already published (references must resolve), its
+//!   domain is provisioned when new, and it is stored as an immutable version:
+//!   201 `created`, 200 `unchanged` (same key, version and content), 409
+//!   `definition.conflict` (same key and version, other content), 422
+//!   `definition.invalid` with every diagnostic and its JSON pointer. The store
+//!   notifies every app process (`NOTIFY vnext_definitions`) when the publish
+//!   commits, so cached definitions of the domain are dropped everywhere.
+//! - `POST /api/v1/definitions/validate`: the same validation, no write: 200
+//!   `{valid, diagnostics}`.
+//! - `GET /api/v1/{domain}/definitions/{component-flow}/{key}?version=`: the stored
+//!   text, byte for byte as first published (`version` is exact, a major, a
+//!   major.minor or `latest`, the default).
+
+use std::collections::BTreeSet;
+
+use axum::extract::State;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde_json::{Value, json};
+use vnext_core::ident::DomainName;
+use vnext_core::model::ComponentKind;
+use vnext_core::validate::{self, Diagnostic, PackageCatalog};
+use vnext_core::version::VersionSelector;
+use vnext_init::components::{self, PublishOutcome};
+
+use super::AppState;
+use super::body::JsonBody;
+use super::params::{ApiPath, Params};
+use crate::error::{ApiError, ErrorCode, FieldError};
+use crate::query::scope;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/api/v1/definitions/publish", post(publish))
+        .route("/api/v1/definitions/validate", post(validate_only))
+        .route("/api/v1/{domain}/definitions/{flow}/{key}", get(read_back))
+}
+
+/// The document must be a JSON object; anything else is not a component.
+fn component_document(body: &JsonBody) -> Result<&Value, ApiError> {
+    match &body.value {
+        Value::Object(_) => Ok(&body.value),
+        Value::Null => Err(ApiError::new(ErrorCode::InvalidBody, "the body must be one component document (JSON object)")),
+        _ => Err(ApiError::new(ErrorCode::InvalidBody, "the body must be one component document (a JSON object), not an array or a scalar")),
+    }
+}
+
+/// Every domain a document names in a reference (`{"domain": …, "flow": "sys-…"}`),
+/// plus its own.
+fn referenced_domains(value: &Value, out: &mut BTreeSet<String>) {
+    match value {
+        Value::Object(map) => {
+            if let (Some(Value::String(domain)), Some(Value::String(flow))) = (map.get("domain"), map.get("flow"))
+                && ComponentKind::from_flow(flow).is_some()
+            {
+                out.insert(domain.clone());
+            }
+            map.values().for_each(|v| referenced_domains(v, out));
+        }
+        Value::Array(items) => items.iter().for_each(|v| referenced_domains(v, out)),
+        _ => {}
+    }
+}
+
+/// The published components references may resolve to: those of every domain
+/// the document names that is provisioned here. A domain that is not known yet
+/// contributes nothing (its references are then reported as unresolved).
+async fn store_catalog(state: &AppState, value: &Value) -> Result<PackageCatalog, ApiError> {
+    let mut domains = BTreeSet::new();
+    referenced_domains(value, &mut domains);
+    let mut catalog = PackageCatalog::new();
+    for name in domains {
+        let Ok(domain) = DomainName::new(&name) else { continue };
+        let pool = match scope::domain_pool(state.engine.databases(), &domain).await {
+            Ok(pool) => pool,
+            Err(e) if e.code == ErrorCode::DomainNotFound => continue,
+            Err(e) => return Err(e),
+        };
+        for (kind, domain, key, version) in components::inventory(&pool).await.map_err(ApiError::from)? {
+            catalog.insert(kind, &domain, &key, &version);
+        }
+    }
+    Ok(catalog)
+}
+
+fn diagnostics_json(diagnostics: &[Diagnostic]) -> Value {
+    serde_json::to_value(diagnostics).unwrap_or_default()
+}
+
+async fn validate_only(State(state): State<AppState>, body: JsonBody) -> Result<Json<Value>, ApiError> {
+    let value = component_document(&body)?;
+    let catalog = store_catalog(&state, value).await?;
+    let diagnostics = validate::validate_component(value, &catalog, &state.scripts);
+    Ok(Json(json!({ "valid": diagnostics.is_empty(), "diagnostics": diagnostics_json(&diagnostics) })))
+}
+
+async fn publish(State(state): State<AppState>, body: JsonBody) -> Result<Response, ApiError> {
+    let value = component_document(&body)?;
+    let catalog = store_catalog(&state, value).await?;
+    let diagnostics = validate::validate_component(value, &catalog, &state.scripts);
+    if !diagnostics.is_empty() {
+        let summary = diagnostics.iter().map(ToString::to_string).take(3).collect::<Vec<_>>().join("; ");
+        let more = if diagnostics.len() > 3 { format!(" (and {} more)", diagnostics.len() - 3) } else { String::new() };
+        return Err(ApiError::new(ErrorCode::DefinitionInvalid, format!("{summary}{more}"))
+            .with_errors(diagnostics.iter().map(|d| FieldError::coded(&d.pointer, &d.message, d.code)).collect()));
+    }
+    // Validation guarantees a well-formed envelope.
+    let identity = components::ComponentIdentity::of(value).map_err(ApiError::from)?;
+    let pool = provisioned_pool(&state, &identity.domain).await?;
+    let outcome = components::publish(&pool, body.text()).await.map_err(ApiError::from)?;
+    // The commit notified every process; drop this one's cache right away too.
+    state.engine.invalidate(&identity.domain).await;
+    let location = format!("/api/v1/{}/definitions/{}/{}?version={}", identity.domain, identity.kind, identity.key, identity.version);
+    let (status, word) = match outcome {
+        PublishOutcome::Created => (StatusCode::CREATED, "created"),
+        PublishOutcome::Unchanged => (StatusCode::OK, "unchanged"),
+    };
+    let answer = json!({
+        "key": identity.key,
+        "version": identity.version,
+        "domain": identity.domain.to_string(),
+        "flow": identity.kind.flow(),
+        "outcome": word,
+        "href": location,
+    });
+    let mut response = (status, Json(answer)).into_response();
+    if let Ok(v) = HeaderValue::from_str(&location) {
+        response.headers_mut().insert(header::LOCATION, v);
+    }
+    Ok(response)
+}
+
+/// The domain's pool, provisioning the domain first when it is new.
+async fn provisioned_pool(state: &AppState, domain: &DomainName) -> Result<sqlx::PgPool, ApiError> {
+    match scope::domain_pool(state.engine.databases(), domain).await {
+        Err(e) if e.code == ErrorCode::DomainNotFound => {
+            provision(state, domain).await?;
+            tracing::info!(%domain, "provisioned a new domain on publish");
+            scope::domain_pool(state.engine.databases(), domain).await
+        }
+        other => other,
+    }
+}
+
+/// Provisions a new domain (database, role, system schemas); idempotent, and
+/// safe when two publishes race (the init crate serialises provisioning).
+async fn provision(state: &AppState, domain: &DomainName) -> Result<(), ApiError> {
+    vnext_init::provision::provision_domain(state.engine.databases(), domain).await.map_err(ApiError::from)
+}
+
+async fn read_back(
+    State(state): State<AppState>,
+    ApiPath((domain, flow, key)): ApiPath<(String, String, String)>,
+    params: Params,
+) -> Result<Response, ApiError> {
+    let not_found = |what: String| ApiError::new(ErrorCode::DefinitionNotFound, what);
+    let kind = ComponentKind::from_flow(&flow).ok_or_else(|| {
+        not_found(format!(
+            "`{}` is not a component flow (sys-flows, sys-tasks, sys-schemas, sys-views, sys-functions, sys-extensions)",
+            flow.escape_debug()
+        ))
+    })?;
+    let raw_version = params.get("version").map(str::trim).filter(|v| !v.is_empty());
+    let selector = match raw_version {
+        None => VersionSelector::Latest,
+        Some(v) => VersionSelector::parse(v).ok_or_else(|| {
+            ApiError::new(
+                ErrorCode::InvalidParameter,
+                format!("`version` must be a version (1.2.3), a major (1), a major.minor (1.2) or latest, found `{}`", v.escape_debug()),
+            )
+        })?,
+    };
+    let domain = scope::domain_name(&domain)?;
+    let pool = scope::domain_pool(state.engine.databases(), &domain).await?;
+    let stored = components::fetch(&pool, kind, &key, &selector).await.map_err(ApiError::from)?.ok_or_else(|| {
+        let version = raw_version.map(|v| format!(" version `{}`", v.escape_debug())).unwrap_or_default();
+        not_found(format!("domain `{domain}` has no {kind} `{}`{version}", key.escape_debug()))
+    })?;
+    let mut response = stored.raw.into_response();
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    if let Ok(v) = HeaderValue::from_str(&format!("\"{}\"", stored.sha256)) {
+        headers.insert(header::ETAG, v);
+    }
+    if let Ok(v) = HeaderValue::from_str(&stored.version) {
+        headers.insert("x-component-version", v);
+    }
+    Ok(response)
+}

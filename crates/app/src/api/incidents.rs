@@ -1,0 +1,43 @@
+//! Incidents of an instance, newest first.
+//!
+//! - `GET …/instances/{instance}/incidents?page=&pageSize=` (every incident)
+//! - `GET …/instances/{instance}/incidents/active` (unresolved only)
+
+use axum::extract::State;
+use axum::routing::get;
+use axum::{Json, Router};
+
+use super::AppState;
+use super::params::{ApiPath, Params};
+use crate::error::ApiError;
+use crate::query::incidents::{self, Incident};
+use crate::query::instance::instance_ref;
+use crate::query::list::{MAX_PAGE, MAX_PAGE_SIZE, Page};
+use crate::query::{instance, scope};
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/api/v1/{domain}/workflows/{workflow}/instances/{instance}/incidents", get(all))
+        .route("/api/v1/{domain}/workflows/{workflow}/instances/{instance}/incidents/active", get(active))
+}
+
+async fn all(state: State<AppState>, path: ApiPath<(String, String, String)>, params: Params) -> Result<Json<Page<Incident>>, ApiError> {
+    list(state, path, params, false).await
+}
+
+async fn active(state: State<AppState>, path: ApiPath<(String, String, String)>, params: Params) -> Result<Json<Page<Incident>>, ApiError> {
+    list(state, path, params, true).await
+}
+
+async fn list(
+    State(state): State<AppState>,
+    ApiPath((domain, workflow, instance)): ApiPath<(String, String, String)>,
+    params: Params,
+    active_only: bool,
+) -> Result<Json<Page<Incident>>, ApiError> {
+    let page = params.number("page", 1, 1, MAX_PAGE)?;
+    let page_size = params.number("pageSize", state.settings.default_page_size, 1, MAX_PAGE_SIZE)?;
+    let scope = scope::resolve(state.engine.databases(), &domain, &workflow).await?;
+    let snapshot = instance::get(&scope, &instance_ref(&instance)?).await?;
+    Ok(Json(incidents::incidents(&scope, snapshot.id, active_only, page, page_size).await?))
+}

@@ -1,0 +1,119 @@
+//! Instances: start, read one (ETag / `If-None-Match` → 304), list.
+//!
+//! - `POST /api/v1/{domain}/workflows/{workflow}/instances/start?sync=&version=`
+//! - `GET  /api/v1/{domain}/workflows/{workflow}/instances/{instance}`
+//! - `GET  /api/v1/{domain}/workflows/{workflow}/instances?filter=&page=&pageSize=&sort=`
+
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use vnext_core::version::VersionSelector;
+
+use super::body::JsonBody;
+use super::command::{command_body, outcome_response};
+use super::params::{ApiPath, Params, headers_map};
+use super::{AppState, etag_header, not_modified};
+use crate::engine::StartRequest;
+use crate::error::{ApiError, ErrorCode};
+use crate::query::instance::{InstanceEnvelope, instance_ref};
+use crate::query::list::{self, ListRequest, MAX_PAGE, MAX_PAGE_SIZE, Page};
+use crate::query::{filter, instance, scope, sort};
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/api/v1/{domain}/workflows/{workflow}/instances/start", post(start))
+        .route("/api/v1/{domain}/workflows/{workflow}/instances", get(list_instances))
+        .route("/api/v1/{domain}/workflows/{workflow}/instances/{instance}", get(get_instance))
+}
+
+/// Base path of an instance, for `Location` headers.
+pub fn href(domain: &str, workflow: &str, id: uuid::Uuid) -> String {
+    format!("/api/v1/{domain}/workflows/{workflow}/instances/{id}")
+}
+
+async fn start(
+    State(state): State<AppState>,
+    ApiPath((domain, workflow)): ApiPath<(String, String)>,
+    params: Params,
+    headers: HeaderMap,
+    body: JsonBody,
+) -> Result<Response, ApiError> {
+    let result = async {
+        let domain = scope::domain_name(&domain)?;
+        let flow = scope::flow_key(&workflow)?;
+        let version = match params.get("version").map(str::trim).filter(|v| !v.is_empty()) {
+            None => None,
+            Some(v) if VersionSelector::parse(v).is_some() => Some(v.to_string()),
+            Some(v) => {
+                return Err(ApiError::new(
+                    ErrorCode::InvalidParameter,
+                    format!("`version` must be a version (1.2.3), a major (1), a major.minor (1.2) or latest, found `{}`", v.escape_debug()),
+                ));
+            }
+        };
+        let sync = params.flag("sync", false)?;
+        let command = command_body(&body, &headers)?;
+        let request = StartRequest {
+            domain: domain.clone(),
+            flow: flow.clone(),
+            version,
+            key: command.key,
+            tags: command.tags,
+            attributes: command.attributes,
+            headers: headers_map(&headers),
+            query: params.to_map(),
+            sync,
+        };
+        let outcome = state.engine.start(request).await?;
+        Ok(outcome_response(outcome, |id| href(domain.as_str(), flow.as_str(), id)))
+    }
+    .await;
+    record(&state, "start", result)
+}
+
+/// Counts a command's result and unwraps it.
+pub fn record(state: &AppState, kind: &'static str, result: Result<(Response, &'static str), ApiError>) -> Result<Response, ApiError> {
+    match result {
+        Ok((response, label)) => {
+            state.metrics.transition(kind, label);
+            Ok(response)
+        }
+        Err(e) => {
+            state.metrics.transition(kind, e.code.as_str());
+            Err(e)
+        }
+    }
+}
+
+async fn get_instance(
+    State(state): State<AppState>,
+    ApiPath((domain, workflow, instance)): ApiPath<(String, String, String)>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let scope = scope::resolve(state.engine.databases(), &domain, &workflow).await?;
+    let snapshot = instance::get(&scope, &instance_ref(&instance)?).await?;
+    let etag = etag_header(&snapshot.etag);
+    if not_modified(&headers, &snapshot.etag) {
+        return Ok((StatusCode::NOT_MODIFIED, [(header::ETAG, etag)]).into_response());
+    }
+    Ok(([(header::ETAG, etag)], Json(InstanceEnvelope::from(snapshot))).into_response())
+}
+
+async fn list_instances(
+    State(state): State<AppState>,
+    ApiPath((domain, workflow)): ApiPath<(String, String)>,
+    params: Params,
+) -> Result<Json<Page<InstanceEnvelope>>, ApiError> {
+    // Parameters first: a bad filter is a 400 whatever the domain.
+    let request = ListRequest {
+        filter: filter::parse_filters(params.all("filter"))?,
+        sort: sort::parse_sort(params.get("sort").or_else(|| params.get("orderBy")))?,
+        page: params.number("page", 1, 1, MAX_PAGE)?,
+        page_size: params.number("pageSize", state.settings.default_page_size, 1, MAX_PAGE_SIZE)?,
+    };
+    let scope = scope::resolve(state.engine.databases(), &domain, &workflow).await?;
+    let page = list::list(&scope, &request).await?;
+    Ok(Json(Page { data: page.data.into_iter().map(InstanceEnvelope::from).collect(), pagination: page.pagination }))
+}

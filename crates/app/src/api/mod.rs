@@ -1,0 +1,129 @@
+//! The REST API (base `/api/v1`, vNext-compatible paths and shapes).
+//!
+//! One module per resource, each with its own `router()`; [`router`] merges them.
+//! - [`definitions`]: publish, validate, read back components;
+//! - [`instances`]: start, get (ETag / 304), list;
+//! - [`transitions`]: run a transition, retry a faulted instance, history;
+//! - [`functions`]: the `state`, `data`, `view` and `schema` functions;
+//! - [`incidents`]: an instance's incidents;
+//! - [`internal`]: the trigger endpoint the execution service calls;
+//! - [`health`]: `/health`, `/ready`; [`metrics`]: `/metrics`.
+//!
+//! Shared pieces: [`body`] (JSON bodies checked at the edge), [`params`] (query
+//! and path parameters), [`command`] (start/transition/retry bodies and answers).
+
+pub mod body;
+pub mod command;
+pub mod definitions;
+pub mod functions;
+pub mod health;
+pub mod incidents;
+pub mod instances;
+pub mod internal;
+pub mod metrics;
+pub mod params;
+pub mod transitions;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::http::{HeaderMap, HeaderValue, header};
+
+use vnext_core::script::ScriptHost;
+
+use crate::engine::Engine;
+use crate::error::{ApiError, ErrorCode};
+use metrics::Metrics;
+
+/// Settings the handlers need, taken from the configuration once.
+#[derive(Debug, Clone)]
+pub struct ApiSettings {
+    /// Larger bodies are answered 413.
+    pub body_limit_bytes: usize,
+    /// Page size of lists when `pageSize` is absent.
+    pub default_page_size: u32,
+    /// Bearer token of the internal endpoints (shared with the execution service).
+    pub shared_secret: String,
+}
+
+/// What every handler can reach. Cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    pub engine: Engine,
+    pub settings: Arc<ApiSettings>,
+    pub metrics: Arc<Metrics>,
+    /// Compiles scripts while validating components (publish, validate).
+    pub scripts: Arc<ScriptHost>,
+}
+
+impl AppState {
+    /// State for `engine`, with settings from its configuration.
+    pub fn new(engine: Engine) -> AppState {
+        let config = engine.databases().config();
+        let settings = ApiSettings {
+            body_limit_bytes: config.app.body_limit_bytes,
+            default_page_size: config.app.default_page_size,
+            shared_secret: config.execution.shared_secret.clone(),
+        };
+        AppState {
+            engine,
+            settings: Arc::new(settings),
+            metrics: Arc::new(Metrics::new()),
+            scripts: Arc::new(ScriptHost::new()),
+        }
+    }
+}
+
+/// Every route of the API, without the cross-cutting layers (see `crate::server`).
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .merge(definitions::router())
+        .merge(instances::router())
+        .merge(transitions::router())
+        .merge(functions::router())
+        .merge(incidents::router())
+        .merge(internal::router())
+        .merge(health::router())
+        .merge(metrics::router())
+        .fallback(route_not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+}
+
+async fn route_not_found() -> ApiError {
+    ApiError::new(ErrorCode::RouteNotFound, "no endpoint has this path; see docs/api.md")
+}
+
+async fn method_not_allowed() -> ApiError {
+    ApiError::new(ErrorCode::MethodNotAllowed, "this endpoint does not accept this method")
+}
+
+/// The `ETag` header value of an instance ETag (quoted, strong).
+pub fn etag_header(etag: &str) -> HeaderValue {
+    HeaderValue::from_str(&format!("\"{etag}\"")).unwrap_or_else(|_| HeaderValue::from_static("\"\""))
+}
+
+/// True when `If-None-Match` names `etag` (or `*`): the client's copy is current.
+pub fn not_modified(headers: &HeaderMap, etag: &str) -> bool {
+    headers.get_all(header::IF_NONE_MATCH).iter().filter_map(|v| v.to_str().ok()).any(|v| {
+        v.split(',').map(str::trim).any(|tag| {
+            let tag = tag.strip_prefix("W/").unwrap_or(tag);
+            tag == "*" || tag.trim_matches('"') == etag
+        })
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn if_none_match_forms() {
+        let mut h = HeaderMap::new();
+        assert!(!not_modified(&h, "abc"));
+        h.insert(header::IF_NONE_MATCH, HeaderValue::from_static("\"x\", W/\"abc\""));
+        assert!(not_modified(&h, "abc"));
+        assert!(!not_modified(&h, "ab"));
+        h.insert(header::IF_NONE_MATCH, HeaderValue::from_static("*"));
+        assert!(not_modified(&h, "zzz"));
+    }
+}

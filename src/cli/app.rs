@@ -1,0 +1,207 @@
+//! `vnext app`: the orchestration service alone (the REST API and the pipeline).
+//!
+//! Tasks with external I/O go to the execution service (`execution.url`); the
+//! execution service fires timers and async transitions back through this
+//! service's internal endpoint. Both authenticate with `execution.shared_secret`.
+//!
+//! Also home of what `vnext up` shares with it: loading the configuration,
+//! connecting with a readable error, the signal handling, and serving the API.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use vnext_app::engine::{Databases, Engine, EngineDeps, SystemClock};
+use vnext_app::server::{Server, ServerConfig};
+use vnext_execution::{HttpClients, RemoteExecutor};
+use vnext_init::config::Config;
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Address to listen on (overrides app.listen), e.g. 0.0.0.0:4201.
+    #[arg(long)]
+    pub listen: Option<String>,
+}
+
+pub fn run(config_path: Option<&Path>, args: Args) -> ExitCode {
+    let Some(mut config) = load_config(config_path) else { return ExitCode::from(2) };
+    if let Some(listen) = args.listen {
+        config.app.listen = listen;
+    }
+    runtime().block_on(async move {
+        // Tasks with external I/O run in the execution service.
+        let executor = match RemoteExecutor::from_config(&config, &HttpClients::new()) {
+            Ok(executor) => executor,
+            Err(message) => {
+                eprintln!("error: {message}");
+                return ExitCode::from(2);
+            }
+        };
+        let Some(databases) = connect(&config).await else { return ExitCode::FAILURE };
+        let shutdown = CancellationToken::new();
+        spawn_signal_handler(shutdown.clone());
+        let engine = Engine::new(EngineDeps {
+            databases,
+            executor: Arc::new(executor),
+            clock: Arc::new(SystemClock),
+        });
+        let listener = match bind(&config.app.listen).await {
+            Ok(listener) => listener,
+            Err(message) => {
+                eprintln!("error: {message}");
+                return ExitCode::FAILURE;
+            }
+        };
+        let api = match start_api(listener, engine, shutdown.clone()) {
+            Ok(api) => api,
+            Err(message) => {
+                eprintln!("error: {message}");
+                return ExitCode::FAILURE;
+            }
+        };
+        println!("vnext app: API listening on http://{}", api.addr);
+        println!("  tasks with external I/O go to the execution service at {}", config.execution.url);
+        println!("  health: curl -s http://{}/health", api.addr);
+        api.wait(&shutdown).await
+    })
+}
+
+/// Loads the configuration, printing what is wrong when it cannot.
+pub(super) fn load_config(path: Option<&Path>) -> Option<Config> {
+    match Config::load(path) {
+        Ok(config) => Some(config),
+        Err(e) => {
+            eprintln!("error: {e}");
+            eprintln!("  every setting is described in docs/configuration.md");
+            None
+        }
+    }
+}
+
+/// A multi-threaded runtime for a service.
+pub(super) fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("cannot start the async runtime")
+}
+
+/// Connects to the control database, or says why not and how to fix it.
+pub(super) async fn connect(config: &Config) -> Option<Databases> {
+    match Databases::connect(config).await {
+        Ok(databases) => Some(databases),
+        Err(e) => {
+            eprintln!("error: {e}");
+            // An unreachable server's message already says how to start one.
+            if !matches!(e, vnext_init::db::DbError::Unreachable { .. }) {
+                eprintln!("  check database.url ({}) or VNEXT_DATABASE__URL", redact(&config.database.url));
+            }
+            None
+        }
+    }
+}
+
+/// A database URL without its password.
+fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let credentials = &url[scheme + 3..at];
+            match credentials.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &url[..scheme + 3], &url[at..]),
+                None => url.to_string(),
+            }
+        }
+        _ => url.to_string(),
+    }
+}
+
+/// First Ctrl-C or SIGTERM: cancel `token` (graceful shutdown). Second: exit now.
+pub(super) fn spawn_signal_handler(token: CancellationToken) {
+    tokio::spawn(async move {
+        wait_for_signal().await;
+        eprintln!("shutting down: finishing requests in flight (press Ctrl-C again to exit at once)");
+        token.cancel();
+        wait_for_signal().await;
+        eprintln!("second signal: exiting now");
+        std::process::exit(130);
+    });
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+/// The API running in the background.
+pub struct RunningApi {
+    pub addr: SocketAddr,
+    server: JoinHandle<std::io::Result<()>>,
+    listener: JoinHandle<()>,
+}
+
+/// Binds `listen` (`host:port`; port 0 picks a free port).
+pub(super) async fn bind(listen: &str) -> Result<TcpListener, String> {
+    TcpListener::bind(listen).await.map_err(|e| format!("cannot listen on {listen}: {e}"))
+}
+
+/// Starts serving the API on `listener`, with the listener that drops cached
+/// definitions when any process publishes.
+pub fn start_api(listener: TcpListener, engine: Engine, shutdown: CancellationToken) -> Result<RunningApi, String> {
+    let config = ServerConfig::new(engine.clone(), shutdown.clone());
+    let (addr, serve) = Server::serve(listener, config).map_err(|e| e.to_string())?;
+    let server = tokio::spawn(serve);
+    let listener = tokio::spawn(engine.listen_for_publish(shutdown));
+    Ok(RunningApi { addr, server, listener })
+}
+
+impl RunningApi {
+    /// Runs until shutdown completes; a server failure cancels `shutdown` too.
+    pub async fn wait(self, shutdown: &CancellationToken) -> ExitCode {
+        let result = self.server.await;
+        shutdown.cancel();
+        let _ = self.listener.await;
+        match result {
+            Ok(Ok(())) => {
+                eprintln!("stopped");
+                ExitCode::SUCCESS
+            }
+            Ok(Err(e)) => {
+                eprintln!("error: the API server failed: {e}");
+                ExitCode::FAILURE
+            }
+            Err(e) => {
+                eprintln!("error: the API server stopped unexpectedly: {e}");
+                ExitCode::FAILURE
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact;
+
+    #[test]
+    fn passwords_are_not_printed() {
+        assert_eq!(redact("postgres://u:secret@h:5432/db"), "postgres://u:***@h:5432/db");
+        assert_eq!(redact("postgres://u@h/db"), "postgres://u@h/db");
+    }
+}

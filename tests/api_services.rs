@@ -1,0 +1,68 @@
+//! The three services as three processes against the same databases:
+//! `vnext init` (one-shot), `vnext app` and `vnext execution`. A sample payment
+//! whose confirmation window expires (a timer fired by the execution service
+//! through the app's internal trigger) and one whose capture calls the merchant
+//! (an HTTP task the app sends to the execution service) run start to finish.
+
+mod api_support;
+
+use std::time::Duration;
+
+use api_support::{Prefix, Running, merchant_endpoint, terminate, wait_for_line, wait_for_state};
+use serde_json::{Value, json};
+
+/// A port that was free a moment ago (both services must know each other's URL
+/// before either starts).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn init_app_and_execution_as_three_processes() {
+    let prefix = Prefix::new().await;
+    let init = prefix.command(&["init"]).output().expect("run vnext init");
+    assert!(init.status.success(), "vnext init: {}\n{}", String::from_utf8_lossy(&init.stdout), String::from_utf8_lossy(&init.stderr));
+
+    let (app_port, exec_port) = (free_port(), free_port());
+    let app_url = format!("http://127.0.0.1:{app_port}");
+    let exec_url = format!("http://127.0.0.1:{exec_port}");
+    let with_urls = |args: &[&str]| {
+        let mut cmd = prefix.command(args);
+        cmd.env("VNEXT_APP__URL", &app_url).env("VNEXT_EXECUTION__URL", &exec_url);
+        cmd
+    };
+    let mut app = Running(with_urls(&["app", "--listen", &format!("127.0.0.1:{app_port}")]).spawn().expect("spawn app"));
+    let mut execution =
+        Running(with_urls(&["execution", "--listen", &format!("127.0.0.1:{exec_port}")]).spawn().expect("spawn execution"));
+    wait_for_line(&mut app.0, "listening on", Duration::from_secs(60));
+    wait_for_line(&mut execution.0, "invoke API on", Duration::from_secs(60));
+
+    let client = reqwest::Client::new();
+    let api = format!("{app_url}/api/v1/demo/workflows/payment-processing/instances");
+    let start = |key: &str, extra: Value| {
+        let mut attributes = json!({ "merchantId": "m-1", "amount": 990, "currency": "EUR", "method": "transfer" });
+        attributes.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+        client.post(format!("{api}/start?sync=true")).json(&json!({ "key": key, "attributes": attributes })).send()
+    };
+
+    let r = start("pay-timer", json!({ "confirmationWindow": "PT1S" })).await.unwrap();
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+    wait_for_state(&client, &format!("{api}/pay-timer"), "expired").await;
+
+    let (hook, calls) = merchant_endpoint().await;
+    let r = start("pay-http", json!({ "notifyUrl": hook })).await.unwrap();
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+    let r = client
+        .patch(format!("{api}/pay-http/transitions/confirm?sync=true"))
+        .json(&json!({ "attributes": { "authorizationCode": "AUTH42" } }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+    let settled = wait_for_state(&client, &format!("{api}/pay-http"), "settled").await;
+    assert_eq!(settled["attributes"]["notification"]["delivered"], true, "{settled}");
+    assert_eq!(calls.lock().unwrap().len(), 1);
+
+    assert!(terminate(&mut app.0).success());
+    assert!(terminate(&mut execution.0).success());
+}
