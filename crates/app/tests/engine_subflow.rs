@@ -147,14 +147,15 @@ async fn a_child_without_io_starts_and_completes_inside_the_parents_commit() {
 }
 
 fn order_flows() -> Vec<Value> {
-    let child = workflow("pay-flow", "1.0.0", json!({
+    let child = workflow("pay-flow", "1.0.0", with(json!({
         "type": "S", "labels": label(),
         "startTransition": start_transition("pending"),
         "states": [
             state("pending", 1, json!([manual("confirm", "paid")])),
             state("paid", 3, json!([])),
+            state("cancelled", 3, json!([])),
         ]
-    }));
+    }), cancel_exit()));
     let parent = workflow("order", "1.0.0", with(json!({
         "type": "F", "labels": label(),
         "startTransition": start_transition("cart"),
@@ -264,6 +265,22 @@ async fn a_parked_parent_forwards_transitions_and_resumes_when_its_child_complet
     env.transition("pay-flow", child_id, "confirm", json!({})).await;
     let status: String = env.scalar("SELECT status::text FROM \"order\".instances WHERE id = $1", s.id).await;
     assert_eq!(status, "C");
+
+    // A third: the child is cancelled on its own; the parent stays parked with an incident.
+    let s = env.start("order", json!({})).await;
+    env.transition("order", s.id, "pay", json!({})).await;
+    let child_id: Uuid = env.scalar("SELECT id FROM pay_flow.instances WHERE parent_instance_id = $1", s.id).await;
+    env.transition("pay-flow", child_id, "cancel", json!({})).await;
+    let (status, incident): (String, bool) = one(&env, "SELECT status::text, has_incident FROM \"order\".instances WHERE id = $1", s.id).await;
+    assert_eq!((status.as_str(), incident), ("B", true));
+    let code: String = env.scalar("SELECT error_code FROM \"order\".incidents WHERE instance_id = $1", s.id).await;
+    assert_eq!(code, "SubFlow:canceled");
+    let outcome: Option<String> = env.scalar("SELECT outcome FROM \"order\".correlations WHERE child_instance_id = $1", child_id).await;
+    assert_eq!(outcome.as_deref(), Some("canceled"));
+    let err = env.engine.transition(env.transition_req("order", s.id, "confirm", json!({}))).await.unwrap_err();
+    assert!(matches!(err, EngineError::Finished { .. }), "forwarded to a finished child: {err:?}");
+    let ended = env.transition("order", s.id, "exit", json!({})).await;
+    assert_eq!((ended.status, ended.has_incident), (InstanceStatus::Completed, false));
     env.cleanup().await;
 }
 

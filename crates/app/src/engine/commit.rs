@@ -52,8 +52,9 @@ pub(crate) struct Pending {
     pub sub: SubflowWrites,
     /// Correlations of this instance to close, with their outcome.
     pub close: Vec<(Uuid, &'static str)>,
-    /// A child that stopped without completing tells its parent (an incident).
-    pub report: Option<(ParentLink, IncidentRow)>,
+    /// A child that stopped without completing tells its parent (an incident);
+    /// a cancelled one also closes the correlation.
+    pub report: Option<(ParentLink, IncidentRow, Option<&'static str>)>,
     /// Jobs for other instances to run right after the commit (a parent's resume).
     pub followups: Vec<Uuid>,
     /// The run ended with `cancel`.
@@ -139,10 +140,13 @@ impl Pending {
             for (id, outcome) in &self.close {
                 correlations::close(conn, &self.flow, *id, outcome, self.now).await?;
             }
-            if let Some((link, incident)) = &self.report
+            if let Some((link, incident, close)) = &self.report
                 && let Ok(parent_flow) = FlowKey::new(&link.flow)
             {
                 correlations::report_to_parent(conn, &parent_flow, link.instance_id, link.correlation_id, incident, self.now).await?;
+                if let Some(outcome) = close {
+                    correlations::close(conn, &parent_flow, link.correlation_id, outcome, self.now).await?;
+                }
             }
             if !self.cancel.is_empty() && self.mode == WriteMode::Update {
                 queues::cancel_for_instance(conn, self.flow.as_str(), self.id, self.cancel).await?;
@@ -208,7 +212,8 @@ impl Run {
                 InstanceStatus::Completed | InstanceStatus::Faulted => {
                     let cause = self.records.incidents.last().map(|i| i.message.clone());
                     let incident = super::subflow::child_stopped(self.flow.as_str(), self.row.id, &self.w.state, status, cause.as_deref());
-                    report = Some((link.clone(), incident));
+                    let close = (status == InstanceStatus::Completed).then_some("canceled");
+                    report = Some((link.clone(), incident, close));
                 }
                 _ => {}
             }
