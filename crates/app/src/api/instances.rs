@@ -66,7 +66,8 @@ async fn start(
             query: params.to_map(),
             sync,
         };
-        let outcome = state.engine.start(request).await?;
+        let engine = state.engine.clone();
+        let outcome = super::command::detached(async move { engine.start(request).await }).await?;
         Ok(outcome_response(outcome, |id| href(domain.as_str(), flow.as_str(), id)))
     }
     .await;
