@@ -40,6 +40,7 @@
 //! - Timers of a state are cancelled when a hop leaves it and armed when the run
 //!   rests in a state; `updateData` neither cancels nor re-arms.
 
+mod commit;
 mod context;
 mod definitions;
 mod error;
@@ -47,6 +48,7 @@ mod inline_runner;
 mod requests;
 mod run;
 mod scripts;
+mod subflow;
 mod tasks;
 mod trigger;
 mod types;
