@@ -162,16 +162,3 @@ mod tests {
         assert!(command_body(&body(&long), &h).is_err());
     }
 }
-
-/// Runs an engine call to its end even when the client hangs up. axum drops a
-/// handler's future on disconnect; a run cut off half-way through an I/O task
-/// would leave its lease to expire and the instance to fault.
-pub async fn detached<T, F>(run: F) -> Result<T, crate::engine::EngineError>
-where
-    T: Send + 'static,
-    F: Future<Output = Result<T, crate::engine::EngineError>> + Send + 'static,
-{
-    tokio::spawn(run)
-        .await
-        .unwrap_or_else(|e| Err(crate::engine::EngineError::Internal(format!("the engine task stopped: {e}"))))
-}

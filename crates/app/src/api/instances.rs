@@ -66,8 +66,7 @@ async fn start(
             query: params.to_map(),
             sync,
         };
-        let engine = state.engine.clone();
-        let outcome = super::command::detached(async move { engine.start(request).await }).await?;
+        let outcome = state.engine.start(request).await?;
         Ok(outcome_response(outcome, |id| href(domain.as_str(), flow.as_str(), id)))
     }
     .await;

@@ -69,8 +69,7 @@ async fn run_transition(
             query: params.to_map(),
             sync,
         };
-        let engine = state.engine.clone();
-        let outcome = super::command::detached(async move { engine.transition(request).await }).await?;
+        let outcome = state.engine.transition(request).await?;
         Ok(outcome_response(outcome, |id| href(domain.as_str(), flow.as_str(), id)))
     }
     .await;
@@ -93,8 +92,7 @@ async fn retry(
         // transition is re-run with the body it had.
         command_body(&body, &headers)?;
         let request = RetryRequest { domain: domain.clone(), flow: flow.clone(), instance, sync };
-        let engine = state.engine.clone();
-        let outcome = super::command::detached(async move { engine.retry(request).await }).await?;
+        let outcome = state.engine.retry(request).await?;
         Ok(outcome_response(outcome, |id| href(domain.as_str(), flow.as_str(), id)))
     }
     .await;
