@@ -225,16 +225,8 @@ async fn killing_the_app_mid_call_is_recovered_after_the_lease() {
 /// restarted service's lease recovery re-runs the retried hop, which completes
 /// into `rested`; when the dead worker's claim expires the retry job is claimed
 /// again. The hop was done: the job must be stale, the instance left alone.
-///
-/// KNOWN BUG (engine, `crates/app/src/engine/trigger.rs`): lease recovery
-/// re-runs the job that held the lease without closing that job; the retry job
-/// fires afterwards into the finished hop (its `Retry` origin checks neither
-/// ownership of the instance nor its state) and faults the healthy instance
-/// with `Pipeline:error: transition `call` is not available in state
-/// `rested``. Without the simulated claim the same happens when the lease job
-/// wins the race against the due retry job (about one run in five).
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "known bug: lease recovery re-runs a retry job's hop without closing the job, which later faults the instance"]
 async fn a_retry_outliving_its_lease_runs_once() {
     let mut s = Services::start(&components(), ENV).await;
     let client = reqwest::Client::new();
