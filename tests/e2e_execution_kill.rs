@@ -225,7 +225,6 @@ async fn killing_the_app_mid_call_is_recovered_after_the_lease() {
 /// restarted service's lease recovery re-runs the retried hop, which completes
 /// into `rested`; when the dead worker's claim expires the retry job is claimed
 /// again. The hop was done: the job must be stale, the instance left alone.
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_retry_outliving_its_lease_runs_once() {
     let mut s = Services::start(&components(), ENV).await;
