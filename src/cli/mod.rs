@@ -10,6 +10,7 @@ mod execution;
 mod init;
 mod bench;
 mod publish;
+mod signals;
 mod up;
 mod validate;
 

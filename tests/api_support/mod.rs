@@ -184,6 +184,12 @@ pub struct InProcess {
 
 impl InProcess {
     pub async fn start() -> InProcess {
+        InProcess::start_with(|_| {}).await
+    }
+
+    /// As [`InProcess::start`], with the configuration adjusted by `configure`
+    /// (after the database settings are filled in).
+    pub async fn start_with(configure: impl FnOnce(&mut vnext_init::config::Config)) -> InProcess {
         use vnext_app::engine::{Databases, Engine, EngineDeps, SystemClock};
         use vnext_execution::{HttpClients, LocalExecutor, Scheduler, SchedulerConfig};
 
@@ -195,6 +201,7 @@ impl InProcess {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         config.app.url = format!("http://{addr}");
+        configure(&mut config);
         let databases = Databases::connect(&config).await.expect("connect");
         let executor = LocalExecutor::from_config(&config, HttpClients::new()).unwrap();
         let engine = Engine::new(EngineDeps { databases: databases.clone(), executor: Arc::new(executor), clock: Arc::new(SystemClock) });
@@ -211,6 +218,13 @@ impl InProcess {
         let (_, serve) = vnext_app::server::Server::serve(listener, server).unwrap();
         tokio::spawn(serve);
         InProcess { base: format!("http://{addr}"), client: reqwest::Client::new(), shutdown, _prefix: prefix }
+    }
+}
+
+impl InProcess {
+    /// The database prefix of this runtime (domain `d` lives in `<prefix>d`).
+    pub fn prefix(&self) -> &str {
+        &self._prefix.0
     }
 }
 

@@ -99,12 +99,16 @@ error_codes! {
     InstanceFinished => ("instance.finished", CONFLICT, "Instance no longer accepts transitions"),
     /// Retry was asked for an instance that is not faulted.
     InstanceNotFaulted => ("instance.not-faulted", CONFLICT, "Instance is not faulted"),
+    /// A transition's `key` is already another instance's key.
+    InstanceKeyTaken => ("instance.key-taken", CONFLICT, "Instance key already in use"),
     /// Automatic transitions chained past `runtime.max_auto_chain_depth`.
     ChainTooDeep => ("transition.chain-too-deep", UNPROCESSABLE_ENTITY, "Automatic transition chain too deep"),
     /// A mapping, rule or timer script failed or ran past its limits.
     ScriptFailed => ("script.failed", UNPROCESSABLE_ENTITY, "Script failed"),
     /// The stored definition cannot be run (e.g. a reference that does not resolve).
     DefinitionUnusable => ("definition.unusable", CONFLICT, "Stored definition cannot be run"),
+    /// The definition asks for something the runtime does not do yet (e.g. a cross-domain subflow).
+    DefinitionUnsupported => ("definition.unsupported", UNPROCESSABLE_ENTITY, "Definition uses an unsupported feature"),
     /// A published component fails validation; `errors` lists every diagnostic.
     DefinitionInvalid => ("definition.invalid", UNPROCESSABLE_ENTITY, "Component fails validation"),
     /// The same key and version is already published with other content.
@@ -256,6 +260,8 @@ impl From<EngineError> for ApiError {
                 ApiError::new(ErrorCode::InstanceFinished, detail).with_extra("instanceStatus", Value::String(status))
             }
             EngineError::NotFaulted { .. } => ApiError::new(ErrorCode::InstanceNotFaulted, detail),
+            EngineError::KeyTaken { .. } => ApiError::new(ErrorCode::InstanceKeyTaken, detail),
+            EngineError::Unsupported { .. } => ApiError::new(ErrorCode::DefinitionUnsupported, detail),
             EngineError::ChainTooDeep { .. } => ApiError::new(ErrorCode::ChainTooDeep, detail),
             EngineError::Script { .. } => ApiError::new(ErrorCode::ScriptFailed, detail),
             EngineError::Definition { .. } => ApiError::new(ErrorCode::DefinitionUnusable, detail),

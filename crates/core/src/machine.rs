@@ -8,7 +8,7 @@
 //! `/states/2/transitions/0`) so compiled scripts can be cached per site and
 //! errors can say where they come from.
 
-use crate::model::{State, StateType, TaskEntry, Transition, TriggerType, VersionStrategy, Workflow, SELF_TARGET};
+use crate::model::{State, StateType, SubFlow, TaskEntry, Transition, TriggerType, VersionStrategy, Workflow, SELF_TARGET};
 
 /// The name the workflow timeout fires under.
 pub const TIMEOUT_TRANSITION: &str = "$timeout";
@@ -380,19 +380,41 @@ pub struct ScheduledTransition<'w> {
     pub path: String,
 }
 
-/// The scheduled (timer) transitions of `state`, in definition order.
+/// The scheduled (timer) transitions `state` arms on entry, in definition
+/// order: the state's own, then the scheduled shared transitions offered there
+/// (`availableIn` names the state, or is empty: every state). A shared one
+/// whose key the state also uses is the state's.
 pub fn scheduled<'w>(wf: &'w Workflow, state: &str) -> Vec<ScheduledTransition<'w>> {
     let Some(si) = state_index(wf, state) else { return Vec::new() };
     let st = &wf.states[si];
     if st.state_type == StateType::Final {
         return Vec::new();
     }
-    st.transitions
+    let own = st
+        .transitions
         .iter()
         .enumerate()
         .filter(|(_, t)| t.trigger_type == TriggerType::Scheduled)
-        .map(|(i, t)| ScheduledTransition { transition: t, path: format!("/states/{si}/transitions/{i}") })
-        .collect()
+        .map(|(i, t)| ScheduledTransition { transition: t, path: format!("/states/{si}/transitions/{i}") });
+    let shared = wf
+        .shared_transitions
+        .iter()
+        .enumerate()
+        .filter(|(_, t)| t.trigger_type == TriggerType::Scheduled && offered_in(t, state))
+        .filter(|(_, t)| !st.transitions.iter().any(|o| o.key == t.key))
+        .map(|(i, t)| ScheduledTransition { transition: t, path: format!("/sharedTransitions/{i}") });
+    own.chain(shared).collect()
+}
+
+/// The child a SubFlow state starts (`stateType: 4` with a `subFlow`), with
+/// the path of its definition (`/states/2/subFlow`).
+pub fn subflow<'w>(wf: &'w Workflow, state: &str) -> Option<(&'w SubFlow, String)> {
+    let si = state_index(wf, state)?;
+    let st = &wf.states[si];
+    match (&st.state_type, &st.sub_flow) {
+        (StateType::SubFlow, Some(sf)) => Some((sf, format!("/states/{si}/subFlow"))),
+        _ => None,
+    }
 }
 
 /// True when `state` is a Final state (entering it completes the instance).

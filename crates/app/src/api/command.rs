@@ -14,9 +14,24 @@ use serde_json::{Map, Value, json};
 
 use super::body::JsonBody;
 use super::etag_header;
-use crate::engine::Outcome;
+use crate::engine::{EngineError, Outcome};
 use crate::error::{ApiError, ErrorCode, FieldError};
 use crate::query::instance::InstanceEnvelope;
+
+/// Runs engine work on a task of its own and waits for it. A request's future
+/// is dropped when its client hangs up; the work must not be: a transition
+/// waiting on an HTTP task holds its instance under a lease and would leave it
+/// busy until lease recovery faults it, with the call's outcome lost. Detached,
+/// it runs to its commit whether or not anyone waits for the answer.
+pub async fn detached<T, F>(work: F) -> Result<T, EngineError>
+where
+    T: Send + 'static,
+    F: Future<Output = Result<T, EngineError>> + Send + 'static,
+{
+    tokio::spawn(work)
+        .await
+        .unwrap_or_else(|e| Err(EngineError::Internal(format!("the request's work stopped: {e}"))))
+}
 
 /// Longest instance key accepted (vNext's limit).
 pub const MAX_KEY_CHARS: usize = 100;

@@ -12,7 +12,7 @@ use axum::{Json, Router};
 use vnext_core::version::VersionSelector;
 
 use super::body::JsonBody;
-use super::command::{command_body, outcome_response};
+use super::command::{command_body, detached, outcome_response};
 use super::params::{ApiPath, Params, headers_map};
 use super::{AppState, etag_header, not_modified};
 use crate::engine::StartRequest;
@@ -66,7 +66,8 @@ async fn start(
             query: params.to_map(),
             sync,
         };
-        let outcome = state.engine.start(request).await?;
+        let engine = state.engine.clone();
+        let outcome = detached(async move { engine.start(request).await }).await?;
         Ok(outcome_response(outcome, |id| href(domain.as_str(), flow.as_str(), id)))
     }
     .await;

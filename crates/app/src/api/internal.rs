@@ -12,7 +12,7 @@ use axum::http::{HeaderMap, header};
 use axum::routing::post;
 use axum::{Json, Router};
 use serde_json::{Value, json};
-use vnext_core::traits::TriggerRequest;
+use vnext_core::traits::{TriggerError, TriggerRequest};
 
 use super::AppState;
 use super::body::JsonBody;
@@ -40,7 +40,13 @@ async fn trigger(State(state): State<AppState>, headers: HeaderMap, body: JsonBo
     }
     let request: TriggerRequest = serde_json::from_value(body.value)
         .map_err(|e| ApiError::new(ErrorCode::InvalidBody, format!("not a trigger request: {e}")))?;
-    match state.engine.trigger().trigger(request).await {
+    // On a task of its own: a scheduler that dies or gives up waiting must not
+    // cancel a transition half-way (see `command::detached`).
+    let trigger = state.engine.trigger();
+    let fired = tokio::spawn(async move { trigger.trigger(request).await })
+        .await
+        .unwrap_or_else(|e| Err(TriggerError { message: format!("the trigger's work stopped: {e}"), retryable: true }));
+    match fired {
         Ok(outcome) => Ok(Json(json!({ "outcome": outcome }))),
         Err(e) => Err(ApiError::new(ErrorCode::TriggerFailed, e.message).with_extra("retryable", Value::Bool(e.retryable))),
     }

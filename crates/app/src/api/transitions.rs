@@ -17,7 +17,7 @@ use axum::{Json, Router};
 
 use super::AppState;
 use super::body::JsonBody;
-use super::command::{command_body, outcome_response};
+use super::command::{command_body, detached, outcome_response};
 use super::instances::{href, record};
 use super::params::{ApiPath, Params, headers_map};
 use crate::engine::{RetryRequest, TransitionRequest};
@@ -69,7 +69,8 @@ async fn run_transition(
             query: params.to_map(),
             sync,
         };
-        let outcome = state.engine.transition(request).await?;
+        let engine = state.engine.clone();
+        let outcome = detached(async move { engine.transition(request).await }).await?;
         Ok(outcome_response(outcome, |id| href(domain.as_str(), flow.as_str(), id)))
     }
     .await;
@@ -92,7 +93,8 @@ async fn retry(
         // transition is re-run with the body it had.
         command_body(&body, &headers)?;
         let request = RetryRequest { domain: domain.clone(), flow: flow.clone(), instance, sync };
-        let outcome = state.engine.retry(request).await?;
+        let engine = state.engine.clone();
+        let outcome = detached(async move { engine.retry(request).await }).await?;
         Ok(outcome_response(outcome, |id| href(domain.as_str(), flow.as_str(), id)))
     }
     .await;

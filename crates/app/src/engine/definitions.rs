@@ -63,7 +63,8 @@ pub struct CompiledFlow {
     pub workflow: Workflow,
     /// The workflow timeout as a `$timeout` transition.
     pub timeout: Option<Transition>,
-    /// Scripts by site: `<transition path>/mapping`, `/rule`, `/timer`.
+    /// Scripts by site: `<transition path>/mapping`, `/rule`, `/timer`, and
+    /// `/states/<i>/subFlow/mapping`.
     scripts: HashMap<String, Script>,
     /// Payload schemas by transition path.
     schemas: HashMap<String, Arc<CompiledSchema>>,
@@ -266,6 +267,10 @@ impl DefinitionCache {
             c.entries(&mut out.entries, &t.on_execution_tasks, &format!("{path}/onExecutionTasks")).await?;
         }
         for (si, s) in wf.states.iter().enumerate() {
+            if let Some(m) = s.sub_flow.as_ref().and_then(|sf| sf.mapping.as_ref()).filter(|m| !m.is_global() && m.code.is_some()) {
+                let site = format!("/states/{si}/subFlow/mapping");
+                out.scripts.insert(site.clone(), c.script(m, &site)?);
+            }
             c.entries(&mut out.entries, &s.on_entries, &format!("/states/{si}/onEntries")).await?;
             c.entries(&mut out.entries, &s.on_exits, &format!("/states/{si}/onExits")).await?;
         }

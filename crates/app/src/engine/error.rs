@@ -50,6 +50,14 @@ pub enum EngineError {
     /// 409: the published definition cannot run (missing reference, bad schema, ...).
     #[error("definition problem: {message}")]
     Definition { message: String },
+    /// 409: a transition sent `key` for an instance without one, and another
+    /// instance of the workflow already has that key.
+    #[error("key `{key}` is already used by another instance of workflow `{flow}`")]
+    KeyTaken { flow: String, key: String },
+    /// 422: the definition asks for something this runtime does not do yet
+    /// (a cross-domain subflow, a SubProcess started by a state).
+    #[error("not supported: {message}")]
+    Unsupported { message: String },
     /// 500: a bug or an infrastructure failure.
     #[error("internal error: {0}")]
     Internal(String),

@@ -4,7 +4,10 @@
 //! gate, payload validation, mapping, merge, tasks around the state change,
 //! automatic chaining and timers. Layout:
 //! - `requests`: entry points, run now (`sync`) or accepted as an async job;
-//! - `run`: one request's run and its single commit (`tasks`: task groups);
+//! - `run`: one request's run (`tasks`: task groups); `commit`: what it
+//!   writes, gathered as one pending write and committed once;
+//! - `subflow`: SubFlow states (children started in the parent's
+//!   transaction, parked parents, resumes);
 //! - `trigger`: what the job scheduler calls; `inline_runner`: async jobs
 //!   in-process until the scheduler runs them;
 //! - `definitions`: compiled workflows; `scripts`: the rhai sandbox;
@@ -13,10 +16,10 @@
 //! # Transactions
 //! A request locks the instance row (`FOR UPDATE NOWAIT`; a held lock is
 //! [`EngineError::Busy`]), runs the whole pipeline in memory and writes the
-//! instance, its history rows, task runs and incidents in one statement before
-//! the single commit. A start writes its new row the same way, without a
-//! transaction unless it also schedules jobs. The first task with external I/O
-//! turns the lock into a lease: status `B` with a token is committed, the call
+//! instance, its history rows, task runs, incidents and outbox events in one
+//! statement before the single commit. A start writes its new row the same
+//! way, without a transaction unless it also schedules jobs or starts a
+//! subflow. The first task with external I/O turns the lock into a lease: status `B` with a token is committed, the call
 //! runs with no transaction open, and the outcome is written after checking the
 //! token (a lease taken over by recovery makes the late writer back off).
 //!
@@ -25,6 +28,23 @@
 //!   data keeps `1.0.0` as number 1, later hops bump by the hop's
 //!   `versionStrategy`. One data version per hop, however many tasks merged.
 //! - `cancel` and `exit` complete the instance (`C`) wherever their target is.
+//!   On a busy instance they are accepted only when it is parked on a subflow
+//!   or held by a job that has not started (which they cancel); a run in
+//!   flight keeps it busy.
+//! - A SubFlow state starts its child inside the parent's run (one commit for
+//!   both when neither does I/O) and parks the parent: status `B` with
+//!   `parked_on` and no lease, so lease recovery ignores it. A child that
+//!   completes resumes its parent (in memory, or through a resume job written
+//!   with the child's completion); transitions sent to a parked parent go to
+//!   the child, except `cancel`, `exit` and `updateData`; a child's fault
+//!   leaves the parent parked with an incident.
+//! - A transition's `key` sets an instance's empty key ([`EngineError::KeyTaken`]
+//!   when another instance has it).
+//! - Every write carries its outbox events (state changes, completion,
+//!   cancellation, fault) in the same statement.
+//!
+//! The reasoning behind the subflow, busy, key, shared-timer and outbox rules
+//! is in `docs/engine.md`.
 //! - A transition mapping's result replaces the raw body; without a mapping a
 //!   non-object body is a 422.
 //! - The workflow's master schema is checked after every hop; a failure is a 422
@@ -37,9 +57,11 @@
 //!   applied.
 //! - Errors of job-driven runs (timers, async requests, retries) have no caller to
 //!   answer, so they fault the instance with an incident instead of vanishing.
-//! - Timers of a state are cancelled when a hop leaves it and armed when the run
-//!   rests in a state; `updateData` neither cancels nor re-arms.
+//! - Timers of a state (its own scheduled transitions and the scheduled shared
+//!   ones offered in it) are cancelled when a hop leaves it and armed when the
+//!   run rests in a state; `updateData` neither cancels nor re-arms.
 
+mod commit;
 mod context;
 mod definitions;
 mod error;
@@ -47,6 +69,7 @@ mod inline_runner;
 mod requests;
 mod run;
 mod scripts;
+mod subflow;
 mod tasks;
 mod trigger;
 mod types;

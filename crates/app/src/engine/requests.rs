@@ -1,11 +1,13 @@
 //! The three requests: start, transition and retry, each either run now
 //! (`sync`) or recorded as an async job and answered at once.
 
+use std::sync::Arc;
+
 use serde_json::{json, Value};
 use sqlx::{AssertSqlSafe, PgPool};
 use uuid::Uuid;
 use vnext_core::ident::{DomainName, FlowKey};
-use vnext_core::machine::{self, Caller};
+use vnext_core::machine::{self, Caller, TransitionKind};
 use vnext_core::model::Transition;
 use vnext_core::version::INITIAL_DATA_VERSION;
 
@@ -14,7 +16,7 @@ use super::definitions::CompiledFlow;
 use vnext_init::{flow_schema, queues};
 use super::run::{gate_error, First, Hold, Origin, Run, RunSpec};
 use super::{
-    Engine, EngineError, InstanceRef, InstanceStatus, Outcome, PayloadError, RetryRequest, StartRequest, TransitionRequest,
+    Engine, EngineError, Inner, InstanceRef, InstanceStatus, Outcome, PayloadError, RetryRequest, StartRequest, TransitionRequest,
 };
 use crate::store::{self, InstanceRow, InstanceWrite, Lease, LockError, Records, WriteMode};
 
@@ -61,6 +63,27 @@ fn instance_name(r: &InstanceRef) -> String {
     r.to_string()
 }
 
+/// Creates a workflow's schema the first time this process needs it.
+pub(crate) async fn ensure_schema(inner: &Inner, pool: &PgPool, domain: &DomainName, flow: &FlowKey) -> Result<(), EngineError> {
+    let id = (domain.ident().to_string(), flow.ident().to_string());
+    if inner.ensured.lock().expect("ensured schemas").contains(&id) {
+        return Ok(());
+    }
+    flow_schema::ensure_flow_schema(pool, flow)
+        .await
+        .map_err(|e| EngineError::Internal(format!("creating the schema of workflow `{flow}`: {e}")))?;
+    inner.ensured.lock().expect("ensured schemas").insert(id);
+    Ok(())
+}
+
+/// What the gate decided for a transition request.
+enum Gate {
+    /// Run it on this instance (`sync`, the transition's configured key).
+    Run { def: Arc<CompiledFlow>, sync: bool, key: String },
+    /// The instance is parked on a subflow: the request goes to the child.
+    Forward { correlation: Uuid },
+}
+
 impl Engine {
     pub(crate) async fn pool(&self, domain: &DomainName) -> Result<PgPool, EngineError> {
         self.inner.databases.domain(domain).await.map_err(|e| match e {
@@ -70,15 +93,7 @@ impl Engine {
     }
 
     async fn ensure_schema(&self, pool: &PgPool, domain: &DomainName, flow: &FlowKey) -> Result<(), EngineError> {
-        let id = (domain.ident().to_string(), flow.ident().to_string());
-        if self.inner.ensured.lock().expect("ensured schemas").contains(&id) {
-            return Ok(());
-        }
-        flow_schema::ensure_flow_schema(pool, flow)
-            .await
-            .map_err(|e| EngineError::Internal(format!("creating the schema of workflow `{flow}`: {e}")))?;
-        self.inner.ensured.lock().expect("ensured schemas").insert(id);
-        Ok(())
+        ensure_schema(&self.inner, pool, domain, flow).await
     }
 
     /// Locks an instance for a request and checks it can take one.
@@ -134,6 +149,10 @@ impl Engine {
             lease_until: None,
             lease_transition: None,
             lease_job_id: None,
+            parked_on: None,
+            parent_flow: None,
+            parent_instance_id: None,
+            parent_correlation_id: None,
         };
         let data = RequestData::new(req.attributes, req.headers, req.query);
         if !effective_sync(req.sync, &wf.start_transition) {
@@ -185,6 +204,8 @@ impl Engine {
             completed_at: None,
             now,
             lease: Some(&lease),
+            parked_on: None,
+            parent: None,
         };
         let mut tx = pool.begin().await?;
         if !store::apply(&mut tx, flow, WriteMode::Insert, &write, &Records::default()).await? {
@@ -213,35 +234,39 @@ impl Engine {
 
     pub(crate) async fn do_transition(&self, req: TransitionRequest) -> Result<Outcome, EngineError> {
         let pool = self.pool(&req.domain).await?;
-        let (tx, row) = self.lock_instance(&pool, &req.flow, &req.instance).await?;
-        let data = RequestData::new(req.attributes, req.headers, req.query);
-        let first = First::Named { key: req.transition.clone(), caller: Caller::Client };
-        let checked = async {
-            match row.status() {
-                InstanceStatus::Busy => return Err(EngineError::Busy { instance: instance_name(&req.instance) }),
-                s if s.is_finished() => {
-                    return Err(EngineError::Finished { instance: instance_name(&req.instance), status: s.code().to_string() });
-                }
-                _ => {}
-            }
-            let def = self.inner.definitions.get(&pool, &req.domain, &req.flow, &row.flow_version).await?;
-            let r = machine::resolve(&def.workflow, &row.current_state, &req.transition, Caller::Client).map_err(gate_error)?;
-            let sync = effective_sync(req.sync, r.transition);
-            let (path, key) = (r.path.clone(), r.transition.key.clone());
-            if !sync {
-                validate_payload(&def, &path, &key, &data.body)?;
-            }
-            Ok((def, sync, key))
-        }
-        .await;
-        let (def, sync, key) = match checked {
-            Ok(c) => c,
+        let (mut tx, mut row) = self.lock_instance(&pool, &req.flow, &req.instance).await?;
+        let gate = match self.gate(&mut tx, &pool, &row, &req).await {
+            Ok(g) => g,
             Err(e) => {
                 // Release the row now, not when the connection is next used.
                 tx.rollback().await?;
                 return Err(e);
             }
         };
+        let (def, sync, key) = match gate {
+            Gate::Run { def, sync, key } => (def, sync, key),
+            Gate::Forward { correlation } => {
+                tx.rollback().await?;
+                return self.forward(&pool, req, row.id, correlation).await;
+            }
+        };
+        if let Some(k) = req.key.as_deref().filter(|k| !k.is_empty())
+            && row.key.is_none()
+        {
+            match store::instances::set_key_if_empty(&mut tx, &req.flow, row.id, k).await {
+                Ok(_) => row.key = Some(k.to_string()),
+                Err(e) => {
+                    tx.rollback().await?;
+                    return Err(if store::is_unique_violation(&e) {
+                        EngineError::KeyTaken { flow: req.flow.to_string(), key: k.to_string() }
+                    } else {
+                        e.into()
+                    });
+                }
+            }
+        }
+        let data = RequestData::new(req.attributes, req.headers, req.query);
+        let first = First::Named { key: req.transition.clone(), caller: Caller::Client };
         if !sync {
             return self.accept(tx, &req.domain, &req.flow, &row, &key, job_body(&data, &first)).await;
         }
@@ -260,6 +285,72 @@ impl Engine {
             job_id: None,
         });
         run.run().await.map(Outcome::Done)
+    }
+
+    /// Whether a transition may run on a locked instance, and where.
+    ///
+    /// A busy instance takes no transition, with two exceptions. A parent
+    /// parked on a subflow runs `cancel`, `exit` and `updateData` itself and
+    /// forwards anything else to its child. An instance held busy only by a
+    /// job that has not started (an accepted async request, a retry waiting
+    /// for its time) takes `cancel` and `exit`, which cancel that job in the
+    /// same transaction. An instance whose lease is held by a run in flight
+    /// stays busy: the run is doing external I/O and writes its outcome next.
+    async fn gate(
+        &self,
+        tx: &mut sqlx::Transaction<'static, sqlx::Postgres>,
+        pool: &PgPool,
+        row: &InstanceRow,
+        req: &TransitionRequest,
+    ) -> Result<Gate, EngineError> {
+        let status = row.status();
+        if status.is_finished() {
+            return Err(EngineError::Finished { instance: instance_name(&req.instance), status: status.code().to_string() });
+        }
+        let def = self.inner.definitions.get(pool, &req.domain, &req.flow, &row.flow_version).await?;
+        let resolved = machine::resolve(&def.workflow, &row.current_state, &req.transition, Caller::Client);
+        let kind = resolved.as_ref().ok().map(|r| r.kind);
+        if status == InstanceStatus::Busy {
+            let own = matches!(kind, Some(TransitionKind::Cancel | TransitionKind::Exit | TransitionKind::UpdateData));
+            if row.parked() {
+                if !own && let Some(correlation) = row.parked_on {
+                    return Ok(Gate::Forward { correlation });
+                }
+            } else if !(kind.is_some_and(TransitionKind::ends_instance) && release_pending_job(tx, row).await?) {
+                return Err(EngineError::Busy { instance: instance_name(&req.instance) });
+            }
+        }
+        let r = resolved.map_err(gate_error)?;
+        let sync = effective_sync(req.sync, r.transition);
+        let (path, key) = (r.path.clone(), r.transition.key.clone());
+        if !sync {
+            let body = &req.attributes;
+            validate_payload(&def, &path, &key, body)?;
+        }
+        Ok(Gate::Run { def, sync, key })
+    }
+
+    /// Runs a transition sent to a parked parent on its active child. The
+    /// answer is the parent as it is afterwards (resumed, if the child
+    /// completed and the parent could resume right away).
+    async fn forward(&self, pool: &PgPool, req: TransitionRequest, parent: Uuid, correlation: Uuid) -> Result<Outcome, EngineError> {
+        let corr = crate::store::correlations::find(pool, &req.flow, correlation)
+            .await?
+            .ok_or_else(|| EngineError::Internal(format!("instance {parent} is parked on correlation {correlation}, which is missing")))?;
+        let internal = |e: vnext_core::ident::IdentError| EngineError::Internal(format!("correlation {correlation}: {e}"));
+        let child = TransitionRequest {
+            domain: DomainName::new(&corr.child_domain).map_err(internal)?,
+            flow: FlowKey::new(&corr.child_flow).map_err(internal)?,
+            instance: InstanceRef::Id(corr.child_instance_id),
+            ..req.clone()
+        };
+        match Box::pin(self.do_transition(child)).await? {
+            Outcome::Accepted { .. } => Ok(Outcome::Accepted { id: parent, status: InstanceStatus::Busy }),
+            Outcome::Done(_) => store::load_snapshot(pool, &req.domain, &req.flow, &InstanceRef::Id(parent))
+                .await?
+                .map(Outcome::Done)
+                .ok_or_else(|| EngineError::UnknownInstance { flow: req.flow.to_string(), instance: parent.to_string() }),
+        }
     }
 
     /// Marks a locked instance busy for an async job and records the job.
@@ -354,4 +445,23 @@ pub(crate) fn async_job(
         body: Some(body),
         due_at: now,
     }
+}
+
+/// Cancels the not yet started job that holds a busy instance (its lease names
+/// it), inside the caller's transaction. False when there is no such job or it
+/// is already running.
+async fn release_pending_job(tx: &mut sqlx::Transaction<'static, sqlx::Postgres>, row: &InstanceRow) -> Result<bool, EngineError> {
+    let Some(job) = row.lease_job_id else { return Ok(false) };
+    let status: Option<String> = sqlx::query_scalar("SELECT status FROM sys_queues.jobs WHERE id = $1 FOR UPDATE")
+        .bind(job)
+        .fetch_optional(&mut **tx)
+        .await?;
+    if status.as_deref() != Some("pending") {
+        return Ok(false);
+    }
+    sqlx::query("UPDATE sys_queues.jobs SET status = 'cancelled', finished_at = now() WHERE id = $1")
+        .bind(job)
+        .execute(&mut **tx)
+        .await?;
+    Ok(true)
 }

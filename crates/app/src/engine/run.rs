@@ -23,11 +23,12 @@ use vnext_core::schedule::Schedule;
 use vnext_core::script::ResponseContext;
 use vnext_core::version::{bump, INITIAL_DATA_VERSION};
 
+use super::commit::{Pending, SubflowWrites};
 use super::context::{self, HopView, InstanceView, RequestData};
 use super::definitions::CompiledFlow;
-use vnext_init::queues::{self, JobKind, NewJob};
+use vnext_init::queues::{JobKind, NewJob};
 use super::requests::job_body;
-use super::{EngineError, Inner, InstanceSnapshot, InstanceStatus, PayloadError};
+use super::{Engine, EngineError, Inner, InstanceRef, InstanceSnapshot, InstanceStatus, PayloadError};
 use crate::store::{self, IncidentRow, InstanceRow, InstanceWrite, Lease, Records, TransitionRow, WriteMode};
 
 /// Where the transition history says a hop came from.
@@ -39,6 +40,8 @@ pub(crate) enum Origin {
     Async,
     Retry,
     Lease,
+    /// A subflow child started or resumed by its parent's run.
+    Subflow,
 }
 
 impl Origin {
@@ -50,6 +53,7 @@ impl Origin {
             Origin::Async => "async",
             Origin::Retry => "retry",
             Origin::Lease => "lease",
+            Origin::Subflow => "subflow",
         }
     }
 }
@@ -60,6 +64,8 @@ pub(crate) enum First {
     Start,
     Named { key: String, caller: Caller },
     Timeout,
+    /// A parked parent resumes: its child (correlation) completed.
+    Resume { correlation: Uuid },
 }
 
 impl First {
@@ -68,6 +74,7 @@ impl First {
         match self {
             First::Start => json!({"kind": "start"}),
             First::Timeout => json!({"kind": "timeout"}),
+            First::Resume { correlation } => json!({"kind": "resume", "correlation": correlation}),
             First::Named { key, caller } => json!({
                 "kind": "named", "transition": key,
                 "caller": if *caller == Caller::Client { "client" } else { "system" },
@@ -79,6 +86,10 @@ impl First {
         match v.get("kind").and_then(Value::as_str) {
             Some("start") => First::Start,
             Some("timeout") => First::Timeout,
+            Some("resume") => match v.get("correlation").and_then(Value::as_str).and_then(|c| Uuid::parse_str(c).ok()) {
+                Some(correlation) => First::Resume { correlation },
+                None => First::Named { key: fallback_key.to_string(), caller: Caller::System },
+            },
             _ => First::Named {
                 key: v.get("transition").and_then(Value::as_str).unwrap_or(fallback_key).to_string(),
                 caller: if v.get("caller").and_then(Value::as_str) == Some("client") { Caller::Client } else { Caller::System },
@@ -95,6 +106,10 @@ pub(crate) enum Hold {
     Locked(Transaction<'static, Postgres>),
     /// The row is marked busy under this lease; no transaction is open.
     Leased(Lease),
+    /// A subflow child started inside its parent's run: the row does not exist
+    /// yet and is written in the parent's transaction, so external I/O is not
+    /// allowed ([`Failure::NeedsIo`]).
+    Nested,
     /// Written or abandoned.
     Closed,
 }
@@ -112,6 +127,14 @@ pub(crate) struct Working {
     pub cancel_timers: bool,
     pub arm: Vec<NewJob>,
     pub hops: usize,
+    /// The open correlation the instance is parked on (a SubFlow state).
+    pub parked: Option<Uuid>,
+    /// Correlations of this instance to close, with their outcome.
+    pub close: Vec<(Uuid, &'static str)>,
+    /// A child stopped without completing: the instance keeps an incident.
+    pub child_incident: bool,
+    /// The last hop was `cancel`.
+    pub canceled: bool,
 }
 
 /// Why a run stopped early.
@@ -128,6 +151,9 @@ pub(crate) enum Failure {
     /// A task failed and its error boundary runs transition `key` instead
     /// (Rollback, Notify): the hop is undone and `key` runs from where it started.
     Divert { key: String },
+    /// A nested run (a subflow child started inside its parent's run) reached
+    /// a task with external I/O: the parent starts the child through a job.
+    NeedsIo,
 }
 
 impl From<EngineError> for Failure {
@@ -189,11 +215,16 @@ pub(crate) struct Run {
     pub responses: BTreeMap<String, ResponseContext>,
     /// The hop being run: its id (task runs point at it) and key.
     pub hop_id: Uuid,
-    hop_key: String,
+    pub(crate) hop_key: String,
     /// Attempt number of the first hop's tasks (a retry job runs attempt 2, ...).
     pub attempt: u32,
     /// Leave the instance busy under this lease (a retry job owns it).
-    retry_lease: Option<Lease>,
+    pub(crate) retry_lease: Option<Lease>,
+    /// How many subflow levels above this run started it within one request
+    /// (0: the instance the request named).
+    pub depth: u32,
+    /// Children this run started (written with it) and their correlations.
+    pub(crate) sub: SubflowWrites,
 }
 
 /// How a run is set up; see [`Run::new`].
@@ -212,6 +243,14 @@ pub(crate) struct RunSpec {
     pub job_id: Option<Uuid>,
 }
 
+/// How a run ended, before anything is written.
+enum Settled {
+    Commit,
+    Existing(Box<InstanceRow>),
+    NeedsIo,
+    Error(EngineError),
+}
+
 impl Run {
     pub(crate) fn new(spec: RunSpec) -> Run {
         let now = spec.eng.clock.now();
@@ -226,10 +265,14 @@ impl Run {
             cancel_timers: false,
             arm: Vec::new(),
             hops: 0,
+            parked: spec.row.parked_on,
+            close: Vec::new(),
+            child_incident: false,
+            canceled: false,
         };
         Run {
             arm_timeout: spec.fresh,
-            prev_status: if status == InstanceStatus::Busy { InstanceStatus::Active } else { status },
+            prev_status: if status == InstanceStatus::Busy && spec.row.parked_on.is_none() { InstanceStatus::Active } else { status },
             eng: spec.eng,
             domain: spec.domain,
             flow: spec.flow,
@@ -252,52 +295,89 @@ impl Run {
             hop_key: String::new(),
             attempt: 1,
             retry_lease: None,
+            depth: 0,
+            sub: SubflowWrites::default(),
         }
     }
 
-    /// Runs and commits. A task failure commits a faulted instance; any other
-    /// failure of an API request leaves the instance as it was.
-    pub(crate) async fn run(mut self) -> Result<InstanceSnapshot, EngineError> {
-        let result = self.chain().await;
-        match result {
-            Ok(()) => self.commit().await,
-            Err(Failure::Existing(row)) => {
-                self.abandon().await?;
-                Ok(row.snapshot(&self.domain, &self.flow))
-            }
+    /// Runs the chain and turns its failure, if any, into what gets written:
+    /// a task failure faults the instance (or schedules a retry), a job's
+    /// error faults it with an incident, anything else writes nothing.
+    async fn settle(&mut self) -> Settled {
+        match self.chain().await {
+            Ok(()) => Settled::Commit,
+            Err(Failure::Existing(row)) => Settled::Existing(row),
             Err(Failure::Fault(incident)) => {
                 self.undo_hop();
                 self.fault(*incident);
-                self.commit().await
+                Settled::Commit
             }
             Err(Failure::Retry { due }) => {
                 self.undo_hop();
-                self.schedule_retry(due)?;
-                self.commit().await
+                self.schedule_retry(due);
+                Settled::Commit
             }
-            Err(Failure::Divert { key }) => {
-                self.abandon().await?;
-                Err(EngineError::Internal(format!("boundary transition `{key}` escaped the chain")))
-            }
+            Err(Failure::Divert { key }) => Settled::Error(EngineError::Internal(format!("boundary transition `{key}` escaped the chain"))),
+            Err(Failure::NeedsIo) => Settled::NeedsIo,
             // Jobs have no caller to answer: their failures fault the instance
             // so they show up as incidents and can be retried.
             Err(Failure::Abort(e)) if self.job_id.is_some() && !matches!(e, EngineError::Busy { .. } | EngineError::Internal(_)) => {
                 if let Some(initial) = self.initial.take() {
                     self.w = initial;
                 }
+                self.sub = SubflowWrites::default();
                 self.checkpoint = None;
                 self.hop_key.clear();
                 let incident = self.incident("Pipeline:error", e.to_string(), None, None, None);
                 self.fault(incident);
-                self.commit().await
+                Settled::Commit
             }
-            Err(Failure::Abort(e)) => {
+            Err(Failure::Abort(e)) => Settled::Error(e),
+        }
+    }
+
+    /// Runs and commits. A task failure commits a faulted instance; any other
+    /// failure of an API request leaves the instance as it was. Jobs this
+    /// commit creates for other instances (a parent resuming) run right after.
+    pub(crate) async fn run(mut self) -> Result<InstanceSnapshot, EngineError> {
+        match self.settle().await {
+            Settled::Commit => {
+                let (engine, domain, flow, pool, id) =
+                    (Engine { inner: self.eng.clone() }, self.domain.clone(), self.flow.clone(), self.pool.clone(), self.row.id);
+                let (snapshot, followups) = self.commit().await?;
+                if followups.is_empty() {
+                    return Ok(snapshot);
+                }
+                super::inline_runner::run_followups(&engine, &domain, followups).await;
+                // A child started by this run may have completed and resumed it.
+                Ok(store::load_snapshot(&pool, &domain, &flow, &InstanceRef::Id(id)).await?.unwrap_or(snapshot))
+            }
+            Settled::Existing(row) => {
+                self.abandon().await?;
+                Ok(row.snapshot(&self.domain, &self.flow))
+            }
+            Settled::NeedsIo => {
+                self.abandon().await?;
+                Err(EngineError::Internal("a run that may do external I/O was nested in another".into()))
+            }
+            Settled::Error(e) => {
                 self.abandon().await?;
                 Err(e)
             }
         }
     }
 
+    /// Runs a subflow child inside its parent's run: what it would commit is
+    /// handed to the parent, which writes it in its own transaction.
+    /// `Ok(None)`: the child needs external I/O and must start through a job.
+    pub(crate) async fn run_nested(mut self) -> Result<Option<Pending>, EngineError> {
+        match self.settle().await {
+            Settled::Commit => self.finish().map(Some),
+            Settled::NeedsIo => Ok(None),
+            Settled::Existing(_) => Err(EngineError::Internal("a subflow child found its key taken".into())),
+            Settled::Error(e) => Err(e),
+        }
+    }
     /// Undoes the hop that failed: back to its checkpoint; its task runs stay
     /// recorded but point at no transition.
     fn undo_hop(&mut self) {
@@ -314,7 +394,7 @@ impl Run {
 
     /// The hop that failed becomes a retry job at `due`, owning the instance
     /// (busy, leased to the job) until it runs.
-    fn schedule_retry(&mut self, due: DateTime<Utc>) -> Result<(), EngineError> {
+    fn schedule_retry(&mut self, due: DateTime<Utc>) {
         let first_hop = self.w.hops == 0;
         let first = if first_hop { self.first.clone() } else { First::Named { key: self.hop_key.clone(), caller: Caller::System } };
         let req = if first_hop { self.req.clone() } else { RequestData::default() };
@@ -340,7 +420,6 @@ impl Run {
         self.w.status = InstanceStatus::Busy;
         self.w.arm.clear();
         self.w.arm.push(job);
-        Ok(())
     }
 
     fn fault(&mut self, incident: IncidentRow) {
@@ -387,11 +466,12 @@ impl Run {
         }
     }
 
-    fn first_key(&self) -> String {
+    pub(crate) fn first_key(&self) -> String {
         match &self.first {
             First::Start => self.def.workflow.start_transition.key.clone(),
             First::Timeout => machine::TIMEOUT_TRANSITION.to_string(),
             First::Named { key, .. } => key.clone(),
+            First::Resume { .. } => super::subflow::RESUME_KEY.to_string(),
         }
     }
 
@@ -399,45 +479,64 @@ impl Run {
         let def = self.def.clone();
         let wf = &def.workflow;
         let first = match &self.first {
-            First::Start => machine::resolve_start(wf, &self.w.state),
+            First::Start => Some(machine::resolve_start(wf, &self.w.state)),
             First::Timeout => match &def.timeout {
-                Some(t) => machine::resolve_timeout(wf, t, &self.w.state),
+                Some(t) => Some(machine::resolve_timeout(wf, t, &self.w.state)),
                 None => return Err(EngineError::Definition { message: "the workflow defines no timeout".into() }.into()),
             },
-            First::Named { key, caller } => machine::resolve(wf, &self.w.state, key, *caller),
+            First::Named { key, caller } => Some(machine::resolve(wf, &self.w.state, key, *caller)),
+            First::Resume { .. } => None,
         }
+        .transpose()
         .map_err(gate_error)?;
+        if let First::Resume { correlation } = self.first {
+            self.resume_from_store(&def, correlation).await?;
+        }
         let max = self.eng.databases.config().runtime.max_auto_chain_depth;
-        let mut hop = first;
+        let mut next = first;
+        let mut rearm = true;
         let mut body = Some(self.req.body.clone());
         let mut origin = self.origin.as_str();
         let mut depth = 0u32;
         loop {
-            let rearm = match self.hop(&def, &hop, body.take(), origin).await {
-                Ok(rearm) => rearm,
-                Err(Failure::Divert { key }) => {
-                    // The boundary's transition runs from where the failed hop started.
-                    self.undo_hop();
-                    depth += 1;
-                    if depth > max {
-                        return Err(EngineError::ChainTooDeep { depth: max, state: self.w.state.clone() }.into());
+            if let Some(hop) = next.take() {
+                rearm = match self.hop(&def, &hop, body.take(), origin).await {
+                    Ok(rearm) => rearm,
+                    Err(Failure::Divert { key }) => {
+                        // The boundary's transition runs from where the failed hop started.
+                        self.undo_hop();
+                        depth += 1;
+                        if depth > max {
+                            return Err(EngineError::ChainTooDeep { depth: max, state: self.w.state.clone() }.into());
+                        }
+                        next = Some(machine::resolve(wf, &self.w.state, &key, Caller::System).map_err(gate_error)?);
+                        origin = "boundary";
+                        continue;
                     }
-                    hop = machine::resolve(wf, &self.w.state, &key, Caller::System).map_err(gate_error)?;
-                    origin = "boundary";
-                    continue;
+                    Err(e) => return Err(e),
+                };
+                if self.w.status == InstanceStatus::Completed {
+                    return Ok(());
                 }
-                Err(e) => return Err(e),
-            };
-            if self.w.status == InstanceStatus::Completed {
-                return Ok(());
+                // `updateData` on a parked parent writes data and nothing else.
+                if self.w.parked.is_some() {
+                    return Ok(());
+                }
+                if rearm
+                    && let Some((sf, path)) = machine::subflow(wf, &self.w.state)
+                    && !self.enter_subflow(&def, sf, &path).await?
+                {
+                    // Parked until the child completes; its timers wait too.
+                    return Ok(());
+                }
             }
             match self.pick_auto(&def).await? {
-                Some(next) => {
+                Some(n) => {
                     depth += 1;
                     if depth > max {
                         return Err(EngineError::ChainTooDeep { depth: max, state: self.w.state.clone() }.into());
                     }
-                    hop = next;
+                    next = Some(n);
                     origin = "auto";
                 }
                 None => {
@@ -452,6 +551,17 @@ impl Run {
 
     /// `ctx` for a script of the hop `r`.
     pub(crate) fn ctx(&self, r: &Resolved<'_>, response: Option<ResponseContext>) -> Value {
+        let hop = HopView {
+            key: &r.transition.key,
+            from: (r.kind != TransitionKind::Start).then_some(r.from.as_str()),
+            to: &r.to,
+            trigger: r.transition.trigger_type,
+        };
+        self.ctx_at(&hop, response)
+    }
+
+    /// `ctx` for a script that runs outside a declared transition (subflow mappings).
+    pub(crate) fn ctx_at(&self, hop: &HopView<'_>, response: Option<ResponseContext>) -> Value {
         context::build(
             &self.req,
             &InstanceView {
@@ -463,12 +573,7 @@ impl Run {
                 status: self.w.status.code(),
                 data: &self.w.data,
             },
-            &HopView {
-                key: &r.transition.key,
-                from: (r.kind != TransitionKind::Start).then_some(r.from.as_str()),
-                to: &r.to,
-                trigger: r.transition.trigger_type,
-            },
+            hop,
             response,
             &self.responses,
             self.now,
@@ -518,6 +623,14 @@ impl Run {
         }
 
         let wf = &def.workflow;
+        if r.kind != TransitionKind::UpdateData
+            && let Some(corr) = self.w.parked.take()
+        {
+            // Leaving a SubFlow state before its child completed (cancel, exit,
+            // the workflow timeout): the child runs on, unlinked.
+            self.w.close.push((corr, "abandoned"));
+        }
+        self.w.canceled = r.kind == TransitionKind::Cancel;
         let plan = machine::plan(wf, r);
         for g in &plan.execution {
             self.group(def, r, g).await?;
@@ -647,7 +760,7 @@ impl Run {
     }
 
     /// The workflow timeout job of a new instance.
-    fn timeout_job(&self) -> Result<Option<NewJob>, EngineError> {
+    pub(crate) fn timeout_job(&self) -> Result<Option<NewJob>, EngineError> {
         let Some(t) = &self.def.workflow.timeout else { return Ok(None) };
         let due = Schedule::from_duration(&t.timer.duration)
             .and_then(|s| s.next_fire(self.row.created_at))
@@ -676,6 +789,10 @@ impl Run {
         };
         match std::mem::replace(&mut self.hold, Hold::Closed) {
             Hold::Leased(l) => self.hold = Hold::Leased(l),
+            Hold::Nested => {
+                self.hold = Hold::Nested;
+                return Err(Failure::NeedsIo);
+            }
             Hold::Closed => return Err(EngineError::Internal("run already closed".into()).into()),
             Hold::Locked(mut tx) => {
                 store::instances::write_lease(&mut tx, &self.flow, self.row.id, &lease, self.now).await?;
@@ -699,6 +816,8 @@ impl Run {
                     completed_at: None,
                     now: self.now,
                     lease: Some(&lease),
+                    parked_on: None,
+                    parent: None,
                 };
                 let mut conn = self.pool.acquire().await?;
                 if !store::apply(&mut conn, &self.flow, WriteMode::Insert, &w, &Records::default()).await? {
@@ -714,7 +833,7 @@ impl Run {
     }
 
     /// The instance that holds this start's key (its insert found the key taken).
-    async fn existing(&self, conn: &mut sqlx::PgConnection) -> Result<Box<InstanceRow>, EngineError> {
+    pub(crate) async fn existing(&self, conn: &mut sqlx::PgConnection) -> Result<Box<InstanceRow>, EngineError> {
         let key = self.row.key.clone().unwrap_or_default();
         match store::instances::find(conn, &self.flow, &super::InstanceRef::Key(key)).await? {
             Some(row) => Ok(Box::new(row)),
@@ -722,109 +841,10 @@ impl Run {
         }
     }
 
-    /// Writes everything the run decided, once.
-    async fn commit(mut self) -> Result<InstanceSnapshot, EngineError> {
-        // The data after the last data-changing hop is the final data: send it once.
-        if let Some(last) = self.records.transitions.iter_mut().rev().find(|t| t.data.is_some()) {
-            last.data = None;
-            last.final_snap = true;
-        }
-        let status = self.w.status;
-        let faulted = status == InstanceStatus::Faulted;
-        self.records.resolve_incidents = self.row.has_incident;
-        let mut arm = std::mem::take(&mut self.w.arm);
-        if self.arm_timeout && status == InstanceStatus::Active {
-            arm.extend(self.timeout_job()?);
-        }
-        let cancel: &[JobKind] = if status == InstanceStatus::Completed {
-            &[JobKind::Timer, JobKind::Timeout, JobKind::Retry]
-        } else if self.w.cancel_timers {
-            &[JobKind::Timer]
-        } else {
-            &[]
-        };
-        let etag = Uuid::new_v4().simple().to_string();
-        let completed_at = self.w.completed_at;
-        let write = InstanceWrite {
-            id: self.row.id,
-            key: self.row.key.as_deref(),
-            flow_version: &self.row.flow_version,
-            status,
-            current_state: &self.w.state,
-            data: &self.w.data,
-            data_version: &self.w.data_version,
-            data_version_no: self.w.data_version_no,
-            etag: &etag,
-            tags: &self.row.tags,
-            has_incident: faulted,
-            completed_at,
-            now: self.now,
-            lease: self.retry_lease.as_ref(),
-        };
-        let hold = std::mem::replace(&mut self.hold, Hold::Closed);
-        let (mut tx, mode) = match hold {
-            Hold::Fresh if arm.is_empty() => {
-                // A start with nothing to schedule is one statement, no transaction.
-                let mut conn = self.pool.acquire().await?;
-                if !store::apply(&mut conn, &self.flow, WriteMode::Insert, &write, &self.records).await? {
-                    return self.existing(&mut conn).await.map(|row| row.snapshot(&self.domain, &self.flow));
-                }
-                return Ok(self.snapshot(etag));
-            }
-            Hold::Fresh => (self.pool.begin().await?, WriteMode::Insert),
-            Hold::Locked(tx) => (tx, WriteMode::Update),
-            Hold::Leased(lease) => {
-                let mut tx = self.pool.begin().await?;
-                let row = store::instances::lock_wait(&mut tx, &self.flow, self.row.id).await?;
-                if row.and_then(|r| r.lease_token) != Some(lease.token) {
-                    // Lease recovery took the instance over while the I/O ran.
-                    tx.rollback().await?;
-                    return Err(EngineError::Busy { instance: self.row.id.to_string() });
-                }
-                (tx, WriteMode::Update)
-            }
-            Hold::Closed => return Err(EngineError::Internal("run already closed".into())),
-        };
-        if !store::apply(&mut tx, &self.flow, mode, &write, &self.records).await? {
-            tx.rollback().await?;
-            let mut conn = self.pool.acquire().await?;
-            return self.existing(&mut conn).await.map(|row| row.snapshot(&self.domain, &self.flow));
-        }
-        if !cancel.is_empty() && mode == WriteMode::Update {
-            queues::cancel_for_instance(&mut tx, self.flow.as_str(), self.row.id, cancel).await?;
-        }
-        for job in &arm {
-            queues::enqueue(&mut tx, job).await?;
-        }
-        tx.commit().await?;
-        Ok(self.snapshot(etag))
-    }
-
-    fn snapshot(&self, etag: String) -> InstanceSnapshot {
-        InstanceSnapshot {
-            id: self.row.id,
-            key: self.row.key.clone(),
-            domain: self.domain.to_string(),
-            flow: self.flow.to_string(),
-            flow_version: self.row.flow_version.clone(),
-            status: self.w.status,
-            current_state: self.w.state.clone(),
-            data: self.w.data.clone(),
-            data_version: self.w.data_version.clone(),
-            data_version_no: self.w.data_version_no,
-            etag,
-            tags: self.row.tags.clone(),
-            has_incident: self.w.status == InstanceStatus::Faulted,
-            created_at: self.row.created_at,
-            modified_at: self.now,
-            completed_at: self.w.completed_at,
-        }
-    }
-
     /// Leaves the instance as it was: roll back, or give the lease back.
     async fn abandon(&mut self) -> Result<(), EngineError> {
         match std::mem::replace(&mut self.hold, Hold::Closed) {
-            Hold::Fresh | Hold::Closed => Ok(()),
+            Hold::Fresh | Hold::Nested | Hold::Closed => Ok(()),
             Hold::Locked(tx) => {
                 tx.rollback().await?;
                 Ok(())

@@ -14,7 +14,7 @@ use vnext_core::traits::{TriggerError, TriggerOrigin, TriggerOutcome, TriggerReq
 use super::requests::from_job_body;
 use super::run::{First, Hold, Origin, Run, RunSpec};
 use super::{Engine, EngineError, InstanceRef, InstanceStatus};
-use crate::store::{self, IncidentRow, InstanceWrite, LockError, Records, WriteMode};
+use crate::store::{self, IncidentRow, InstanceWrite, LockError, OutboxEvent, Records, WriteMode};
 
 fn fatal(message: String) -> TriggerError {
     TriggerError { message, retryable: false }
@@ -79,7 +79,9 @@ impl Engine {
                 if status.is_finished() {
                     return stale(tx).await;
                 }
-                if status == InstanceStatus::Busy {
+                // Like cancel and exit, the workflow timeout is not held up by
+                // a parent parked on a subflow.
+                if status == InstanceStatus::Busy && !row.parked() {
                     return rollback(tx, TriggerOutcome::Busy).await;
                 }
                 (Origin::Timeout, First::Timeout, Default::default(), req.job_id)
@@ -88,10 +90,18 @@ impl Engine {
                 if status.is_finished() {
                     return stale(tx).await;
                 }
-                if status == InstanceStatus::Busy && !owned_by_job(req.job_id) {
+                let (data, first) = from_job_body(&req.body, &req.transition);
+                if let First::Resume { correlation } = first {
+                    // A parent resumes only while it still waits for this child.
+                    if row.parked_on != Some(correlation) {
+                        return stale(tx).await;
+                    }
+                    if !row.parked() && !owned_by_job(req.job_id) {
+                        return rollback(tx, TriggerOutcome::Busy).await;
+                    }
+                } else if status == InstanceStatus::Busy && !owned_by_job(req.job_id) {
                     return rollback(tx, TriggerOutcome::Busy).await;
                 }
-                let (data, first) = from_job_body(&req.body, &req.transition);
                 attempt = attempt_of(&req.body);
                 let origin = if req.origin == TriggerOrigin::Async { Origin::Async } else { Origin::Retry };
                 (origin, first, data, req.job_id)
@@ -107,7 +117,7 @@ impl Engine {
                     return stale(tx).await;
                 }
                 let Some(job) = row.lease_job_id else {
-                    return self.fault_lost_lease(tx, &flow, row).await;
+                    return self.fault_lost_lease(tx, &domain, &flow, row).await;
                 };
                 // Re-run the job that held the lease, as that job.
                 let (kind, key, body): (String, String, Option<Value>) =
@@ -118,8 +128,17 @@ impl Engine {
                         .map_err(retryable)?
                     {
                         Some(j) => j,
-                        None => return self.fault_lost_lease(tx, &flow, row).await,
+                        None => return self.fault_lost_lease(tx, &domain, &flow, row).await,
                     };
+                // This run takes the held job's place: close it, so a later claim of
+                // it (a retry still pending, or a dead worker's claim) cannot run it again.
+                sqlx::query(
+                    "UPDATE sys_queues.jobs SET status = 'done', finished_at = now() WHERE id = $1 AND status IN ('pending', 'running')",
+                )
+                .bind(job)
+                .execute(&mut *tx)
+                .await
+                .map_err(retryable)?;
                 let (data, first) = match kind.as_str() {
                     "timeout" => (Default::default(), First::Timeout),
                     "timer" => (Default::default(), First::Named { key, caller: Caller::System }),
@@ -172,6 +191,7 @@ impl Engine {
     async fn fault_lost_lease(
         &self,
         mut tx: sqlx::Transaction<'static, sqlx::Postgres>,
+        domain: &DomainName,
         flow: &FlowKey,
         row: store::InstanceRow,
     ) -> Result<TriggerOutcome, TriggerError> {
@@ -206,9 +226,33 @@ impl Engine {
             completed_at: None,
             now: self.inner.clock.now(),
             lease: None,
+            parked_on: row.parked_on,
+            parent: None,
         };
-        let records = Records { incidents: vec![incident], ..Records::default() };
+        let now = write.now;
+        let event = OutboxEvent {
+            flow: flow.as_str().to_string(),
+            event_type: "instance.faulted",
+            payload: serde_json::json!({
+                "event": "instance.faulted", "domain": domain.as_str(), "flow": flow.as_str(), "flowVersion": row.flow_version,
+                "instanceId": row.id, "state": row.current_state, "status": "F", "dataVersion": row.data_version,
+                "dataVersionNo": row.data_version_no, "at": now,
+                "error": {"code": incident.error_code, "message": incident.message},
+            }),
+        };
+        let report = row.parent().map(|link| {
+            let cause = incident.message.clone();
+            (link, super::subflow::child_stopped(flow.as_str(), row.id, &row.current_state, InstanceStatus::Faulted, Some(&cause)))
+        });
+        let records = Records { incidents: vec![incident], events: vec![event], ..Records::default() };
         store::apply(&mut tx, flow, WriteMode::Update, &write, &records).await.map_err(retryable)?;
+        if let Some((link, incident)) = report
+            && let Ok(parent_flow) = FlowKey::new(&link.flow)
+        {
+            store::correlations::report_to_parent(&mut tx, &parent_flow, link.instance_id, link.correlation_id, &incident, now)
+                .await
+                .map_err(retryable)?;
+        }
         tx.commit().await.map_err(retryable)?;
         Ok(TriggerOutcome::Applied)
     }

@@ -10,7 +10,8 @@ use crate::engine::{InstanceRef, InstanceSnapshot, InstanceStatus};
 
 const COLUMNS: &str = "id, key, flow_version, status::text AS status, current_state, data, data_version, \
     data_version_no, etag, tags, has_incident, created_at, modified_at, completed_at, \
-    lease_token, lease_until, lease_transition, lease_job_id";
+    lease_token, lease_until, lease_transition, lease_job_id, parked_on, parent_flow, parent_instance_id, \
+    parent_correlation_id";
 
 /// An instance row as stored.
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -33,11 +34,32 @@ pub struct InstanceRow {
     pub lease_until: Option<DateTime<Utc>>,
     pub lease_transition: Option<String>,
     pub lease_job_id: Option<Uuid>,
+    /// The open correlation a parent parked on a SubFlow state waits for.
+    pub parked_on: Option<Uuid>,
+    /// A subflow child's parent (workflow, instance, correlation).
+    pub parent_flow: Option<String>,
+    pub parent_instance_id: Option<Uuid>,
+    pub parent_correlation_id: Option<Uuid>,
 }
 
 impl InstanceRow {
     pub fn status(&self) -> InstanceStatus {
         self.status.chars().next().and_then(InstanceStatus::from_code).unwrap_or(InstanceStatus::Active)
+    }
+
+    /// Parked on a subflow: busy for the child's lifetime, with no lease (a
+    /// parked parent resuming under a lease is busy like any leased instance).
+    pub fn parked(&self) -> bool {
+        self.parked_on.is_some() && self.lease_token.is_none()
+    }
+
+    /// The parent of a subflow child.
+    pub fn parent(&self) -> Option<ParentLink> {
+        Some(ParentLink {
+            flow: self.parent_flow.clone()?,
+            instance_id: self.parent_instance_id?,
+            correlation_id: self.parent_correlation_id?,
+        })
     }
 
     pub fn snapshot(&self, domain: &DomainName, flow: &FlowKey) -> InstanceSnapshot {
@@ -60,6 +82,15 @@ impl InstanceRow {
             completed_at: self.completed_at,
         }
     }
+}
+
+/// Where a subflow child reports back: its parent and the correlation row (in
+/// the parent's schema) that links them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ParentLink {
+    pub flow: String,
+    pub instance_id: Uuid,
+    pub correlation_id: Uuid,
 }
 
 /// Why an instance row could not be locked.
@@ -168,6 +199,17 @@ pub async fn write_lease(conn: &mut PgConnection, flow: &FlowKey, id: Uuid, leas
         .execute(conn)
         .await?;
     Ok(())
+}
+
+/// Sets the instance's key when it has none (a transition that sends `key`).
+/// Returns false when the instance already has a key.
+///
+/// # Errors
+/// A unique violation (23505, see [`super::is_unique_violation`]) when another
+/// instance holds the key; other database errors.
+pub async fn set_key_if_empty(conn: &mut PgConnection, flow: &FlowKey, id: Uuid, key: &str) -> Result<bool, sqlx::Error> {
+    let sql = format!("UPDATE {}.instances SET key = $2 WHERE id = $1 AND key IS NULL", flow.quoted());
+    Ok(sqlx::query(AssertSqlSafe(sql)).bind(id).bind(key).execute(conn).await?.rows_affected() > 0)
 }
 
 /// Gives a lease back without other changes: the instance returns to `status`.

@@ -8,16 +8,23 @@
 //!
 //! [`FlowKey::quoted`]: vnext_core::ident::FlowKey::quoted
 
+pub mod correlations;
 pub mod instances;
 pub mod records;
 
-pub use instances::{load_snapshot, InstanceRow, Lease, LockError};
-pub use records::{apply, IncidentRow, InstanceWrite, Records, TaskRunRow, TransitionRow, WriteMode};
+pub use correlations::CorrelationRow;
+pub use instances::{load_snapshot, InstanceRow, Lease, LockError, ParentLink};
+pub use records::{apply, IncidentRow, InstanceWrite, OutboxEvent, Records, TaskRunRow, TransitionRow, WriteMode};
 
 /// True for `undefined_table` (42P01) and `invalid_schema_name` (3F000): the flow
 /// schema does not exist yet, so no instance of that workflow was ever started.
 pub fn is_missing_schema(e: &sqlx::Error) -> bool {
     matches!(e, sqlx::Error::Database(d) if matches!(d.code().as_deref(), Some("42P01") | Some("3F000")))
+}
+
+/// True for `unique_violation` (23505).
+pub fn is_unique_violation(e: &sqlx::Error) -> bool {
+    matches!(e, sqlx::Error::Database(d) if d.code().as_deref() == Some("23505"))
 }
 
 /// True for `lock_not_available` (55P03): `FOR UPDATE NOWAIT` found the row locked.

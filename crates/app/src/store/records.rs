@@ -12,7 +12,7 @@ use sqlx::{AssertSqlSafe, PgConnection};
 use uuid::Uuid;
 use vnext_core::ident::FlowKey;
 
-use super::instances::Lease;
+use super::instances::{Lease, ParentLink};
 use crate::engine::InstanceStatus;
 
 /// One hop of the transition history.
@@ -80,12 +80,23 @@ pub struct IncidentRow {
     pub request: Option<Value>,
 }
 
+/// An instance event for `sys_queues.outbox`, written with the change it reports.
+#[derive(Debug, Clone, Serialize)]
+pub struct OutboxEvent {
+    /// The workflow key.
+    pub flow: String,
+    /// `instance.state-changed`, `instance.completed`, `instance.canceled`, `instance.faulted`.
+    pub event_type: &'static str,
+    pub payload: Value,
+}
+
 /// Everything a request records besides the instance row.
 #[derive(Debug, Default)]
 pub struct Records {
     pub transitions: Vec<TransitionRow>,
     pub task_runs: Vec<TaskRunRow>,
     pub incidents: Vec<IncidentRow>,
+    pub events: Vec<OutboxEvent>,
     /// Mark the instance's open incidents resolved (a transition succeeded).
     pub resolve_incidents: bool,
 }
@@ -108,6 +119,10 @@ pub struct InstanceWrite<'a> {
     pub now: DateTime<Utc>,
     /// The lease the instance is left under (busy), or none.
     pub lease: Option<&'a Lease>,
+    /// The correlation a parent is left parked on, or none.
+    pub parked_on: Option<Uuid>,
+    /// A new subflow child's parent (inserts only).
+    pub parent: Option<&'a ParentLink>,
 }
 
 /// Insert a new instance (skipped when its key exists) or update one.
@@ -122,21 +137,24 @@ fn statement(flow: &FlowKey, mode: WriteMode) -> String {
     // $6 data_version_no, $7 etag, $8 tags, $9 has_incident, $10 completed_at,
     // $11 now, $12 transitions, $13 task runs, $14 incidents, $15 resolve
     // incidents, $16-$19 the lease (token, until, transition, job; NULLs clear
-    // it); inserts add $20 key and $21 flow_version.
+    // it), $20 outbox events, $21 key (set on an update only where none is),
+    // $22 parked_on; inserts add $23 flow_version and $24-$26 the parent link.
     let s = flow.quoted();
     let head = match mode {
         WriteMode::Insert => format!(
             "WITH i AS (INSERT INTO {s}.instances (id, status, current_state, data, data_version, data_version_no, etag, \
              tags, has_incident, completed_at, created_at, modified_at, key, flow_version, lease_token, lease_until, \
-             lease_transition, lease_job_id) VALUES ($1, $2::text::\"char\", $3, $4, $5, $6, $7, $8, $9, $10, $11, $11, \
-             $20, $21, $16, $17, $18, $19) ON CONFLICT (key) DO NOTHING RETURNING id), \
+             lease_transition, lease_job_id, parked_on, parent_flow, parent_instance_id, parent_correlation_id) \
+             VALUES ($1, $2::text::\"char\", $3, $4, $5, $6, $7, $8, $9, $10, $11, $11, \
+             $21, $23, $16, $17, $18, $19, $22, $24, $25, $26) ON CONFLICT (key) DO NOTHING RETURNING id, key), \
              b AS (SELECT 0::bigint AS s), "
         ),
         WriteMode::Update => format!(
             "WITH i AS (UPDATE {s}.instances SET status = $2::text::\"char\", current_state = $3, data = $4, \
              data_version = $5, data_version_no = $6, etag = $7, tags = $8, has_incident = $9, completed_at = $10, \
-             modified_at = $11, lease_token = $16, lease_until = $17, lease_transition = $18, lease_job_id = $19 \
-             WHERE id = $1 RETURNING id), \
+             modified_at = $11, lease_token = $16, lease_until = $17, lease_transition = $18, lease_job_id = $19, \
+             key = coalesce(key, $21), parked_on = $22 \
+             WHERE id = $1 RETURNING id, key), \
              b AS (SELECT coalesce(max(seq), 0) AS s FROM {s}.transitions WHERE instance_id = $1), "
         ),
     };
@@ -164,7 +182,10 @@ fn statement(flow: &FlowKey, mode: WriteMode) -> String {
            FROM i, jsonb_to_recordset($14) AS r(id uuid, state text, transition_key text, task_key text, error_code text, \
            message text, status_code integer, boundary_action text, retry_count integer, request jsonb)), \
          v AS (UPDATE {s}.incidents SET resolved = true, resolved_at = $11 \
-           WHERE $15 AND instance_id IN (SELECT id FROM i) AND NOT resolved) \
+           WHERE $15 AND instance_id IN (SELECT id FROM i) AND NOT resolved), \
+         o AS (INSERT INTO sys_queues.outbox (flow, instance_id, event_type, payload, created_at) \
+           SELECT r.flow, i.id, r.event_type, r.payload || jsonb_build_object('key', i.key), $11 \
+           FROM i, jsonb_to_recordset($20) AS r(flow text, event_type text, payload jsonb)) \
          SELECT count(*) FROM i"
     )
 }
@@ -199,9 +220,16 @@ pub async fn apply(conn: &mut PgConnection, flow: &FlowKey, mode: WriteMode, w: 
         .bind(w.lease.map(|l| l.token))
         .bind(w.lease.map(|l| l.until))
         .bind(w.lease.map(|l| l.transition.as_str()))
-        .bind(w.lease.and_then(|l| l.job_id));
+        .bind(w.lease.and_then(|l| l.job_id))
+        .bind(rows(&rec.events))
+        .bind(w.key)
+        .bind(w.parked_on);
     if mode == WriteMode::Insert {
-        q = q.bind(w.key).bind(w.flow_version);
+        q = q
+            .bind(w.flow_version)
+            .bind(w.parent.map(|p| p.flow.as_str()))
+            .bind(w.parent.map(|p| p.instance_id))
+            .bind(w.parent.map(|p| p.correlation_id));
     }
     let n = q.fetch_one(conn).await?;
     Ok(n > 0)

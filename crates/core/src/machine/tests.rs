@@ -29,7 +29,10 @@ fn wf() -> Workflow {
         ],
         "sharedTransitions": [
             {"key": "comment", "target": "$self", "triggerType": 0, "versionStrategy": "Patch", "availableIn": ["review"]},
-            {"key": "reset", "target": "draft", "triggerType": 0, "versionStrategy": "None"}
+            {"key": "reset", "target": "draft", "triggerType": 0, "versionStrategy": "None"},
+            {"key": "nudge", "target": "$self", "triggerType": 2, "versionStrategy": "None", "availableIn": ["review"],
+             "timer": {"duration": "PT1M"}},
+            {"key": "sweep", "target": "done", "triggerType": 2, "versionStrategy": "None", "timer": {"duration": "P1D"}}
         ],
         "cancel": {"key": "cancel-it", "target": "done", "triggerType": 0, "versionStrategy": "None"},
         "updateData": {"key": "update", "target": "$self", "triggerType": 0, "versionStrategy": "Patch",
@@ -168,9 +171,27 @@ fn auto_candidates_rules_first_default_last() {
 fn scheduled_transitions_of_a_state() {
     let w = wf();
     let s = scheduled(&w, "draft");
-    assert_eq!(s.len(), 1);
-    assert_eq!((s[0].transition.key.as_str(), s[0].path.as_str()), ("tick", "/states/0/transitions/2"));
-    assert!(scheduled(&w, "review").is_empty());
+    let got: Vec<(&str, &str)> = s.iter().map(|s| (s.transition.key.as_str(), s.path.as_str())).collect();
+    // The state's own first, then shared ones offered here (empty availableIn: everywhere).
+    assert_eq!(got, [("tick", "/states/0/transitions/2"), ("sweep", "/sharedTransitions/3")]);
+    let got: Vec<&str> = scheduled(&w, "review").iter().map(|s| s.transition.key.as_str()).collect();
+    assert_eq!(got, ["nudge", "sweep"]);
+    assert!(scheduled(&w, "done").is_empty(), "final states arm nothing");
+    // Fired by the system, from a state where it is offered.
+    assert_eq!(resolve(&w, "review", "nudge", Caller::System).unwrap().path, "/sharedTransitions/2");
+    assert!(resolve(&w, "review", "nudge", Caller::Client).is_err());
+}
+
+#[test]
+fn subflow_states_name_their_child() {
+    let mut w = wf();
+    assert!(subflow(&w, "review").is_none());
+    w.states[1].state_type = StateType::SubFlow;
+    w.states[1].sub_flow = Some(serde_json::from_value(json!({
+        "type": "S", "process": {"key": "kyc", "domain": "d", "flow": "sys-flows", "version": "1.0.0"}
+    })).unwrap());
+    let (sf, path) = subflow(&w, "review").unwrap();
+    assert_eq!((sf.flow_type.as_str(), path.as_str()), ("S", "/states/1/subFlow"));
 }
 
 #[test]

@@ -1,0 +1,345 @@
+//! The end of a run: everything it decided, gathered as a [`Pending`] write
+//! and written in one go.
+//!
+//! A pending write is the instance row with its history, task runs, incidents
+//! and outbox events (one statement, [`store::apply`]), plus the jobs it arms
+//! or cancels, the correlations of subflows it started or left, and the
+//! pending writes of the children it started (written in the same
+//! transaction: a parent and a child started by it commit together).
+
+use futures::future::BoxFuture;
+use serde_json::{json, Value};
+use sqlx::PgConnection;
+use uuid::Uuid;
+use vnext_core::ident::FlowKey;
+use vnext_init::queues::{self, JobKind, NewJob};
+
+use super::run::{Hold, Run};
+use super::{EngineError, InstanceSnapshot, InstanceStatus};
+use crate::store::{self, correlations, CorrelationRow, IncidentRow, InstanceWrite, Lease, OutboxEvent, ParentLink, Records, WriteMode};
+
+/// Subflow work of a run that is not undone with a failed hop: the children it
+/// started (and their own pending writes) and the correlation rows to insert.
+#[derive(Default)]
+pub(crate) struct SubflowWrites {
+    pub children: Vec<Pending>,
+    pub correlations: Vec<CorrelationRow>,
+}
+
+/// Everything one instance's run writes.
+pub(crate) struct Pending {
+    pub flow: FlowKey,
+    pub mode: WriteMode,
+    pub id: Uuid,
+    pub key: Option<String>,
+    pub flow_version: String,
+    pub status: InstanceStatus,
+    pub state: String,
+    pub data: Value,
+    pub data_version: String,
+    pub data_version_no: i64,
+    pub etag: String,
+    pub tags: Vec<String>,
+    pub has_incident: bool,
+    pub completed_at: Option<chrono::DateTime<chrono::Utc>>,
+    pub now: chrono::DateTime<chrono::Utc>,
+    pub lease: Option<Lease>,
+    pub parked_on: Option<Uuid>,
+    pub parent: Option<ParentLink>,
+    pub records: Records,
+    pub cancel: &'static [JobKind],
+    pub arm: Vec<NewJob>,
+    pub sub: SubflowWrites,
+    /// Correlations of this instance to close, with their outcome.
+    pub close: Vec<(Uuid, &'static str)>,
+    /// A child that stopped without completing tells its parent (an incident);
+    /// a cancelled one also closes the correlation.
+    pub report: Option<(ParentLink, IncidentRow, Option<&'static str>)>,
+    /// Jobs for other instances to run right after the commit (a parent's resume).
+    pub followups: Vec<Uuid>,
+    /// The run ended with `cancel`.
+    pub canceled: bool,
+}
+
+impl Pending {
+    fn row(&self) -> InstanceWrite<'_> {
+        InstanceWrite {
+            id: self.id,
+            key: self.key.as_deref(),
+            flow_version: &self.flow_version,
+            status: self.status,
+            current_state: &self.state,
+            data: &self.data,
+            data_version: &self.data_version,
+            data_version_no: self.data_version_no,
+            etag: &self.etag,
+            tags: &self.tags,
+            has_incident: self.has_incident,
+            completed_at: self.completed_at,
+            now: self.now,
+            lease: self.lease.as_ref(),
+            parked_on: self.parked_on,
+            parent: self.parent.as_ref(),
+        }
+    }
+
+    /// Only the instance statement: no transaction needed for a new row.
+    fn is_single_statement(&self) -> bool {
+        self.mode == WriteMode::Insert
+            && self.arm.is_empty()
+            && self.sub.children.is_empty()
+            && self.sub.correlations.is_empty()
+            && self.close.is_empty()
+            && self.report.is_none()
+    }
+
+    /// Follow-up jobs of this write and of the children it carries.
+    pub fn all_followups(&self) -> Vec<Uuid> {
+        let mut out = self.followups.clone();
+        for c in &self.sub.children {
+            out.extend(c.all_followups());
+        }
+        out
+    }
+
+    pub fn snapshot(&self, domain: &str, created_at: chrono::DateTime<chrono::Utc>) -> InstanceSnapshot {
+        InstanceSnapshot {
+            id: self.id,
+            key: self.key.clone(),
+            domain: domain.to_string(),
+            flow: self.flow.to_string(),
+            flow_version: self.flow_version.clone(),
+            status: self.status,
+            current_state: self.state.clone(),
+            data: self.data.clone(),
+            data_version: self.data_version.clone(),
+            data_version_no: self.data_version_no,
+            etag: self.etag.clone(),
+            tags: self.tags.clone(),
+            has_incident: self.has_incident,
+            created_at,
+            modified_at: self.now,
+            completed_at: self.completed_at,
+        }
+    }
+
+    /// Writes it all on `conn` (inside the caller's transaction unless
+    /// [`Pending::is_single_statement`]). False when the instance statement
+    /// wrote nothing: an insert whose key is taken.
+    pub fn write<'c>(&'c self, conn: &'c mut PgConnection) -> BoxFuture<'c, Result<bool, sqlx::Error>> {
+        Box::pin(async move {
+            for child in &self.sub.children {
+                child.write(conn).await?;
+            }
+            if !store::apply(conn, &self.flow, self.mode, &self.row(), &self.records).await? {
+                return Ok(false);
+            }
+            if !self.sub.correlations.is_empty() {
+                correlations::insert(conn, &self.flow, &self.sub.correlations, self.now).await?;
+            }
+            for (id, outcome) in &self.close {
+                correlations::close(conn, &self.flow, *id, outcome, self.now).await?;
+            }
+            if let Some((link, incident, close)) = &self.report
+                && let Ok(parent_flow) = FlowKey::new(&link.flow)
+            {
+                correlations::report_to_parent(conn, &parent_flow, link.instance_id, link.correlation_id, incident, self.now).await?;
+                if let Some(outcome) = close {
+                    correlations::close(conn, &parent_flow, link.correlation_id, outcome, self.now).await?;
+                }
+            }
+            if !self.cancel.is_empty() && self.mode == WriteMode::Update {
+                queues::cancel_for_instance(conn, self.flow.as_str(), self.id, self.cancel).await?;
+            }
+            for job in &self.arm {
+                queues::enqueue(conn, job).await?;
+            }
+            Ok(true)
+        })
+    }
+}
+
+impl Run {
+    /// Gathers what the run decided into one pending write.
+    ///
+    /// # Errors
+    /// A workflow timeout that cannot be scheduled.
+    pub(crate) fn finish(&mut self) -> Result<Pending, EngineError> {
+        // The data after the last data-changing hop is the final data: send it once.
+        if let Some(last) = self.records.transitions.iter_mut().rev().find(|t| t.data.is_some()) {
+            last.data = None;
+            last.final_snap = true;
+        }
+        let parked = self.w.parked;
+        let mut status = self.w.status;
+        if parked.is_some() && status == InstanceStatus::Active {
+            status = InstanceStatus::Busy;
+        }
+        let faulted = status == InstanceStatus::Faulted;
+        // A parked parent keeps the incident of a child that stopped; it is
+        // resolved once the parent moves on.
+        let keep_incident = parked.is_some() && (self.row.has_incident || self.w.child_incident);
+        self.records.resolve_incidents = self.row.has_incident && !keep_incident;
+        let mut arm = std::mem::take(&mut self.w.arm);
+        if self.arm_timeout && (status == InstanceStatus::Active || parked.is_some()) {
+            arm.extend(self.timeout_job()?);
+        }
+        let cancel: &'static [JobKind] = if status == InstanceStatus::Completed {
+            &[JobKind::Timer, JobKind::Timeout, JobKind::Retry]
+        } else if self.w.cancel_timers {
+            &[JobKind::Timer]
+        } else {
+            &[]
+        };
+        // A new row is inserted unless a lease already wrote it (I/O on a start).
+        let mode = if matches!(self.hold, Hold::Fresh | Hold::Nested) { WriteMode::Insert } else { WriteMode::Update };
+        let now = self.now;
+
+        // A subflow child that ends tells its parent, unless the parent is
+        // running right now (a child started and finished inside its parent's
+        // run is handled there).
+        let mut report = None;
+        let mut followups = Vec::new();
+        if let Some(link) = self.row.parent()
+            && !matches!(self.hold, Hold::Nested)
+        {
+            match status {
+                InstanceStatus::Completed if !self.w.canceled => {
+                    let job = super::subflow::resume_job(&link, self.now);
+                    followups.push(job.id);
+                    arm.push(job);
+                }
+                InstanceStatus::Completed | InstanceStatus::Faulted => {
+                    let cause = self.records.incidents.last().map(|i| i.message.clone());
+                    let incident = super::subflow::child_stopped(self.flow.as_str(), self.row.id, &self.w.state, status, cause.as_deref());
+                    let close = (status == InstanceStatus::Completed).then_some("canceled");
+                    report = Some((link.clone(), incident, close));
+                }
+                _ => {}
+            }
+        }
+
+        let mut records = std::mem::take(&mut self.records);
+        records.events = self.events(&records, status);
+        Ok(Pending {
+            flow: self.flow.clone(),
+            mode,
+            id: self.row.id,
+            key: self.row.key.clone(),
+            flow_version: self.row.flow_version.clone(),
+            status,
+            state: self.w.state.clone(),
+            data: std::mem::take(&mut self.w.data),
+            data_version: self.w.data_version.clone(),
+            data_version_no: self.w.data_version_no,
+            etag: Uuid::new_v4().simple().to_string(),
+            tags: self.row.tags.clone(),
+            has_incident: faulted || keep_incident,
+            completed_at: self.w.completed_at,
+            now,
+            lease: self.retry_lease.clone(),
+            parked_on: parked,
+            parent: self.row.parent(),
+            records,
+            cancel,
+            arm,
+            sub: std::mem::take(&mut self.sub),
+            close: std::mem::take(&mut self.w.close),
+            report,
+            followups,
+            canceled: self.w.canceled,
+        })
+    }
+
+    /// Outbox events of this write: a state change per hop that changed
+    /// state, and how the instance ended, if it did.
+    fn events(&self, records: &Records, status: InstanceStatus) -> Vec<OutboxEvent> {
+        let flow = self.flow.as_str();
+        let base = |event: &str, version: &str, version_no: i64| {
+            json!({
+                "event": event,
+                "domain": self.domain.as_str(),
+                "flow": flow,
+                "flowVersion": self.row.flow_version,
+                "instanceId": self.row.id,
+                "dataVersion": version,
+                "dataVersionNo": version_no,
+                "at": self.now,
+            })
+        };
+        let mut out = Vec::new();
+        let (mut version, mut version_no) = (self.row.data_version.clone(), self.row.data_version_no);
+        let last = records.transitions.len().saturating_sub(1);
+        for (i, t) in records.transitions.iter().enumerate() {
+            if let (Some(v), Some(n)) = (&t.data_version, t.data_version_no) {
+                (version, version_no) = (v.clone(), n);
+            }
+            if t.from_state.as_deref() == Some(t.to_state.as_str()) {
+                continue;
+            }
+            let hop_status = if i == last { status } else { InstanceStatus::Active };
+            let mut payload = base("instance.state-changed", &version, version_no);
+            payload["fromState"] = json!(t.from_state);
+            payload["toState"] = json!(t.to_state);
+            payload["transition"] = json!(t.transition_key);
+            payload["status"] = json!(hop_status.code().to_string());
+            out.push(OutboxEvent { flow: flow.to_string(), event_type: "instance.state-changed", payload });
+        }
+        let ended = match status {
+            InstanceStatus::Completed if self.w.canceled => Some("instance.canceled"),
+            InstanceStatus::Completed => Some("instance.completed"),
+            InstanceStatus::Faulted => Some("instance.faulted"),
+            _ => None,
+        };
+        if let Some(event_type) = ended {
+            let mut payload = base(event_type, &self.w.data_version, self.w.data_version_no);
+            payload["state"] = json!(self.w.state);
+            payload["status"] = json!(status.code().to_string());
+            if let Some(t) = records.transitions.last() {
+                payload["transition"] = json!(t.transition_key);
+            }
+            if let Some(i) = records.incidents.last() {
+                payload["error"] = json!({"code": i.error_code, "message": i.message});
+            }
+            out.push(OutboxEvent { flow: flow.to_string(), event_type, payload });
+        }
+        out
+    }
+
+    /// Writes everything the run decided, once. Returns the instance as
+    /// committed and the follow-up jobs to run now.
+    pub(crate) async fn commit(mut self) -> Result<(InstanceSnapshot, Vec<Uuid>), EngineError> {
+        let pending = self.finish()?;
+        let hold = std::mem::replace(&mut self.hold, Hold::Closed);
+        let mut tx = match hold {
+            Hold::Fresh if pending.is_single_statement() => {
+                // A start with nothing else to write is one statement, no transaction.
+                let mut conn = self.pool.acquire().await?;
+                if !pending.write(&mut conn).await? {
+                    return self.existing(&mut conn).await.map(|row| (row.snapshot(&self.domain, &self.flow), Vec::new()));
+                }
+                return Ok((pending.snapshot(self.domain.as_str(), self.row.created_at), pending.all_followups()));
+            }
+            Hold::Fresh => self.pool.begin().await?,
+            Hold::Locked(tx) => tx,
+            Hold::Leased(lease) => {
+                let mut tx = self.pool.begin().await?;
+                let row = store::instances::lock_wait(&mut tx, &self.flow, self.row.id).await?;
+                if row.and_then(|r| r.lease_token) != Some(lease.token) {
+                    // Lease recovery took the instance over while the I/O ran.
+                    tx.rollback().await?;
+                    return Err(EngineError::Busy { instance: self.row.id.to_string() });
+                }
+                tx
+            }
+            Hold::Nested | Hold::Closed => return Err(EngineError::Internal("this run cannot commit on its own".into())),
+        };
+        if !pending.write(&mut tx).await? {
+            tx.rollback().await?;
+            let mut conn = self.pool.acquire().await?;
+            return self.existing(&mut conn).await.map(|row| (row.snapshot(&self.domain, &self.flow), Vec::new()));
+        }
+        tx.commit().await?;
+        Ok((pending.snapshot(self.domain.as_str(), self.row.created_at), pending.all_followups()))
+    }
+}

@@ -1,0 +1,367 @@
+//! SubFlow states (`stateType: 4`, `subFlow.type: "S"`): a parent entering one
+//! starts a child instance and parks until the child completes.
+//!
+//! Starting: the child's start runs inside the parent's run, as a nested run
+//! whose writes join the parent's transaction, so a parent and a child without
+//! external I/O commit together, once. A child that needs external I/O (or a
+//! chain of subflows nested deeper than [`MAX_INLINE_DEPTH`]) is created busy,
+//! owned by an async start job written in the same transaction and run right
+//! after the commit.
+//!
+//! Parking: the parent stays busy (`B`) with `parked_on` naming its open
+//! correlation and no lease, so lease recovery never touches it.
+//!
+//! Resuming: a child that completes within its parent's run resumes the parent
+//! in memory. A child that completes later writes a resume job for its parent
+//! in the transaction that completes it; the job runs right after that commit
+//! (and, if that fails, whenever the scheduler gets to it). The job is marked
+//! done in the parent's resume transaction and checks that the parent still
+//! waits for that correlation, so a parent resumes exactly once.
+
+use serde_json::{json, Map, Value};
+use uuid::Uuid;
+use vnext_core::ident::FlowKey;
+use vnext_core::machine;
+use vnext_core::merge::deep_merge;
+use vnext_core::model::{Reference, SubFlow, TriggerType};
+use vnext_core::script::ResponseContext;
+use vnext_core::version::{bump, INITIAL_DATA_VERSION};
+use vnext_init::queues::{JobKind, NewJob};
+
+use super::commit::{Pending, SubflowWrites};
+use super::context::{HopView, RequestData};
+use super::definitions::CompiledFlow;
+use super::requests::{async_job, ensure_schema, job_body};
+use super::run::{script_error, Failure, First, Hold, Origin, Run, RunSpec};
+use super::{EngineError, InstanceStatus};
+use crate::store::{correlations, CorrelationRow, IncidentRow, InstanceRow, Lease, ParentLink, Records, TransitionRow, WriteMode};
+
+/// The key the resume of a parked parent is recorded under in its history.
+pub const RESUME_KEY: &str = "$subflow";
+
+/// Subflow levels started inline within one request; deeper children start
+/// through a job (one commit each) instead.
+pub const MAX_INLINE_DEPTH: u32 = 8;
+
+/// The job that resumes a parked parent once its child completed.
+pub(crate) fn resume_job(link: &ParentLink, now: chrono::DateTime<chrono::Utc>) -> NewJob {
+    NewJob {
+        id: Uuid::now_v7(),
+        kind: JobKind::Async,
+        flow: link.flow.clone(),
+        instance_id: link.instance_id,
+        transition_key: RESUME_KEY.to_string(),
+        armed_state: None,
+        body: Some(json!({"first": First::Resume { correlation: link.correlation_id }.to_value()})),
+        due_at: now,
+    }
+}
+
+/// The incident a parked parent gets when its child stops without completing.
+pub(crate) fn child_stopped(child_flow: &str, child: Uuid, state: &str, status: InstanceStatus, cause: Option<&str>) -> IncidentRow {
+    let (code, what) = match status {
+        InstanceStatus::Faulted => ("SubFlow:faulted", "faulted"),
+        _ => ("SubFlow:canceled", "was canceled"),
+    };
+    IncidentRow {
+        id: Uuid::now_v7(),
+        state: None,
+        transition_key: None,
+        task_key: None,
+        error_code: code.to_string(),
+        message: format!(
+            "subflow `{child_flow}` instance {child} {what} in state `{state}`{}",
+            cause.map(|c| format!(": {c}")).unwrap_or_default()
+        ),
+        status_code: None,
+        boundary_action: None,
+        retry_count: 0,
+        request: Some(json!({"child": {"flow": child_flow, "id": child}})),
+    }
+}
+
+/// `(key, version selector, domain)` of the workflow a subflow names.
+fn process_ref(r: &Reference) -> (String, String, String) {
+    match r {
+        Reference::Explicit(e) => (e.key.clone().or_else(|| e.id.clone()).unwrap_or_default(), e.version.clone(), e.domain.clone()),
+        Reference::File { path } => {
+            let file = path.rsplit('/').next().unwrap_or(path);
+            (file.trim_end_matches(".json").to_string(), String::new(), String::new())
+        }
+    }
+}
+
+fn unsupported(message: String) -> Failure {
+    Failure::Abort(EngineError::Unsupported { message })
+}
+
+impl Run {
+    /// Enters the SubFlow state the run just moved into: starts the child.
+    /// Returns true when the child completed within this run and the parent
+    /// resumed (the chain goes on); false when the parent is parked.
+    pub(crate) async fn enter_subflow(&mut self, def: &CompiledFlow, sf: &SubFlow, path: &str) -> Result<bool, Failure> {
+        let state = self.w.state.clone();
+        if sf.flow_type != "S" {
+            return Err(unsupported(format!(
+                "state `{state}` ({path}) has a subflow of type `{}`; a state starts only `S` subflows (SubProcesses are started by the SubProcess task)",
+                sf.flow_type
+            )));
+        }
+        let (key, selector, domain) = process_ref(&sf.process);
+        if !domain.is_empty() && domain != self.domain.as_str() {
+            return Err(unsupported(format!(
+                "cross-domain subflows are not supported yet: state `{state}` ({path}) starts `{key}` in domain `{domain}` from domain `{}`",
+                self.domain
+            )));
+        }
+        let child_flow = FlowKey::new(&key).map_err(|e| EngineError::Definition {
+            message: format!("state `{state}` ({path}) names subflow `{key}`, which is not a workflow key: {e}"),
+        })?;
+        let selector = (!selector.is_empty()).then_some(selector);
+        let child_def = match self.eng.definitions.select(&self.pool, &self.domain, &child_flow, selector.as_deref()).await {
+            Ok(d) => d,
+            Err(EngineError::UnknownFlow { .. }) => {
+                return Err(EngineError::Definition {
+                    message: format!(
+                        "state `{state}` ({path}) starts subflow `{key}` version `{}`, which is not published in domain `{}`",
+                        selector.as_deref().unwrap_or("latest"),
+                        self.domain
+                    ),
+                }
+                .into());
+            }
+            Err(e) => return Err(e.into()),
+        };
+        ensure_schema(&self.eng, &self.pool, &self.domain, &child_flow).await?;
+
+        let body = match def.script(&format!("{path}/mapping")) {
+            Some(m) if m.has_function("input") => {
+                let hop = HopView { key: &self.hop_key, from: None, to: &state, trigger: TriggerType::Automatic };
+                let ctx = self.ctx_at(&hop, None);
+                self.eng.scripts.call_map(m, "input", &ctx).map_err(|e| script_error(&m.location, e))?.unwrap_or_else(|| json!({}))
+            }
+            _ => self.w.data.clone(),
+        };
+
+        let link = ParentLink { flow: self.flow.as_str().to_string(), instance_id: self.row.id, correlation_id: Uuid::now_v7() };
+        let row = child_row(&child_def, &link, self.now);
+        let mut correlation = CorrelationRow {
+            id: link.correlation_id,
+            parent_instance_id: self.row.id,
+            parent_state: state.clone(),
+            child_domain: self.domain.to_string(),
+            child_flow: child_flow.to_string(),
+            child_instance_id: row.id,
+            completed: false,
+            outcome: None,
+        };
+        let nested = if self.depth < MAX_INLINE_DEPTH {
+            let mut child = Run::new(RunSpec {
+                eng: self.eng.clone(),
+                domain: self.domain.clone(),
+                flow: child_flow.clone(),
+                def: child_def.clone(),
+                pool: self.pool.clone(),
+                hold: Hold::Nested,
+                row: row.clone(),
+                fresh: true,
+                req: RequestData::new(body.clone(), Map::new(), Map::new()),
+                origin: Origin::Subflow,
+                first: First::Start,
+                job_id: None,
+            });
+            child.depth = self.depth + 1;
+            Box::pin(child.run_nested()).await?
+        } else {
+            None
+        };
+        let Some(child) = nested else {
+            let pending = self.child_start_job(row, &child_def, &child_flow, link.clone(), body);
+            self.sub.children.push(pending);
+            self.sub.correlations.push(correlation);
+            self.w.parked = Some(link.correlation_id);
+            return Ok(false);
+        };
+        match child.status {
+            InstanceStatus::Completed if !child.canceled => {
+                let data = child.data.clone();
+                correlation.completed = true;
+                correlation.outcome = Some("completed".into());
+                self.sub.children.push(child);
+                self.sub.correlations.push(correlation);
+                self.resume(def, path, &child_flow, data)?;
+                Ok(true)
+            }
+            InstanceStatus::Completed | InstanceStatus::Faulted => {
+                let cause = child.records.incidents.last().map(|i| i.message.clone());
+                self.records.incidents.push(child_stopped(child_flow.as_str(), child.id, &child.state, child.status, cause.as_deref()));
+                if child.canceled {
+                    correlation.completed = true;
+                    correlation.outcome = Some("canceled".into());
+                }
+                self.w.child_incident = true;
+                self.sub.children.push(child);
+                self.sub.correlations.push(correlation);
+                self.w.parked = Some(link.correlation_id);
+                Ok(false)
+            }
+            _ => {
+                self.sub.children.push(child);
+                self.sub.correlations.push(correlation);
+                self.w.parked = Some(link.correlation_id);
+                Ok(false)
+            }
+        }
+    }
+
+    /// A child that cannot start inline: created busy, owned by an async job
+    /// that runs its start (right after the parent commits).
+    fn child_start_job(&self, row: InstanceRow, child_def: &CompiledFlow, child_flow: &FlowKey, link: ParentLink, body: Value) -> Pending {
+        let job_id = Uuid::now_v7();
+        let start_key = child_def.workflow.start_transition.key.clone();
+        let lease_secs = self.eng.databases.config().runtime.lease_seconds as i64;
+        let lease = Lease { token: Uuid::new_v4(), until: self.now + chrono::Duration::seconds(lease_secs), transition: start_key.clone(), job_id: Some(job_id) };
+        let req = RequestData::new(body, Map::new(), Map::new());
+        let job = async_job(job_id, child_flow, row.id, &start_key, None, job_body(&req, &First::Start), self.now);
+        Pending {
+            flow: child_flow.clone(),
+            mode: WriteMode::Insert,
+            id: row.id,
+            key: None,
+            flow_version: row.flow_version,
+            status: InstanceStatus::Busy,
+            state: row.current_state,
+            data: row.data,
+            data_version: row.data_version,
+            data_version_no: row.data_version_no,
+            etag: row.etag,
+            tags: Vec::new(),
+            has_incident: false,
+            completed_at: None,
+            now: self.now,
+            lease: Some(lease),
+            parked_on: None,
+            parent: Some(link),
+            records: Records::default(),
+            cancel: &[],
+            arm: vec![job],
+            sub: SubflowWrites::default(),
+            close: Vec::new(),
+            report: None,
+            followups: vec![job_id],
+            canceled: false,
+        }
+    }
+
+    /// The resume of a parked parent by a job: reads what its child ended
+    /// with, closes the correlation and merges the child's data.
+    pub(crate) async fn resume_from_store(&mut self, def: &CompiledFlow, correlation: Uuid) -> Result<(), Failure> {
+        let id = self.row.id;
+        if self.w.parked != Some(correlation) {
+            return Err(EngineError::Internal(format!("instance {id} does not wait for correlation {correlation}")).into());
+        }
+        let corr = match &mut self.hold {
+            Hold::Locked(tx) => correlations::find(&mut **tx, &self.flow, correlation).await?,
+            _ => correlations::find(&self.pool, &self.flow, correlation).await?,
+        }
+        .ok_or_else(|| EngineError::Internal(format!("correlation {correlation} of instance {id} is missing")))?;
+        let child_flow = FlowKey::new(&corr.child_flow).map_err(|e| EngineError::Internal(format!("correlation {correlation}: {e}")))?;
+        let (status, data) = correlations::child_data(&self.pool, &child_flow, corr.child_instance_id)
+            .await?
+            .ok_or_else(|| EngineError::Internal(format!("subflow instance {} is missing", corr.child_instance_id)))?;
+        if status != "C" {
+            return Err(EngineError::Internal(format!("subflow instance {} has not completed (status {status})", corr.child_instance_id)).into());
+        }
+        let wf = &def.workflow;
+        let Some((_, path)) = machine::subflow(wf, &self.w.state) else {
+            return Err(EngineError::Definition { message: format!("instance {id} waits for a subflow in `{}`, which is not a SubFlow state", self.w.state) }.into());
+        };
+        self.w.close.push((correlation, "completed"));
+        self.resume(def, &path, &child_flow, data)
+    }
+
+    /// Merges a completed child's data into the parent (the subflow mapping's
+    /// `fn output(ctx)` with `ctx.response.data` = the child's data, or the
+    /// child's data under the child workflow's key) and records the resume.
+    fn resume(&mut self, def: &CompiledFlow, path: &str, child_flow: &FlowKey, child_data: Value) -> Result<(), Failure> {
+        let started_at = self.eng.clock.now();
+        let t0 = std::time::Instant::now();
+        self.hop_id = Uuid::now_v7();
+        self.hop_key = RESUME_KEY.to_string();
+        let state = self.w.state.clone();
+        let before = self.w.data.clone();
+        match def.script(&format!("{path}/mapping")) {
+            Some(m) if m.has_function("output") => {
+                let response = ResponseContext { status_code: None, is_success: true, data: child_data, headers: Map::new(), error: None };
+                let hop = HopView { key: RESUME_KEY, from: Some(&state), to: &state, trigger: TriggerType::Automatic };
+                let ctx = self.ctx_at(&hop, Some(response));
+                if let Some(patch) = self.eng.scripts.call_map(m, "output", &ctx).map_err(|e| script_error(&m.location, e))? {
+                    deep_merge(&mut self.w.data, patch);
+                }
+            }
+            _ => deep_merge(&mut self.w.data, json!({ child_flow.as_str(): child_data })),
+        }
+        self.w.parked = None;
+        if let Some(master) = &def.master_schema {
+            let errors = master.errors(&self.w.data);
+            if !errors.is_empty() {
+                return Err(EngineError::InvalidPayload { transition: RESUME_KEY.to_string(), errors }.into());
+            }
+        }
+        let changed = self.w.data != before;
+        if changed {
+            let strategy = def.workflow.state(&state).map(|s| s.version_strategy).unwrap_or_default();
+            self.w.data_version = if self.w.data_version_no == 0 { INITIAL_DATA_VERSION.to_string() } else { bump(&self.w.data_version, strategy) };
+            self.w.data_version_no += 1;
+        }
+        self.w.hops += 1;
+        self.records.transitions.push(TransitionRow {
+            id: self.hop_id,
+            n: self.w.hops as i64,
+            transition_key: RESUME_KEY.to_string(),
+            from_state: Some(state.clone()),
+            to_state: state,
+            trigger_type: i64::from(TriggerType::Automatic) as i16,
+            origin: Origin::Subflow.as_str().to_string(),
+            body: None,
+            headers: None,
+            actor: Some("system".into()),
+            data_version: changed.then(|| self.w.data_version.clone()),
+            data_version_no: changed.then_some(self.w.data_version_no),
+            data: changed.then(|| self.w.data.clone()),
+            final_snap: false,
+            started_at,
+            finished_at: self.eng.clock.now(),
+            duration_ms: t0.elapsed().as_secs_f64() * 1000.0,
+        });
+        Ok(())
+    }
+}
+
+/// A new child row, pre-positioned for its start.
+fn child_row(def: &CompiledFlow, link: &ParentLink, now: chrono::DateTime<chrono::Utc>) -> InstanceRow {
+    InstanceRow {
+        id: Uuid::now_v7(),
+        key: None,
+        flow_version: def.version.clone(),
+        status: "A".into(),
+        current_state: machine::start_position(&def.workflow).to_string(),
+        data: json!({}),
+        data_version: INITIAL_DATA_VERSION.to_string(),
+        data_version_no: 0,
+        etag: Uuid::new_v4().simple().to_string(),
+        tags: Vec::new(),
+        has_incident: false,
+        created_at: now,
+        modified_at: now,
+        completed_at: None,
+        lease_token: None,
+        lease_until: None,
+        lease_transition: None,
+        lease_job_id: None,
+        parked_on: None,
+        parent_flow: Some(link.flow.clone()),
+        parent_instance_id: Some(link.instance_id),
+        parent_correlation_id: Some(link.correlation_id),
+    }
+}
