@@ -50,14 +50,29 @@ fn output(ctx) { #{ relayed: #{ status: ctx.response.status_code, body: ctx.resp
     workflow(D, key, "ready", json!([state("ready", 1, json!([call])), calling, final_state("done")]), json!({}))
 }
 
+/// As [`relay`] with a retry policy, but the call's state moves on to `rested`,
+/// which is not final (its manual `finish` leads to `done`).
+fn relay_rest(key: &str) -> Value {
+    let mut w = relay(key, false, Some(retry_boundary()));
+    let states = w["attributes"]["states"].as_array_mut().unwrap();
+    states[1]["transitions"] = json!([automatic_default("relayed", "rested")]);
+    states.push(state("rested", 2, json!([manual("finish", "done")])));
+    w
+}
+
+fn retry_boundary() -> Value {
+    json!({ "onError": [{ "action": 1,
+        "retryPolicy": { "initialDelay": "PT0.5S", "maxRetries": 10, "backoffType": 0, "useJitter": false } }] })
+}
+
 fn components() -> Vec<Value> {
-    let retry = json!({ "onError": [{ "action": 1,
-        "retryPolicy": { "initialDelay": "PT0.5S", "maxRetries": 10, "backoffType": 0, "useJitter": false } }] });
+    let retry = retry_boundary();
     vec![
         http_task(D, "block-call", json!({ "url": "http://placeholder.invalid/", "method": "POST", "body": {}, "timeoutSeconds": 30 })),
         relay("relay-retry", false, Some(retry)),
         relay("relay-plain", false, None),
         relay("relay-timer", true, None),
+        relay_rest("relay-rest"),
     ]
 }
 
@@ -201,4 +216,79 @@ async fn killing_the_app_mid_call_is_recovered_after_the_lease() {
     let (status, body) = send(client.post(format!("{by_client}/retry?sync=true")).json(&json!({}))).await;
     assert_eq!(status, 200, "{body}\n{}", s.logs());
     wait_at(&client, &by_client, "done", "C", Duration::from_secs(20)).await;
+}
+
+/// A retry job owns its busy instance under a lease that ends 2 s after the
+/// job is due. Here no execution service runs until that lease has expired,
+/// and the retry job is held by a claim of a worker that died (what a process
+/// killed right after claiming leaves behind; its lock runs 2 s more). The
+/// restarted service's lease recovery re-runs the retried hop, which completes
+/// into `rested`; when the dead worker's claim expires the retry job is claimed
+/// again. The hop was done: the job must be stale, the instance left alone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retry_outliving_its_lease_runs_once() {
+    let mut s = Services::start(&components(), ENV).await;
+    let client = reqwest::Client::new();
+    let target = Target::start().await;
+    let i = start(&client, &s, "relay-rest", &target).await;
+    // No execution service: the app's call fails and the boundary schedules a retry.
+    let (status, body) = send(client.patch(format!("{i}/transitions/call?sync=true")).json(&json!({ "attributes": {} }))).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(at(&body), ("ready", "B"), "{body}");
+    let id = i.rsplit('/').next().unwrap().to_string();
+    let mut db = domain_db(&s.prefix.0, D).await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let expired: bool = sqlx::query_scalar("SELECT lease_until < now() FROM relay_rest.instances WHERE id = $1::uuid")
+            .bind(&id)
+            .fetch_one(&mut db)
+            .await
+            .unwrap();
+        if expired {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "the retry's lease never expired");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // The retry job as a worker killed right after claiming it leaves it.
+    let claimed = sqlx::query(
+        "UPDATE sys_queues.jobs SET status = 'running', locked_by = 'killed-worker', locked_until = now() + interval '2 seconds',
+                attempts = attempts + 1
+          WHERE instance_id = $1::uuid AND kind = 'retry' AND status = 'pending'",
+    )
+    .bind(&id)
+    .execute(&mut db)
+    .await
+    .unwrap();
+    assert_eq!(claimed.rows_affected(), 1);
+
+    s.spawn_execution(true);
+    // Settled: no job of the instance left to run (the claimed retry job
+    // included), and the instance not busy.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let end = loop {
+        let open: i64 = sqlx::query_scalar("SELECT count(*) FROM sys_queues.jobs WHERE instance_id = $1::uuid AND status IN ('pending', 'running')")
+            .bind(&id)
+            .fetch_one(&mut db)
+            .await
+            .unwrap();
+        let (_, v) = send(client.get(i.as_str())).await;
+        if open == 0 && at(&v).1 != "B" {
+            break v;
+        }
+        assert!(std::time::Instant::now() < deadline, "not settled: {open} open jobs, {v}\n{}", s.logs());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let jobs: Vec<(String, String, Option<String>)> =
+        sqlx::query_as("SELECT kind, status, last_error FROM sys_queues.jobs WHERE instance_id = $1::uuid ORDER BY created_at")
+            .bind(&id)
+            .fetch_all(&mut db)
+            .await
+            .unwrap();
+    let (_, history) = send(client.get(format!("{i}/transitions"))).await;
+    let found = incidents(&client, &i).await;
+    assert_eq!(at(&end), ("rested", "A"), "jobs {jobs:?}; incidents {found:?}; history {history}");
+    let calls = history["data"].as_array().unwrap().iter().filter(|t| t["transition"] == "call").count();
+    assert_eq!(calls, 1, "{history}");
+    assert_eq!(target.calls("block"), 1, "the retried call reached the target once; jobs {jobs:?}");
 }

@@ -43,7 +43,7 @@ pub fn run(config_path: Option<&Path>, args: Args) -> ExitCode {
         };
         let Some(databases) = connect(&config).await else { return ExitCode::FAILURE };
         let shutdown = CancellationToken::new();
-        spawn_signal_handler(shutdown.clone());
+        super::signals::spawn_signal_handler(shutdown.clone(), "requests");
         let engine = Engine::new(EngineDeps {
             databases,
             executor: Arc::new(executor),
@@ -116,39 +116,6 @@ fn redact(url: &str) -> String {
     }
 }
 
-/// First Ctrl-C or SIGTERM: cancel `token` (graceful shutdown). Second: exit now.
-pub(super) fn spawn_signal_handler(token: CancellationToken) {
-    tokio::spawn(async move {
-        wait_for_signal().await;
-        eprintln!("shutting down: finishing requests in flight (press Ctrl-C again to exit at once)");
-        token.cancel();
-        wait_for_signal().await;
-        eprintln!("second signal: exiting now");
-        std::process::exit(130);
-    });
-}
-
-async fn wait_for_signal() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = tokio::signal::ctrl_c() => {}
-                    _ = term.recv() => {}
-                }
-            }
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
-            }
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
-    }
-}
 
 /// The API running in the background.
 pub struct RunningApi {

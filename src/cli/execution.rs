@@ -62,7 +62,7 @@ pub fn run(config_path: Option<&Path>, args: Args) -> ExitCode {
             println!("  job scheduler: firing transitions into {}", config.app.url);
         }
         let shutdown = CancellationToken::new();
-        spawn_signal_handler(shutdown.clone());
+        super::signals::spawn_signal_handler(shutdown.clone(), "tasks and jobs");
         match service.run(shutdown).await {
             Ok(()) => {
                 eprintln!("vnext execution stopped");
@@ -76,36 +76,3 @@ pub fn run(config_path: Option<&Path>, args: Args) -> ExitCode {
     })
 }
 
-/// First Ctrl-C or SIGTERM: cancel `token` (drain and stop). Second: exit now.
-fn spawn_signal_handler(token: CancellationToken) {
-    tokio::spawn(async move {
-        wait_for_signal().await;
-        eprintln!("shutting down: finishing tasks and jobs in flight (signal again to exit at once)");
-        token.cancel();
-        wait_for_signal().await;
-        eprintln!("second signal: exiting now");
-        std::process::exit(130);
-    });
-}
-
-async fn wait_for_signal() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = tokio::signal::ctrl_c() => {}
-                    _ = term.recv() => {}
-                }
-            }
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
-            }
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
-    }
-}

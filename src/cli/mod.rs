@@ -10,6 +10,7 @@ mod execution;
 mod init;
 mod bench;
 mod publish;
+mod signals;
 mod up;
 mod validate;
 
@@ -42,7 +43,8 @@ pub enum Command {
 }
 
 pub fn run(cli: Cli) -> ExitCode {
-    init_tracing();
+    // The benchmark's in-process runtime would drown its figures in info logs.
+    init_tracing(if matches!(cli.command, Command::Bench(_)) { "warn" } else { "info" });
     match cli.command {
         Command::Validate(args) => validate::run(args),
         Command::Execution(args) => execution::run(cli.config.as_deref(), args),
@@ -54,10 +56,10 @@ pub fn run(cli: Cli) -> ExitCode {
     }
 }
 
-/// Logs go to stderr; `RUST_LOG` filters them (default `info`).
-fn init_tracing() {
+/// Logs go to stderr; `RUST_LOG` filters them (default `info`, `warn` for the benchmark).
+fn init_tracing(default: &str) {
     use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
     let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
 }
 

@@ -63,7 +63,7 @@ pub fn run(config_path: Option<&Path>, args: Args) -> ExitCode {
         print_published(&report);
 
         let shutdown = CancellationToken::new();
-        app::spawn_signal_handler(shutdown.clone());
+        super::signals::spawn_signal_handler(shutdown.clone(), "requests, tasks and jobs");
         let running = match serve(config, databases.clone(), shutdown.clone()).await {
             Ok(running) => running,
             Err(message) => {

@@ -348,7 +348,12 @@ impl Services {
             app_url: format!("http://127.0.0.1:{app_port}"),
             exec_url: format!("http://127.0.0.1:{exec_port}"),
             exec_port,
-            env: env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+            // Small pools: the tests share one PostgreSQL server with every other test.
+            env: [("VNEXT_DATABASE__MAX_CONNECTIONS_PER_DOMAIN", "6"), ("VNEXT_DATABASE__MAX_CONTROL_CONNECTIONS", "2")]
+                .iter()
+                .chain(env)
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
             dir,
             app: None,
             executions: Vec::new(),

@@ -106,6 +106,32 @@ fn every_ctx_field_is_readable() {
 }
 
 #[test]
+fn absent_parts_read_as_unit() {
+    let host = ScriptHost::new();
+    let script = compile(
+        &host,
+        r#"
+        fn output(ctx) {
+            #{
+                status: ctx.response?.status_code ?? 0,
+                has_response: ctx.response != (),
+                from: ctx.transition?.from,
+            }
+        }
+        "#,
+    );
+    let ctx = ScriptContext { response: None, transition: None, ..context() };
+    assert_eq!(
+        host.call(&script, "output", &ctx.to_value()).unwrap(),
+        json!({"status": 0, "has_response": false, "from": null})
+    );
+    assert_eq!(
+        host.call(&script, "output", &context().to_value()).unwrap(),
+        json!({"status": 200, "has_response": true, "from": "draft"})
+    );
+}
+
+#[test]
 fn json_round_trips_unchanged() {
     let host = ScriptHost::new();
     let script = compile(&host, "fn echo(ctx) { ctx }");

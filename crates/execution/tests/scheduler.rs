@@ -15,7 +15,7 @@ use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 use vnext_core::ident::FlowKey;
 use vnext_core::traits::{TriggerOrigin, TriggerOutcome};
-use vnext_execution::clock::ManualClock;
+use vnext_execution::clock::{Clock, ManualClock};
 use vnext_execution::scheduler::{StaticDomains, TickReport};
 use vnext_execution::{Scheduler, SchedulerConfig};
 use vnext_init::queues::{self, JobKind, NewJob};
@@ -208,6 +208,45 @@ async fn busy_stale_retryable_and_fatal_answers() {
     assert_eq!(state[&busy.id].status, "done");
     assert_eq!(state[&flaky.id].status, "done");
     assert_eq!(trigger.calls_per_job()[&fatal.id], 1);
+}
+
+#[tokio::test]
+async fn a_busy_instance_is_retried_with_growing_waits_up_to_30_seconds() {
+    let domain = TestDomain::create("busyback").await;
+    let now = Utc::now();
+    let clock = Arc::new(ManualClock::new(now));
+    let j = job(JobKind::Timer, now);
+    enqueue(&domain.pool, std::slice::from_ref(&j)).await;
+    let trigger = Arc::new(RecordingTrigger::new(domain.pool.clone()));
+    // Busy eight times in a row, then free.
+    trigger.script(j.id, std::iter::repeat_n(Scripted::Outcome(TriggerOutcome::Busy), 8));
+    let scheduler = scheduler_at(&domain, trigger.clone(), clock.clone());
+    let mut waits = Vec::new();
+    for streak in 1..=8u32 {
+        let report = scheduler.tick().await.unwrap();
+        assert_eq!((report.claimed, report.busy), (1, 1), "busy answer {streak}");
+        let row = rows(&domain.pool).await.remove(&j.id).unwrap();
+        assert_eq!(row.status, "pending");
+        // A busy answer is not a failed attempt.
+        assert_eq!(row.attempts, 0);
+        assert_eq!(row.last_error.as_deref(), Some(format!("instance busy; answers in a row: {streak}").as_str()));
+        let wait = row.due_at - clock.now();
+        // Equal jitter: between half and all of 1 s doubling per answer, at most 30 s.
+        let full = chrono::Duration::seconds(1 << (streak - 1)).min(chrono::Duration::seconds(30));
+        assert!(wait >= full / 2 && wait <= full, "answer {streak}: waits {wait}, expected {} to {full}", full / 2);
+        waits.push(wait.num_milliseconds());
+        // Not due before its time...
+        clock.set(row.due_at - chrono::Duration::milliseconds(1));
+        assert_eq!(scheduler.tick().await.unwrap().claimed, 0);
+        clock.set(row.due_at);
+    }
+    println!("waits after busy answers: {waits:?} ms");
+    // ...and once the instance is free, the transition is applied.
+    let report = scheduler.tick().await.unwrap();
+    assert_eq!((report.claimed, report.applied), (1, 1));
+    assert_eq!(trigger.calls_per_job()[&j.id], 9);
+    let row = rows(&domain.pool).await.remove(&j.id).unwrap();
+    assert_eq!((row.status.as_str(), row.attempts), ("done", 1));
 }
 
 #[tokio::test]

@@ -91,6 +91,14 @@ pub struct ExecutionConfig {
     pub job_lock_seconds: u64,
     /// Name of this process in job locks; defaults to host and pid.
     pub worker_id: Option<String>,
+    /// Transitions the scheduler fires at the same time, over all domains.
+    pub concurrency: u32,
+    /// Domains the scheduler listens on (one connection each) at most; the
+    /// other domains are polled every `idle_poll_seconds`.
+    pub max_listeners: u32,
+    /// Short-lived connections the scheduler opens at the same time to poll
+    /// domains it does not listen on.
+    pub poll_connections: u32,
 }
 
 /// Behaviour of the engine.
@@ -146,6 +154,9 @@ impl Default for ExecutionConfig {
             idle_poll_seconds: 5,
             job_lock_seconds: 60,
             worker_id: None,
+            concurrency: 32,
+            max_listeners: 32,
+            poll_connections: 4,
         }
     }
 }
@@ -223,6 +234,9 @@ impl Config {
         }
         if self.runtime.max_auto_chain_depth == 0 {
             return bad("runtime.max_auto_chain_depth must be at least 1");
+        }
+        if self.execution.concurrency == 0 || self.execution.poll_connections == 0 {
+            return bad("execution.concurrency and execution.poll_connections must be at least 1");
         }
         if self.execution.shared_secret.len() < 8 {
             return bad("execution.shared_secret must be at least 8 characters");

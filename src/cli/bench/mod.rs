@@ -2,9 +2,10 @@
 //! performance budget (README, "Benchmarks").
 //!
 //! Without `--url` it starts the whole runtime in-process on the configured
-//! PostgreSQL with its own database prefix (`vnextbench_`), so it never touches
-//! other domains, and drops what it created at the end. Each scenario sets up its
-//! own domain and components, warms up, measures, and cleans up.
+//! PostgreSQL with its own database prefix (`vnextbench_`) and its own control
+//! database, so it never touches other domains, and drops what it created at
+//! the end. Each scenario sets up its own domain and components, warms up,
+//! measures, and cleans up.
 
 mod client;
 mod components;
@@ -44,6 +45,10 @@ pub struct Args {
     /// Also write the results as JSON to this file.
     #[arg(long)]
     pub json: Option<PathBuf>,
+    /// Database prefix of the in-process runtime; every database with this
+    /// prefix is dropped before and after the run.
+    #[arg(long, default_value = "vnextbench_", hide = true)]
+    pub prefix: String,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize)]
@@ -134,6 +139,7 @@ pub async fn run_report(args: &Args, config_path: Option<PathBuf>) -> Result<Rep
         if !wanted(id, name) {
             continue;
         }
+        ctx.settle().await;
         println!("== scenario {id}: {name}");
         let report = scenarios::run(&ctx, id).await;
         match report {

@@ -1,7 +1,7 @@
 //! The seven scenarios of the performance budget.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
@@ -26,17 +26,18 @@ pub const ALL: [(u8, &str); 7] = [
     (7, "idle"),
 ];
 
-/// Database prefix of an in-process benchmark runtime.
-const BENCH_PREFIX: &str = "vnextbench_";
-
-/// What every scenario shares: the API client, configuration and a control pool.
+/// What every scenario shares: the API client, configuration and a pool on the
+/// server's administrative database.
 pub struct Ctx {
     pub client: Client,
     pub config: Config,
+    /// The server's administrative database (`database.url` as configured).
     pub control: PgPool,
     pub size: Size,
     pub clients: usize,
     pub stop: Stop,
+    /// Database prefix of the domains this run creates.
+    pub prefix: String,
     /// Set when this process started the runtime (and may clean up after it).
     in_process: Option<CancellationToken>,
 }
@@ -49,11 +50,24 @@ impl Ctx {
             .connect(&config.database.url)
             .await
             .map_err(|e| format!("cannot reach PostgreSQL at {}: {e}", config.database.url))?;
+        let prefix = args.prefix.clone();
+        if prefix.is_empty() || !prefix.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_') {
+            return Err(format!("--prefix `{prefix}`: lower-case letters, digits and `_` only"));
+        }
         let (base, in_process) = match &args.url {
             Some(url) => (url.clone(), None),
             None => {
-                config.database.database_prefix = BENCH_PREFIX.to_string();
-                config.database.max_connections_per_domain = config.database.max_connections_per_domain.max(args.clients as u32);
+                drop_bench_databases(&control, &prefix).await;
+                // A control database of its own: no other runtime on this server
+                // serves (or even sees) the benchmark's domains, and this one
+                // serves only them.
+                let control_db = format!("{prefix}control");
+                sqlx::query(AssertSqlSafe(format!("CREATE DATABASE \"{control_db}\"")))
+                    .execute(&control)
+                    .await
+                    .map_err(|e| format!("cannot create the benchmark's control database {control_db}: {e}"))?;
+                config.database.url = with_database(&config.database.url, &control_db);
+                config.database.database_prefix = prefix.clone();
                 // Scenarios use one domain after another: let each one's idle
                 // connections go quickly so the server's connection limit holds.
                 config.database.connection_idle_seconds = 5;
@@ -62,7 +76,6 @@ impl Ctx {
                 let flows = std::env::temp_dir().join(format!("vnext-bench-empty-{}", std::process::id()));
                 std::fs::create_dir_all(&flows).map_err(|e| e.to_string())?;
                 config.runtime.flows_dir = flows;
-                drop_bench_databases(&control).await;
                 let shutdown = CancellationToken::new();
                 let addr = crate::cli::up::launch(config.clone(), shutdown.clone()).await?;
                 (format!("http://{addr}"), Some(shutdown))
@@ -75,6 +88,7 @@ impl Ctx {
             size: args.size,
             clients: args.clients.max(1),
             stop: run_time(args),
+            prefix,
             in_process,
         })
     }
@@ -85,7 +99,7 @@ impl Ctx {
             shutdown.cancel();
             // Give pools a moment to close before their databases are dropped.
             tokio::time::sleep(Duration::from_millis(300)).await;
-            drop_bench_databases(&self.control).await;
+            drop_bench_databases(&self.control, &self.prefix).await;
         }
     }
 
@@ -95,9 +109,36 @@ impl Ctx {
 
     /// A direct pool on a domain's database (as the server's admin user).
     async fn domain_pool(&self, domain: &str, connections: u32) -> Result<PgPool, String> {
+        let url = self.domain_url(domain);
+        PgPoolOptions::new().max_connections(connections).connect(&url).await.map_err(|e| format!("cannot connect to {domain}: {e}"))
+    }
+
+    /// The URL of a domain's database with the admin credentials.
+    fn domain_url(&self, domain: &str) -> String {
         let db = format!("{}{}", self.config.database.database_prefix, domain.replace('-', "_"));
-        let url = with_database(&self.config.database.url, &db);
-        PgPoolOptions::new().max_connections(connections).connect(&url).await.map_err(|e| format!("cannot connect to {db}: {e}"))
+        with_database(&self.config.database.url, &db)
+    }
+
+    /// Waits (up to 15 s) until no idle pooled connection is left on the
+    /// benchmark's databases, so one scenario's connections do not count
+    /// against the next one's. Listeners (`LISTEN`) stay and are not waited for.
+    pub async fn settle(&self) {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        let pattern = format!("{}%", self.prefix.replace('_', "\\_"));
+        while Instant::now() < deadline {
+            let idle: i64 = sqlx::query_scalar(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname LIKE $1 AND backend_type = 'client backend' \
+                 AND state = 'idle' AND query NOT ILIKE 'LISTEN%' AND pid <> pg_backend_pid()",
+            )
+            .bind(&pattern)
+            .fetch_one(&self.control)
+            .await
+            .unwrap_or(0);
+            if idle == 0 {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
     }
 }
 
@@ -118,16 +159,26 @@ fn with_database(url: &str, database: &str) -> String {
     }
 }
 
-async fn drop_bench_databases(control: &PgPool) {
-    let dbs: Vec<String> = sqlx::query_scalar("SELECT datname FROM pg_database WHERE datname LIKE 'vnextbench\\_%'")
-        .fetch_all(control)
+/// Drops every database and role named with `prefix` (the domains, their
+/// roles and the benchmark's control database).
+async fn drop_bench_databases(admin: &PgPool, prefix: &str) {
+    let pattern = format!("{}%", prefix.replace('_', "\\_"));
+    let dbs: Vec<String> = sqlx::query_scalar("SELECT datname FROM pg_database WHERE datname LIKE $1")
+        .bind(&pattern)
+        .fetch_all(admin)
         .await
         .unwrap_or_default();
     for db in dbs {
-        let _ = sqlx::query(AssertSqlSafe(format!("DROP DATABASE IF EXISTS \"{db}\" WITH (FORCE)"))).execute(control).await;
-        let _ = sqlx::query(AssertSqlSafe(format!("DROP ROLE IF EXISTS \"{db}\""))).execute(control).await;
+        let _ = sqlx::query(AssertSqlSafe(format!("DROP DATABASE IF EXISTS \"{db}\" WITH (FORCE)"))).execute(admin).await;
     }
-    let _ = sqlx::query("DELETE FROM vnext_control.domains WHERE database LIKE 'vnextbench\\_%'").execute(control).await;
+    let roles: Vec<String> = sqlx::query_scalar("SELECT rolname FROM pg_roles WHERE rolname LIKE $1")
+        .bind(&pattern)
+        .fetch_all(admin)
+        .await
+        .unwrap_or_default();
+    for role in roles {
+        let _ = sqlx::query(AssertSqlSafe(format!("DROP ROLE IF EXISTS \"{role}\""))).execute(admin).await;
+    }
 }
 
 pub async fn run(ctx: &Ctx, id: u8) -> Result<ScenarioReport, String> {
@@ -191,8 +242,7 @@ async fn manual(ctx: &Ctx) -> Result<ScenarioReport, String> {
     // Warm-up: one round trip per instance in each direction.
     drive_loop(ctx, domain, flow, ids.clone(), Stop::Count(ids.len() * 2), body.clone()).await;
     let engine = drive_loop(ctx, domain, flow, ids.clone(), ctx.stop, body.clone()).await;
-    let pool_url = with_database(&ctx.config.database.url, &format!("{}{}", ctx.config.database.database_prefix, domain.replace('-', "_")));
-    let raw = raw::run(&pool_url, ctx.clients, ctx.stop, body).await?;
+    let raw = raw::run(&ctx.domain_url(domain), ctx.clients, ctx.stop, body).await?;
     let ratio = engine.throughput_per_s / raw.throughput_per_s.max(1e-9);
     r.put("engine", &engine);
     r.put("raw_sql", &raw);
@@ -208,17 +258,31 @@ async fn manual(ctx: &Ctx) -> Result<ScenarioReport, String> {
     }
     // Memory budget: the process after this run with 100 domains touched.
     if ctx.full() && ctx.in_process.is_some() {
-        for i in 0..100 {
-            let d = format!("bench-mem-{i}");
-            ctx.client.publish(&c::loop_flow(&d, "bench-mem")).await?;
-            ctx.client.start(&d, "bench-mem", None, &json!({})).await?;
-        }
-        if let Some(rss) = resident_mb() {
-            r.put("resident_memory_mb_100_domains", rss);
-            r.notes.push(format!("memory budget (<= 300 MB with 100 domains touched): {rss:.0} MB, {}", if rss <= 300.0 { "met" } else { "MISSED" }));
+        let touched = touch_domains(ctx, 100).await;
+        match touched {
+            Ok(()) => {
+                if let Some(rss) = resident_mb() {
+                    r.put("resident_memory_mb_100_domains", rss);
+                    r.notes.push(format!(
+                        "memory budget (<= 300 MB with 100 domains touched): {rss:.0} MB, {}",
+                        if rss <= 300.0 { "met" } else { "MISSED" }
+                    ));
+                }
+            }
+            Err(e) => r.notes.push(format!("memory budget: touching 100 domains failed: {e}")),
         }
     }
     Ok(r)
+}
+
+/// Publishes a workflow into `n` new domains and starts one instance in each.
+async fn touch_domains(ctx: &Ctx, n: usize) -> Result<(), String> {
+    for i in 0..n {
+        let d = format!("bench-mem-{i}");
+        ctx.client.publish(&c::loop_flow(&d, "bench-mem")).await.map_err(|e| format!("domain {d}: {e}"))?;
+        ctx.client.start(&d, "bench-mem", None, &json!({})).await.map_err(|e| format!("domain {d}: {e}"))?;
+    }
+    Ok(())
 }
 
 async fn auto_chain(ctx: &Ctx) -> Result<ScenarioReport, String> {
@@ -310,21 +374,26 @@ async fn timers(ctx: &Ctx) -> Result<ScenarioReport, String> {
     let (domain, flow) = ("bench-timers", "bench-timer");
     let n: usize = if ctx.full() { 10_000 } else { 20 };
     ctx.client.publish(&c::timer_flow(domain, flow)).await?;
-    ctx.client.start(domain, flow, None, &json!({ "fireAt": "2000-01-01T00:00:00Z" })).await?; // schema exists, fires at once
-    // Leave enough time to create every instance before they fall due.
-    let lead = Duration::from_secs_f64((n as f64 / 400.0).max(3.0));
+    // Warm-up and a measure of how fast instances are created: timers already
+    // due, so they fire at once (and are not counted below).
+    let past = json!({ "fireAt": "2000-01-01T00:00:00Z" });
+    let client = ctx.client.clone();
+    let probe = load::run(ctx.clients, Stop::Count(ctx.clients * 4), move |_, _| {
+        let (client, past) = (client.clone(), past.clone());
+        async move { client.start(domain, flow, None, &past).await.map(|_| ()) }
+    })
+    .await;
+    // Leave enough time to create every instance before they fall due: the
+    // probe's rate, with a wide margin (creation competes with the warm-up fires).
+    let rate = probe.throughput_per_s.max(20.0);
+    let lead = Duration::from_secs_f64((n as f64 / (rate * 0.5)).max(3.0) + 2.0);
     let fire_at = chrono::Utc::now() + chrono::Duration::from_std(lead).unwrap_or_default();
     let fire_at_text = fire_at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
-    let created = Arc::new(AtomicUsize::new(0));
     let client = ctx.client.clone();
-    let created2 = created.clone();
+    let at = fire_at_text.clone();
     let creation = load::run(ctx.clients, Stop::Count(n), move |_, _| {
-        let (client, created, at) = (client.clone(), created2.clone(), fire_at_text.clone());
-        async move {
-            client.start(domain, flow, None, &json!({ "fireAt": at })).await?;
-            created.fetch_add(1, Ordering::Relaxed);
-            Ok(())
-        }
+        let (client, at) = (client.clone(), at.clone());
+        async move { client.start(domain, flow, None, &json!({ "fireAt": at })).await.map(|_| ()) }
     })
     .await;
     r.put("created", &creation);
@@ -335,30 +404,51 @@ async fn timers(ctx: &Ctx) -> Result<ScenarioReport, String> {
     let pool = ctx.domain_pool(domain, 2).await?;
     let schema = flow.replace('-', "_");
     let deadline = Instant::now() + lead + Duration::from_secs(if ctx.full() { 120 } else { 30 });
-    let completed_sql = format!("SELECT count(*) FROM \"{schema}\".instances WHERE status = 'C' AND data ? 'fireAt' AND data->>'fireAt' <> '2000-01-01T00:00:00Z'");
+    let completed_sql = format!("SELECT count(*) FROM \"{schema}\".instances WHERE status = 'C' AND data->>'fireAt' = $1");
     let mut done: i64 = 0;
     while Instant::now() < deadline {
-        done = sqlx::query_scalar(AssertSqlSafe(completed_sql.as_str())).fetch_one(&pool).await.map_err(|e| e.to_string())?;
+        done = sqlx::query_scalar(AssertSqlSafe(completed_sql.as_str()))
+            .bind(&fire_at_text)
+            .fetch_one(&pool)
+            .await
+            .map_err(|e| e.to_string())?;
         if done as usize >= n {
             break;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let (last_fired, duplicates): (Option<chrono::DateTime<chrono::Utc>>, i64) = sqlx::query_as(AssertSqlSafe(format!(
-        "SELECT max(finished_at), (SELECT count(*) FROM (SELECT instance_id FROM \"{schema}\".transitions WHERE transition_key = 'fire' GROUP BY instance_id HAVING count(*) > 1) d)
-         FROM \"{schema}\".transitions WHERE transition_key = 'fire'"
-    )))
-    .fetch_one(&pool)
-    .await
-    .map_err(|e| e.to_string())?;
+    // Lateness of every fire of this batch (seconds after the due time), and
+    // instances fired more than once.
+    let (first_s, p50_s, p99_s, last_s, fires, duplicates): (Option<f64>, Option<f64>, Option<f64>, Option<f64>, i64, i64) =
+        sqlx::query_as(AssertSqlSafe(format!(
+            "WITH f AS (SELECT t.instance_id, extract(epoch FROM t.finished_at - $1::timestamptz)::float8 AS late
+                          FROM \"{schema}\".transitions t JOIN \"{schema}\".instances i ON i.id = t.instance_id
+                         WHERE t.transition_key = 'fire' AND i.data->>'fireAt' = $2)
+             SELECT min(late), percentile_cont(0.5) WITHIN GROUP (ORDER BY late), percentile_cont(0.99) WITHIN GROUP (ORDER BY late),
+                    max(late), count(*), (SELECT count(*) FROM (SELECT instance_id FROM f GROUP BY instance_id HAVING count(*) > 1) d)
+               FROM f"
+        )))
+        .bind(fire_at)
+        .bind(&fire_at_text)
+        .fetch_one(&pool)
+        .await
+        .map_err(|e| e.to_string())?;
     pool.close().await;
+    let round = |v: Option<f64>| v.map(|x| (x * 1000.0).round() / 1000.0);
     let lost = n as i64 - done;
-    let spread_s = last_fired.map(|t| (t - fire_at).num_milliseconds() as f64 / 1000.0).unwrap_or(f64::NAN);
+    let spread_s = last_s.unwrap_or(f64::NAN);
     r.put("timers", n);
     r.put("fired", done);
+    r.put("fire_transitions", fires);
     r.put("lost", lost);
     r.put("duplicated", duplicates);
-    r.put("last_fired_after_due_s", spread_s);
+    r.put("first_fired_after_due_s", round(first_s));
+    r.put("p50_fired_after_due_s", round(p50_s));
+    r.put("p99_fired_after_due_s", round(p99_s));
+    r.put("last_fired_after_due_s", round(last_s));
+    if first_s.is_some_and(|f| f < 0.0) {
+        r.notes.push("a timer fired before its due time".into());
+    }
     if ctx.full() {
         r.budget = Some(Budget {
             rule: "all fired within 5 s of due, none lost or duplicated".into(),
@@ -401,8 +491,11 @@ async fn idle(ctx: &Ctx) -> Result<ScenarioReport, String> {
         ctx.client.start(&domain, "bench-idle", None, &json!({})).await?;
     }
     let window = if ctx.full() { Duration::from_secs(10) } else { Duration::from_secs(2) };
-    // Let start-up work and statistics settle before measuring.
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    // Let start-up work settle before measuring: the scheduler picks new
+    // domains up within its refresh period, and the set-up's pooled
+    // connections close after connection_idle_seconds.
+    let settle = Duration::from_secs(if ctx.full() { ctx.config.execution.idle_poll_seconds.max(1) + ctx.config.database.connection_idle_seconds + 1 } else { 2 });
+    tokio::time::sleep(settle).await;
     let pattern = format!("{}bench\\_idle\\_%", ctx.config.database.database_prefix.replace('_', "\\_"));
     let before = xacts(&ctx.control, &pattern).await?;
     tokio::time::sleep(window).await;

@@ -130,6 +130,15 @@ impl Engine {
                         Some(j) => j,
                         None => return self.fault_lost_lease(tx, &domain, &flow, row).await,
                     };
+                // This run takes the held job's place: close it, so a later claim of
+                // it (a retry still pending, or a dead worker's claim) cannot run it again.
+                sqlx::query(
+                    "UPDATE sys_queues.jobs SET status = 'done', finished_at = now() WHERE id = $1 AND status IN ('pending', 'running')",
+                )
+                .bind(job)
+                .execute(&mut *tx)
+                .await
+                .map_err(retryable)?;
                 let (data, first) = match kind.as_str() {
                     "timeout" => (Default::default(), First::Timeout),
                     "timer" => (Default::default(), First::Named { key, caller: Caller::System }),

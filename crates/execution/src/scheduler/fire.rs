@@ -1,27 +1,26 @@
-//! Firing one claimed job through the trigger, and settling it by the answer.
+//! Firing one claimed job through the trigger, and deciding how to settle it.
 //!
 //! | answer | the job becomes |
 //! |---|---|
 //! | `Applied`, `Stale` | `done` (conditional: the app usually did it already) |
-//! | `Busy` | `pending` again shortly; the claim does not count as an attempt |
+//! | `Busy` | `pending` again after a delay that doubles per busy answer in a row (1 s up to 30 s); the claim does not count as an attempt |
 //! | retryable error, no answer in time, panic | `pending` after exponential backoff |
 //! | non-retryable error, or too many attempts | `failed`, with the reason |
+//!
+//! Firing does not touch the database: the caller records the [`Settlement`]s,
+//! many per statement.
 
 use std::panic::AssertUnwindSafe;
-use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use futures::FutureExt;
 use rand::Rng;
 use serde_json::Value;
-use sqlx::PgPool;
-use tokio::sync::mpsc;
-use uuid::Uuid;
 use vnext_core::ident::DomainName;
 use vnext_core::traits::{TransitionTrigger, TriggerOutcome, TriggerRequest};
 
 use super::SchedulerConfig;
-use super::store::{self, ClaimedJob};
+use super::store::{ClaimedJob, Settlement};
 
 /// What became of one fired job.
 #[derive(Debug, Clone, PartialEq)]
@@ -38,24 +37,18 @@ pub enum Settled {
     Unrecorded { error: String },
 }
 
-/// Fires `job` and records the outcome.
-///
-/// The `done` mark of an applied or stale job is a formality when the app
-/// already closed the job in its own transaction, so it goes to `done_marks`,
-/// whose receiver ([`run_done_batcher`]) closes many jobs per statement.
+/// Fires `job` and decides how to record the outcome.
 pub async fn fire(
     trigger: &dyn TransitionTrigger,
-    pool: &PgPool,
     domain: &DomainName,
     job: ClaimedJob,
     now: impl Fn() -> DateTime<Utc>,
     config: &SchedulerConfig,
-    done_marks: &mpsc::UnboundedSender<Uuid>,
-) -> Settled {
-    let worker = config.worker_id.as_str();
+) -> (Settled, Settlement) {
+    let id = job.id;
     if job.attempts > config.max_attempts {
         let error = format!("gave up after {} attempts", job.attempts - 1);
-        return record(store::mark_failed(pool, job.id, worker, &error).await, Settled::Failed { error });
+        return (Settled::Failed { error: error.clone() }, Settlement::Failed { id, error });
     }
     let request = TriggerRequest {
         domain: domain.to_string(),
@@ -74,19 +67,15 @@ pub async fn fire(
     )
     .await;
     let (retryable, error) = match answer {
-        Ok(Ok(Ok(outcome @ (TriggerOutcome::Applied | TriggerOutcome::Stale)))) => {
-            let settled = if outcome == TriggerOutcome::Applied { Settled::Applied } else { Settled::Stale };
-            return match done_marks.send(job.id) {
-                Ok(()) => settled,
-                // The batcher is gone (shutdown): close the job directly.
-                Err(_) => record(store::mark_done(pool, job.id).await, settled),
-            };
-        }
+        Ok(Ok(Ok(TriggerOutcome::Applied))) => return (Settled::Applied, Settlement::Done { id }),
+        Ok(Ok(Ok(TriggerOutcome::Stale))) => return (Settled::Stale, Settlement::Done { id }),
         Ok(Ok(Ok(TriggerOutcome::Busy))) => {
-            let due_at = now() + jittered(config.busy_delay, 0.5);
-            return record(
-                store::reschedule(pool, job.id, worker, due_at, None, false).await,
+            let streak = busy_streak(job.last_error.as_deref()) + 1;
+            let due_at = now() + busy_delay(config, streak, rand::rng().random_range(0.0..=1.0));
+            let note = busy_note(streak);
+            return (
                 Settled::Busy { due_at },
+                Settlement::Pending { id, due_at, last_error: Some(note), count_attempt: false },
             );
         }
         Ok(Ok(Err(e))) => (e.retryable, e.message),
@@ -103,43 +92,40 @@ pub async fn fire(
     let retry_in = if retryable { backoff(config, job.attempts, rand::rng().random_range(0.0..=1.0)) } else { None };
     if let Some(delay) = retry_in {
         let due_at = now() + delay;
-        record(
-            store::reschedule(pool, job.id, worker, due_at, Some(&error), true).await,
-            Settled::Retried { due_at, error },
+        (
+            Settled::Retried { due_at, error: error.clone() },
+            Settlement::Pending { id, due_at, last_error: Some(error), count_attempt: true },
         )
     } else {
         let error = if retryable { format!("gave up after {} attempts: {error}", job.attempts) } else { error };
-        record(store::mark_failed(pool, job.id, worker, &error).await, Settled::Failed { error })
+        (Settled::Failed { error: error.clone() }, Settlement::Failed { id, error })
     }
 }
 
-/// Closes queued jobs in batches: it waits for one id, takes every other id
-/// already queued (up to [`DONE_BATCH`]), and closes them in one statement. Under
-/// load batches grow on their own; when idle each id is closed at once.
-pub async fn run_done_batcher(pool: PgPool, mut queue: mpsc::UnboundedReceiver<Uuid>) {
-    let mut ids = Vec::with_capacity(DONE_BATCH);
-    while queue.recv_many(&mut ids, DONE_BATCH).await > 0 {
-        if let Err(e) = store::mark_done_many(&pool, &ids).await {
-            // Unclosed jobs run again once their lock expires and come back stale.
-            tracing::warn!(error = %e, jobs = ids.len(), "cannot close settled jobs; they will be re-checked");
-        }
-        ids.clear();
-    }
+/// What `last_error` says while a job waits for its busy instance: the number
+/// of busy answers in a row, which sets the next delay.
+const BUSY_NOTE: &str = "instance busy; answers in a row: ";
+
+fn busy_note(streak: u32) -> String {
+    format!("{BUSY_NOTE}{streak}")
 }
 
-/// Ids closed per statement at most.
-pub const DONE_BATCH: usize = 512;
+/// Busy answers in a row so far, read back from the job's `last_error` (0 when
+/// the previous delivery was not answered busy).
+pub fn busy_streak(last_error: Option<&str>) -> u32 {
+    last_error.and_then(|e| e.strip_prefix(BUSY_NOTE)).and_then(|n| n.parse().ok()).unwrap_or(0)
+}
 
-/// The settled outcome, or why it could not be written. A write that matched
-/// no row means another worker or the app settled the job first; that is fine.
-fn record(written: Result<bool, sqlx::Error>, settled: Settled) -> Settled {
-    match written {
-        Ok(_) => settled,
-        Err(e) => {
-            tracing::warn!(error = %e, "cannot record a job's outcome; its lock will expire and it runs again");
-            Settled::Unrecorded { error: e.to_string() }
-        }
-    }
+/// The wait before firing again after the `streak`-th busy answer in a row:
+/// `busy_base` doubling per answer, at most `busy_max`, equal jitter (between
+/// half and all of it). A busy instance is freed by its own transition or, at
+/// the latest, by lease recovery, so the job waits without limit.
+pub fn busy_delay(config: &SchedulerConfig, streak: u32, jitter_sample: f64) -> chrono::Duration {
+    config.busy_policy().delay_for(streak.max(1), jitter_sample).unwrap_or_else(|| delta(config.busy_max))
+}
+
+fn delta(d: std::time::Duration) -> chrono::Duration {
+    chrono::Duration::from_std(d).unwrap_or(chrono::Duration::seconds(1))
 }
 
 /// The delay before the job's next delivery after its `attempt`-th failed one,
@@ -151,15 +137,10 @@ pub fn backoff(config: &SchedulerConfig, attempt: i32, jitter_sample: f64) -> Op
     config.delivery_policy().delay_for(attempt, jitter_sample)
 }
 
-/// `d` spread by up to ±`spread` (0.2 = 20%) so jobs failing together do not
-/// retry in lockstep.
-fn jittered(d: Duration, spread: f64) -> chrono::Duration {
-    let factor = 1.0 + rand::rng().random_range(-spread..=spread);
-    chrono::Duration::from_std(d.mul_f64(factor.max(0.0))).unwrap_or(chrono::Duration::zero())
-}
-
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
 
     #[test]
@@ -180,10 +161,21 @@ mod tests {
     }
 
     #[test]
-    fn jitter_stays_in_range() {
-        for _ in 0..100 {
-            let j = jittered(Duration::from_secs(10), 0.2).num_milliseconds();
-            assert!((8000..=12000).contains(&j), "{j}");
-        }
+    fn busy_delay_doubles_up_to_30_seconds_and_never_gives_up() {
+        let config = SchedulerConfig::default();
+        let full: Vec<i64> = [1, 2, 3, 4, 5, 6, 7, 100, u32::MAX].iter().map(|&n| busy_delay(&config, n, 1.0).num_seconds()).collect();
+        assert_eq!(full, vec![1, 2, 4, 8, 16, 30, 30, 30, 30]);
+        // Equal jitter: between half and all of it.
+        assert_eq!(busy_delay(&config, 1, 0.0).num_milliseconds(), 500);
+        assert_eq!(busy_delay(&config, 9, 0.0).num_seconds(), 15);
+    }
+
+    #[test]
+    fn busy_streak_is_read_back_from_the_note() {
+        assert_eq!(busy_streak(None), 0);
+        assert_eq!(busy_streak(Some("connection refused")), 0);
+        assert_eq!(busy_streak(Some(&busy_note(1))), 1);
+        assert_eq!(busy_streak(Some(&busy_note(17))), 17);
+        assert_eq!(busy_streak(Some("instance busy; answers in a row: x")), 0);
     }
 }

@@ -14,7 +14,7 @@
 
 use chrono::{DateTime, Duration, Utc};
 use serde_json::json;
-use sqlx::{PgPool, QueryBuilder, Row};
+use sqlx::{PgConnection, PgExecutor, QueryBuilder, Row};
 use uuid::Uuid;
 use vnext_core::ident::{quote, to_identifier};
 
@@ -33,15 +33,15 @@ pub struct ExpiredLease {
     pub until: DateTime<Utc>,
 }
 
-/// Finds expired leases in every registered flow schema of the pool's domain.
+/// Finds expired leases in every registered flow schema of the connection's domain.
 /// A schema that cannot be read is logged and skipped.
 ///
 /// # Errors
 /// The database error when the flow schema registry cannot be read.
-pub async fn find_expired(pool: &PgPool, now: DateTime<Utc>) -> Result<Vec<ExpiredLease>, sqlx::Error> {
+pub async fn find_expired(conn: &mut PgConnection, now: DateTime<Utc>) -> Result<Vec<ExpiredLease>, sqlx::Error> {
     let schemas: Vec<(String, String)> =
         sqlx::query_as("SELECT flow_key, schema_name FROM sys_schemas.flow_schemas ORDER BY flow_key")
-            .fetch_all(pool)
+            .fetch_all(&mut *conn)
             .await?;
     // Names come from our own registry; still, only valid identifiers reach SQL.
     let schemas: Vec<(String, String)> = schemas
@@ -68,7 +68,7 @@ pub async fn find_expired(pool: &PgPool, now: DateTime<Utc>) -> Result<Vec<Expir
                 .push(" WHERE status = 'B' AND lease_until < ")
                 .push_bind(now);
         }
-        match q.build().fetch_all(pool).await {
+        match q.build().fetch_all(&mut *conn).await {
             Ok(rows) => {
                 for row in rows {
                     found.push(ExpiredLease {
@@ -100,7 +100,7 @@ pub async fn find_expired(pool: &PgPool, now: DateTime<Utc>) -> Result<Vec<Expir
 /// # Errors
 /// The database error.
 pub async fn enqueue_recovery(
-    pool: &PgPool,
+    db: impl PgExecutor<'_>,
     leases: &[ExpiredLease],
     now: DateTime<Utc>,
     rearm_after: Duration,
@@ -142,7 +142,7 @@ pub async fn enqueue_recovery(
     .bind(&bodies)
     .bind(now)
     .bind(now - rearm_after)
-    .execute(pool)
+    .execute(db)
     .await?;
     Ok(done.rows_affected())
 }

@@ -4,10 +4,12 @@
 //! Per domain, a worker claims due jobs (`FOR UPDATE SKIP LOCKED`, so any
 //! number of schedulers can share a database), fires each through the
 //! [`TransitionTrigger`] with bounded concurrency, and settles it by the answer
-//! (see [`Settled`]). Between rounds it sleeps until the earliest of: a
-//! `NOTIFY vnext_jobs` (sent by every enqueue), the next job's due time, the
-//! next lease scan, and a slow safety poll (`execution.idle_poll_seconds`). An
-//! idle domain therefore costs one query per safety poll plus the lease scan.
+//! (see [`Settled`]), many jobs per statement. Each worker holds at most one
+//! connection of its own: a listening one (`LISTEN vnext_jobs`, woken by every
+//! enqueue) while its domain is active and one of `max_listeners` slots is
+//! free; otherwise a short-lived one per round, polling every `idle_poll` and
+//! sleeping until the next due time in between. See `worker` for the details
+//! and `docs/execution.md` for the connection budget.
 //!
 //! Delivery is at-least-once; effects are exactly-once because the app marks a
 //! job done in the transaction that commits its transition and answers
@@ -36,7 +38,8 @@ use vnext_core::traits::TransitionTrigger;
 use vnext_init::config::Config;
 
 use crate::clock::{Clock, SystemClock};
-pub use fire::{Settled, backoff};
+pub use fire::{Settled, backoff, busy_delay, busy_streak};
+pub use worker::APPLICATION_NAME;
 pub use source::{DomainSource, SourceError, StaticDomains};
 
 /// How the scheduler behaves. [`SchedulerConfig::from_config`] derives it from
@@ -45,10 +48,19 @@ pub use source::{DomainSource, SourceError, StaticDomains};
 pub struct SchedulerConfig {
     /// Name of this process in job locks (`locked_by`).
     pub worker_id: String,
-    /// Jobs claimed per query.
+    /// Jobs one domain holds at most (claimed, waiting or firing); also the
+    /// largest claim.
     pub batch_size: u32,
     /// Transitions fired at the same time, over all domains.
     pub concurrency: usize,
+    /// Domains listened on at the same time (one connection each) at most.
+    pub max_listeners: usize,
+    /// Short-lived connections open at the same time for domains without a
+    /// listener, at most.
+    pub poll_connections: usize,
+    /// A listened domain without jobs or notifications for this long gives its
+    /// listener back and is polled instead.
+    pub listener_idle: Duration,
     /// How long a claim holds; a job still `running` after that is claimed again.
     pub lock: Duration,
     /// Without a notification, look for due jobs at least this often.
@@ -56,8 +68,11 @@ pub struct SchedulerConfig {
     /// A trigger call that takes longer counts as a retryable failure. Kept
     /// below `lock` so that a slow call is settled before the claim expires.
     pub trigger_timeout: Duration,
-    /// Wait before firing a job again whose instance was busy.
-    pub busy_delay: Duration,
+    /// Wait before firing a job again whose instance was busy; doubles per
+    /// busy answer in a row (see [`SchedulerConfig::busy_policy`]).
+    pub busy_base: Duration,
+    /// Longest wait for a busy instance.
+    pub busy_max: Duration,
     /// First retry delay after a retryable failure; doubles per attempt
     /// (see [`SchedulerConfig::delivery_policy`]).
     pub retry_base: Duration,
@@ -78,6 +93,9 @@ pub struct SchedulerConfig {
     pub domain_refresh: Duration,
     /// On shutdown, how long in-flight jobs may take to finish.
     pub drain_deadline: Duration,
+    /// A listening connection is replaced after this long (connections cache
+    /// catalog entries of every schema they touched).
+    pub connection_lifetime: Duration,
 }
 
 impl Default for SchedulerConfig {
@@ -95,11 +113,15 @@ impl SchedulerConfig {
         Self {
             worker_id: e.worker_id.clone().unwrap_or_else(default_worker_id),
             batch_size: e.job_batch_size.max(1),
-            concurrency: 32,
+            concurrency: usize::try_from(e.concurrency.max(1)).unwrap_or(32),
+            max_listeners: usize::try_from(e.max_listeners).unwrap_or(32),
+            poll_connections: usize::try_from(e.poll_connections.max(1)).unwrap_or(4),
+            listener_idle: Duration::from_secs(60),
             lock,
             idle_poll,
             trigger_timeout: lock.mul_f64(0.75),
-            busy_delay: Duration::from_secs(1),
+            busy_base: Duration::from_secs(1),
+            busy_max: Duration::from_secs(30),
             retry_base: Duration::from_secs(1),
             retry_max: Duration::from_secs(300),
             max_attempts: 50,
@@ -109,6 +131,7 @@ impl SchedulerConfig {
             purge_every: Duration::from_secs(3600),
             domain_refresh: idle_poll,
             drain_deadline: Duration::from_secs(30),
+            connection_lifetime: Duration::from_secs(config.database.connection_lifetime_seconds.max(60)),
         }
     }
 }
@@ -125,6 +148,20 @@ impl SchedulerConfig {
             backoff: Backoff::Exponential,
             multiplier: 2.0,
             max_delay: Some(delta(self.retry_max)),
+            jitter: true,
+        }
+    }
+
+    /// How jobs wait for a busy instance: exponential from `busy_base`
+    /// (doubling), capped at `busy_max`, equal jitter, without limit.
+    pub fn busy_policy(&self) -> RetryPolicy {
+        let delta = |d: Duration| chrono::Duration::from_std(d).unwrap_or(chrono::Duration::seconds(1));
+        RetryPolicy {
+            initial_delay: delta(self.busy_base),
+            max_retries: u32::MAX,
+            backoff: Backoff::Exponential,
+            multiplier: 2.0,
+            max_delay: Some(delta(self.busy_max)),
             jitter: true,
         }
     }
@@ -202,6 +239,10 @@ pub(crate) struct Shared {
     pub config: SchedulerConfig,
     /// Bounds in-flight triggers across all domains.
     pub permits: Arc<Semaphore>,
+    /// Bounds the domains listened on.
+    pub listener_slots: Arc<Semaphore>,
+    /// Bounds the short-lived connections of domains polled without a listener.
+    pub poll_slots: Arc<Semaphore>,
 }
 
 impl Scheduler {
@@ -217,7 +258,9 @@ impl Scheduler {
         clock: Arc<dyn Clock>,
     ) -> Self {
         let permits = Arc::new(Semaphore::new(config.concurrency.max(1)));
-        Self { shared: Arc::new(Shared { source, trigger, clock, config, permits }) }
+        let listener_slots = Arc::new(Semaphore::new(config.max_listeners));
+        let poll_slots = Arc::new(Semaphore::new(config.poll_connections.max(1)));
+        Self { shared: Arc::new(Shared { source, trigger, clock, config, permits, listener_slots, poll_slots }) }
     }
 
     pub fn config(&self) -> &SchedulerConfig {
@@ -240,35 +283,42 @@ impl Scheduler {
         Ok(report)
     }
 
-    /// [`Scheduler::tick`] for one domain.
+    /// [`Scheduler::tick`] for one domain, on one connection of the domain's pool.
     ///
     /// # Errors
     /// [`SchedulerError`] when the domain's database cannot be read.
     pub async fn tick_domain(&self, domain: &DomainName) -> Result<TickReport, SchedulerError> {
         let shared = &self.shared;
+        let db = |context| move |source| SchedulerError::Db { domain: domain.to_string(), context, source };
         let pool = shared
             .source
             .pool(domain)
             .await
             .map_err(|source| SchedulerError::Pool { domain: domain.to_string(), source })?;
-        let mut report = TickReport { leases_enqueued: self.recover_leases_in(domain, &pool).await?, ..TickReport::default() };
+        let mut conn = pool.acquire().await.map_err(db("connecting"))?;
+        let mut report =
+            TickReport { leases_enqueued: worker::recover_leases(shared, domain, &mut conn).await?, ..TickReport::default() };
         let batch = shared.config.batch_size as usize;
         loop {
             let now = shared.clock.now();
-            let claim = store::claim(&pool, now, batch as i64, &shared.config.worker_id, now + lock(&shared.config))
+            let claim = store::claim(&mut *conn, now, batch as i64, &shared.config.worker_id, now + lock(&shared.config))
                 .await
-                .map_err(|source| SchedulerError::Db { domain: domain.to_string(), context: "claiming jobs", source })?;
+                .map_err(db("claiming jobs"))?;
             let claimed = claim.jobs.len();
             report.claimed += claimed;
-            let (marks, queue) = tokio::sync::mpsc::unbounded_channel();
-            let settled: Vec<Settled> = futures::stream::iter(claim.jobs)
-                .map(|job| fire::fire(&*shared.trigger, &pool, domain, job, || shared.clock.now(), &shared.config, &marks))
+            let fired: Vec<(Settled, store::Settlement)> = futures::stream::iter(claim.jobs)
+                .map(|job| fire::fire(&*shared.trigger, domain, job, || shared.clock.now(), &shared.config))
                 .buffer_unordered(shared.config.concurrency.max(1))
                 .collect()
                 .await;
-            drop(marks);
-            fire::run_done_batcher(pool.clone(), queue).await;
-            settled.iter().for_each(|s| report.add(s));
+            let (settled, settlements): (Vec<Settled>, Vec<store::Settlement>) = fired.into_iter().unzip();
+            match store::settle(&mut *conn, &shared.config.worker_id, &settlements).await {
+                Ok(_) => settled.iter().for_each(|s| report.add(s)),
+                Err(e) => {
+                    tracing::warn!(domain = %domain, error = %e, "cannot record fired jobs; their locks expire and they run again");
+                    report.unrecorded += settled.len();
+                }
+            }
             if claimed < batch {
                 return Ok(report);
             }
@@ -286,11 +336,11 @@ impl Scheduler {
             .pool(domain)
             .await
             .map_err(|source| SchedulerError::Pool { domain: domain.to_string(), source })?;
-        self.recover_leases_in(domain, &pool).await
-    }
-
-    async fn recover_leases_in(&self, domain: &DomainName, pool: &sqlx::PgPool) -> Result<u64, SchedulerError> {
-        worker::recover_leases(&self.shared, domain, pool).await
+        let mut conn = pool
+            .acquire()
+            .await
+            .map_err(|source| SchedulerError::Db { domain: domain.to_string(), context: "connecting", source })?;
+        worker::recover_leases(&self.shared, domain, &mut conn).await
     }
 
     /// Serves every domain of the source until `shutdown` fires, then lets

@@ -5,13 +5,17 @@
 //! schedulers never claim the same job, and in the same statement reads when
 //! the next job comes due: an idle domain costs one query per wake-up.
 //!
-//! Settling a job is always conditional on it still being `running`: the app
-//! marks a job done in the transaction that commits its transition, and this
-//! side must neither undo that nor resurrect a job another worker reclaimed.
+//! Settling a job is always conditional on it still being `running` under this
+//! worker's lock: the app marks a job done in the transaction that commits its
+//! transition, and this side must neither undo that nor touch a job another
+//! worker reclaimed.
+//!
+//! Every function takes any executor (a pool or one connection): the scheduler
+//! runs a domain's queries on the one connection it holds for that domain.
 
 use chrono::{DateTime, Utc};
 use serde_json::Value;
-use sqlx::{PgPool, Row};
+use sqlx::{PgExecutor, Row};
 use uuid::Uuid;
 use vnext_core::traits::TriggerOrigin;
 use vnext_init::queues::JobKind;
@@ -29,6 +33,8 @@ pub struct ClaimedJob {
     pub due_at: DateTime<Utc>,
     /// Claims so far, this one included.
     pub attempts: i32,
+    /// Why the previous delivery did not succeed, if it did not.
+    pub last_error: Option<String>,
 }
 
 impl ClaimedJob {
@@ -53,45 +59,46 @@ pub struct Claim {
 }
 
 const CLAIM: &str = "
-WITH due AS (
-    SELECT id FROM sys_queues.jobs
-     WHERE status = 'pending' AND due_at <= $1
-     ORDER BY due_at
-     LIMIT $2
-       FOR UPDATE SKIP LOCKED
-), expired AS (
+WITH expired AS (
     SELECT id FROM sys_queues.jobs
      WHERE status = 'running' AND locked_until < $1
      ORDER BY locked_until
      LIMIT $2
        FOR UPDATE SKIP LOCKED
+), due AS (
+    SELECT id FROM sys_queues.jobs
+     WHERE status = 'pending' AND due_at <= $1
+     ORDER BY due_at
+     LIMIT $2
+       FOR UPDATE SKIP LOCKED
 ), claimed AS (
     UPDATE sys_queues.jobs j
        SET status = 'running', locked_by = $3, locked_until = $4, attempts = j.attempts + 1
-     WHERE j.id IN (SELECT id FROM due UNION ALL SELECT id FROM expired)
- RETURNING j.id, j.kind, j.flow, j.instance_id, j.transition_key, j.armed_state, j.body, j.due_at, j.attempts
+     WHERE j.id IN (SELECT id FROM (SELECT id FROM expired UNION ALL SELECT id FROM due) c LIMIT $2)
+ RETURNING j.id, j.kind, j.flow, j.instance_id, j.transition_key, j.armed_state, j.body, j.due_at, j.attempts,
+           j.last_error
 )
-SELECT id, kind, flow, instance_id, transition_key, armed_state, body, due_at, attempts,
+SELECT id, kind, flow, instance_id, transition_key, armed_state, body, due_at, attempts, last_error,
        NULL::timestamptz AS next_at
   FROM claimed
 UNION ALL
-SELECT NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
+SELECT NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
        LEAST((SELECT min(due_at) FROM sys_queues.jobs WHERE status = 'pending' AND due_at > $1),
              (SELECT min(locked_until) FROM sys_queues.jobs WHERE status = 'running' AND locked_until >= $1))";
 
-/// Claims up to `limit` due jobs (plus up to `limit` with expired locks) for
-/// `worker` until `locked_until`.
+/// Claims up to `limit` jobs, those whose lock expired first, then due ones in
+/// due order, for `worker` until `locked_until`.
 ///
 /// # Errors
 /// The database error; nothing is claimed then.
 pub async fn claim(
-    pool: &PgPool,
+    db: impl PgExecutor<'_>,
     now: DateTime<Utc>,
     limit: i64,
     worker: &str,
     locked_until: DateTime<Utc>,
 ) -> Result<Claim, sqlx::Error> {
-    let rows = sqlx::query(CLAIM).bind(now).bind(limit).bind(worker).bind(locked_until).fetch_all(pool).await?;
+    let rows = sqlx::query(CLAIM).bind(now).bind(limit).bind(worker).bind(locked_until).fetch_all(db).await?;
     let mut claim = Claim::default();
     for row in rows {
         let id: Option<Uuid> = row.try_get("id")?;
@@ -115,94 +122,89 @@ pub async fn claim(
             body: row.try_get("body")?,
             due_at: row.try_get("due_at")?,
             attempts: row.try_get("attempts")?,
+            last_error: row.try_get("last_error")?,
         });
     }
     Ok(claim)
 }
 
-/// Closes a job whose transition ran or had nothing to do. A no-op when the
-/// app already marked it done in its own transaction.
-///
-/// # Errors
-/// The database error.
-pub async fn mark_done(pool: &PgPool, id: Uuid) -> Result<bool, sqlx::Error> {
-    let done = sqlx::query(
-        "UPDATE sys_queues.jobs SET status = 'done', finished_at = now()
-          WHERE id = $1 AND status = 'running'",
-    )
-    .bind(id)
-    .execute(pool)
-    .await?;
-    Ok(done.rows_affected() == 1)
+/// How a fired job is to be recorded.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Settlement {
+    /// The transition ran or had nothing to do. A formality when the app
+    /// already closed the job in its own transaction.
+    Done { id: Uuid },
+    /// Back to `pending`, due at `due_at`. `count_attempt = false` gives the
+    /// claim back (a busy instance is not a failure).
+    Pending { id: Uuid, due_at: DateTime<Utc>, last_error: Option<String>, count_attempt: bool },
+    /// Given up, with the reason.
+    Failed { id: Uuid, error: String },
 }
 
-/// [`mark_done`] for many jobs in one statement; returns how many it closed.
+impl Settlement {
+    pub fn id(&self) -> Uuid {
+        match self {
+            Settlement::Done { id } | Settlement::Pending { id, .. } | Settlement::Failed { id, .. } => *id,
+        }
+    }
+}
+
+/// Records many settlements held by `worker` in one statement; returns how
+/// many jobs changed. A job no longer `running` under this worker's lock (the
+/// app closed it, or another worker reclaimed it) is left alone.
 ///
 /// # Errors
-/// The database error.
-pub async fn mark_done_many(pool: &PgPool, ids: &[Uuid]) -> Result<u64, sqlx::Error> {
+/// The database error; nothing is recorded then.
+pub async fn settle(db: impl PgExecutor<'_>, worker: &str, settlements: &[Settlement]) -> Result<u64, sqlx::Error> {
+    if settlements.is_empty() {
+        return Ok(0);
+    }
+    let n = settlements.len();
+    let (mut ids, mut statuses, mut due, mut errors, mut uncount) =
+        (Vec::with_capacity(n), Vec::with_capacity(n), Vec::with_capacity(n), Vec::with_capacity(n), Vec::with_capacity(n));
+    for s in settlements {
+        ids.push(s.id());
+        let (status, due_at, error, give_back) = match s {
+            Settlement::Done { .. } => ("done", None, None, false),
+            Settlement::Pending { due_at, last_error, count_attempt, .. } => {
+                ("pending", Some(*due_at), last_error.as_deref(), !count_attempt)
+            }
+            Settlement::Failed { error, .. } => ("failed", None, Some(error.as_str()), false),
+        };
+        statuses.push(status);
+        due.push(due_at);
+        errors.push(error);
+        uncount.push(give_back);
+    }
     let done = sqlx::query(
-        "UPDATE sys_queues.jobs SET status = 'done', finished_at = now()
-          WHERE id = ANY($1) AND status = 'running'",
+        "UPDATE sys_queues.jobs j
+            SET status = s.status,
+                due_at = COALESCE(s.due_at, j.due_at),
+                finished_at = CASE WHEN s.status = 'pending' THEN NULL ELSE now() END,
+                locked_by = CASE WHEN s.status = 'pending' THEN NULL ELSE j.locked_by END,
+                locked_until = CASE WHEN s.status = 'pending' THEN NULL ELSE j.locked_until END,
+                last_error = COALESCE(s.last_error, j.last_error),
+                attempts = CASE WHEN s.uncount THEN greatest(j.attempts - 1, 0) ELSE j.attempts END
+           FROM unnest($1::uuid[], $2::text[], $3::timestamptz[], $4::text[], $5::bool[])
+                AS s(id, status, due_at, last_error, uncount)
+          WHERE j.id = s.id AND j.status = 'running' AND j.locked_by = $6",
     )
-    .bind(ids)
-    .execute(pool)
+    .bind(&ids)
+    .bind(&statuses)
+    .bind(&due)
+    .bind(&errors)
+    .bind(&uncount)
+    .bind(worker)
+    .execute(db)
     .await?;
     Ok(done.rows_affected())
-}
-
-/// Puts a job held by `worker` back to `pending`, due at `due_at`.
-/// `count_attempt = false` gives the claim back (a busy instance is not a failure).
-///
-/// # Errors
-/// The database error.
-pub async fn reschedule(
-    pool: &PgPool,
-    id: Uuid,
-    worker: &str,
-    due_at: DateTime<Utc>,
-    last_error: Option<&str>,
-    count_attempt: bool,
-) -> Result<bool, sqlx::Error> {
-    let done = sqlx::query(
-        "UPDATE sys_queues.jobs
-            SET status = 'pending', due_at = $3, locked_by = NULL, locked_until = NULL,
-                last_error = COALESCE($4, last_error),
-                attempts = CASE WHEN $5 THEN attempts ELSE greatest(attempts - 1, 0) END
-          WHERE id = $1 AND status = 'running' AND locked_by = $2",
-    )
-    .bind(id)
-    .bind(worker)
-    .bind(due_at)
-    .bind(last_error)
-    .bind(count_attempt)
-    .execute(pool)
-    .await?;
-    Ok(done.rows_affected() == 1)
-}
-
-/// Gives up on a job held by `worker`, keeping the reason.
-///
-/// # Errors
-/// The database error.
-pub async fn mark_failed(pool: &PgPool, id: Uuid, worker: &str, error: &str) -> Result<bool, sqlx::Error> {
-    let done = sqlx::query(
-        "UPDATE sys_queues.jobs SET status = 'failed', finished_at = now(), last_error = $3
-          WHERE id = $1 AND status = 'running' AND locked_by = $2",
-    )
-    .bind(id)
-    .bind(worker)
-    .bind(error)
-    .execute(pool)
-    .await?;
-    Ok(done.rows_affected() == 1)
 }
 
 /// Hands claimed jobs that never started back to `pending` (shutdown).
 ///
 /// # Errors
 /// The database error.
-pub async fn release(pool: &PgPool, ids: &[Uuid], worker: &str) -> Result<u64, sqlx::Error> {
+pub async fn release(db: impl PgExecutor<'_>, ids: &[Uuid], worker: &str) -> Result<u64, sqlx::Error> {
     let done = sqlx::query(
         "UPDATE sys_queues.jobs
             SET status = 'pending', locked_by = NULL, locked_until = NULL, attempts = greatest(attempts - 1, 0)
@@ -210,7 +212,7 @@ pub async fn release(pool: &PgPool, ids: &[Uuid], worker: &str) -> Result<u64, s
     )
     .bind(ids)
     .bind(worker)
-    .execute(pool)
+    .execute(db)
     .await?;
     Ok(done.rows_affected())
 }
@@ -220,7 +222,7 @@ pub async fn release(pool: &PgPool, ids: &[Uuid], worker: &str) -> Result<u64, s
 ///
 /// # Errors
 /// The database error.
-pub async fn purge_finished(pool: &PgPool, before: DateTime<Utc>, limit: i64) -> Result<u64, sqlx::Error> {
+pub async fn purge_finished(db: impl PgExecutor<'_>, before: DateTime<Utc>, limit: i64) -> Result<u64, sqlx::Error> {
     let done = sqlx::query(
         "DELETE FROM sys_queues.jobs WHERE id IN (
             SELECT id FROM sys_queues.jobs
@@ -229,7 +231,7 @@ pub async fn purge_finished(pool: &PgPool, before: DateTime<Utc>, limit: i64) ->
     )
     .bind(before)
     .bind(limit)
-    .execute(pool)
+    .execute(db)
     .await?;
     Ok(done.rows_affected())
 }
