@@ -194,6 +194,8 @@ async fn every_write_carries_its_events() {
     assert_eq!((p["fromState"].as_str(), p["toState"].as_str(), p["status"].as_str()), (Some("open"), Some("working"), Some("A")));
     assert_eq!((p["dataVersion"].as_str(), p["dataVersionNo"].as_i64()), (Some("1.1.0"), Some(2)));
     assert_eq!(events[0].1["fromState"], Value::Null, "a start comes from nowhere");
+    assert!(events[0].1.get("fromState").is_some());
+    assert!(events[3].1.get("fromState").is_none(), "only state changes carry fromState");
     let end = &events[3].1;
     assert_eq!((end["state"].as_str(), end["status"].as_str(), end["transition"].as_str()), (Some("closed"), Some("C"), Some("finish")));
     // Each event was written by the transaction that made the change.

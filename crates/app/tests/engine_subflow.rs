@@ -136,13 +136,19 @@ async fn a_child_without_io_starts_and_completes_inside_the_parents_commit() {
     let events: Vec<(&str, &str)> = events.iter().map(|(f, e)| (f.as_str(), e.as_str())).collect();
     assert_eq!(events, [
         ("onboard", "instance.state-changed"),   // start → form
-        ("kyc-check", "instance.state-changed"), // child start → check
-        ("kyc-check", "instance.state-changed"), // check → passed
+        ("kyc-check", "instance.state-changed"), // child: start → passed
         ("kyc-check", "instance.completed"),
-        ("onboard", "instance.state-changed"),   // form → kyc
-        ("onboard", "instance.state-changed"),   // kyc → approved
+        ("onboard", "instance.state-changed"),   // form → approved
         ("onboard", "instance.completed"),
     ]);
+    let change: Value = sqlx::query_scalar("SELECT payload FROM sys_queues.outbox WHERE instance_id = $1 AND event_type = 'instance.state-changed' ORDER BY id DESC LIMIT 1")
+        .bind(s.id)
+        .fetch_one(&env.pool)
+        .await
+        .unwrap();
+    assert_eq!((change["fromState"].as_str(), change["toState"].as_str()), (Some("form"), Some("approved")));
+    assert_eq!(change["via"], json!(["kyc"]));
+    assert_eq!(change["transitions"], json!(["submit", "$subflow", "good"]));
     env.cleanup().await;
 }
 

@@ -8,7 +8,8 @@
 //! transaction: a parent and a child started by it commit together).
 
 use futures::future::BoxFuture;
-use serde_json::{json, Value};
+use serde::Serialize;
+use serde_json::Value;
 use sqlx::PgConnection;
 use uuid::Uuid;
 use vnext_core::ident::FlowKey;
@@ -251,57 +252,55 @@ impl Run {
         })
     }
 
-    /// Outbox events of this write: a state change per hop that changed
-    /// state, and how the instance ended, if it did.
+    /// Outbox events of this write: one `instance.state-changed` when its hops
+    /// changed the state (from where the write found the instance to where it
+    /// leaves it, with the states passed on the way), and how the instance
+    /// ended, if it did. Two rows at most, however long the chain.
     fn events(&self, records: &Records, status: InstanceStatus) -> Vec<OutboxEvent> {
-        let flow = self.flow.as_str();
-        let base = |event: &str, version: &str, version_no: i64| {
-            json!({
-                "event": event,
-                "domain": self.domain.as_str(),
-                "flow": flow,
-                "flowVersion": self.row.flow_version,
-                "instanceId": self.row.id,
-                "dataVersion": version,
-                "dataVersionNo": version_no,
-                "at": self.now,
-            })
-        };
-        let mut out = Vec::new();
-        let (mut version, mut version_no) = (self.row.data_version.clone(), self.row.data_version_no);
-        let last = records.transitions.len().saturating_sub(1);
-        for (i, t) in records.transitions.iter().enumerate() {
-            if let (Some(v), Some(n)) = (&t.data_version, t.data_version_no) {
-                (version, version_no) = (v.clone(), n);
-            }
-            if t.from_state.as_deref() == Some(t.to_state.as_str()) {
-                continue;
-            }
-            let hop_status = if i == last { status } else { InstanceStatus::Active };
-            let mut payload = base("instance.state-changed", &version, version_no);
-            payload["fromState"] = json!(t.from_state);
-            payload["toState"] = json!(t.to_state);
-            payload["transition"] = json!(t.transition_key);
-            payload["status"] = json!(hop_status.code().to_string());
-            out.push(OutboxEvent { flow: flow.to_string(), event_type: "instance.state-changed", payload });
-        }
+        let moved = records.transitions.iter().any(|t| t.from_state.as_deref() != Some(t.to_state.as_str()));
         let ended = match status {
             InstanceStatus::Completed if self.w.canceled => Some("instance.canceled"),
             InstanceStatus::Completed => Some("instance.completed"),
             InstanceStatus::Faulted => Some("instance.faulted"),
             _ => None,
         };
+        let mut out = Vec::with_capacity(2);
+        let status_code = status.code().to_string();
+        let base = |event: &'static str| EventPayload {
+            event,
+            domain: self.domain.as_str(),
+            flow: self.flow.as_str(),
+            flow_version: &self.row.flow_version,
+            instance_id: self.row.id,
+            status: &status_code,
+            data_version: &self.w.data_version,
+            data_version_no: self.w.data_version_no,
+            at: self.now,
+            from_state: None,
+            to_state: None,
+            via: Vec::new(),
+            transition: records.transitions.last().map(|t| t.transition_key.as_str()),
+            transitions: Vec::new(),
+            state: None,
+            error: None,
+        };
+        if moved {
+            let first = records.transitions.first();
+            let mut p = base("instance.state-changed");
+            // A start comes from nowhere.
+            p.from_state = Some(first.and_then(|t| t.from_state.as_deref()));
+            p.to_state = Some(&self.w.state);
+            p.via = records.transitions.iter().take(records.transitions.len().saturating_sub(1)).map(|t| t.to_state.as_str()).collect();
+            p.via.dedup();
+            p.transition = first.map(|t| t.transition_key.as_str());
+            p.transitions = records.transitions.iter().map(|t| t.transition_key.as_str()).collect();
+            out.push(OutboxEvent::new(self.flow.as_str(), "instance.state-changed", &p));
+        }
         if let Some(event_type) = ended {
-            let mut payload = base(event_type, &self.w.data_version, self.w.data_version_no);
-            payload["state"] = json!(self.w.state);
-            payload["status"] = json!(status.code().to_string());
-            if let Some(t) = records.transitions.last() {
-                payload["transition"] = json!(t.transition_key);
-            }
-            if let Some(i) = records.incidents.last() {
-                payload["error"] = json!({"code": i.error_code, "message": i.message});
-            }
-            out.push(OutboxEvent { flow: flow.to_string(), event_type, payload });
+            let mut p = base(event_type);
+            p.state = Some(&self.w.state);
+            p.error = records.incidents.last().map(|i| EventError { code: &i.error_code, message: &i.message });
+            out.push(OutboxEvent::new(self.flow.as_str(), event_type, &p));
         }
         out
     }
@@ -342,4 +341,42 @@ impl Run {
         tx.commit().await?;
         Ok((pending.snapshot(self.domain.as_str(), self.row.created_at), pending.all_followups()))
     }
+}
+
+/// The payload of an outbox event (the instance's `key` is added by the write).
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct EventPayload<'a> {
+    event: &'static str,
+    domain: &'a str,
+    flow: &'a str,
+    flow_version: &'a str,
+    instance_id: Uuid,
+    status: &'a str,
+    data_version: &'a str,
+    data_version_no: i64,
+    at: chrono::DateTime<chrono::Utc>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    transition: Option<&'a str>,
+    /// state-changed: where the write found the instance (null for a start)
+    /// and where it leaves it, the states passed on the way, the hops taken.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    to_state: Option<&'a str>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    via: Vec<&'a str>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    transitions: Vec<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    state: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<EventError<'a>>,
+    /// Written on state changes only (`null` for a start).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    from_state: Option<Option<&'a str>>,
+}
+
+#[derive(Serialize)]
+struct EventError<'a> {
+    code: &'a str,
+    message: &'a str,
 }

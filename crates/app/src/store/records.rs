@@ -1,13 +1,15 @@
-//! The one write of a request: instance row, transition history, task runs
-//! and incidents in a single statement.
+//! The one write of a request: instance row, transition history, task runs,
+//! incidents and outbox events in a single statement.
 //!
-//! Rows travel as one JSON array per table and are unpacked with
-//! `jsonb_to_recordset`, so the statement text is fixed per flow schema (and
-//! prepared once per connection) however many hops an auto-chain took.
+//! Rows travel as one JSON array per table (serialized straight from the row
+//! structs) and are unpacked with `jsonb_to_recordset`, so the statement text
+//! is fixed per flow schema (and prepared once per connection) however many
+//! hops an auto-chain took.
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::Value;
+use sqlx::types::Json;
 use sqlx::{AssertSqlSafe, PgConnection};
 use uuid::Uuid;
 use vnext_core::ident::FlowKey;
@@ -88,6 +90,12 @@ pub struct OutboxEvent {
     /// `instance.state-changed`, `instance.completed`, `instance.canceled`, `instance.faulted`.
     pub event_type: &'static str,
     pub payload: Value,
+}
+
+impl OutboxEvent {
+    pub fn new(flow: &str, event_type: &'static str, payload: &impl Serialize) -> OutboxEvent {
+        OutboxEvent { flow: flow.to_string(), event_type, payload: serde_json::to_value(payload).unwrap_or(Value::Null) }
+    }
 }
 
 /// Everything a request records besides the instance row.
@@ -190,9 +198,6 @@ fn statement(flow: &FlowKey, mode: WriteMode) -> String {
     )
 }
 
-fn rows<T: Serialize>(rows: &[T]) -> Value {
-    serde_json::to_value(rows).unwrap_or_else(|_| Value::Array(Vec::new()))
-}
 
 /// Writes the instance and its records in one statement. Returns false when
 /// nothing was written: an insert whose key exists, or an update of a missing row.
@@ -213,15 +218,15 @@ pub async fn apply(conn: &mut PgConnection, flow: &FlowKey, mode: WriteMode, w: 
         .bind(w.has_incident)
         .bind(w.completed_at)
         .bind(w.now)
-        .bind(rows(&rec.transitions))
-        .bind(rows(&rec.task_runs))
-        .bind(rows(&rec.incidents))
+        .bind(Json(&rec.transitions))
+        .bind(Json(&rec.task_runs))
+        .bind(Json(&rec.incidents))
         .bind(rec.resolve_incidents)
         .bind(w.lease.map(|l| l.token))
         .bind(w.lease.map(|l| l.until))
         .bind(w.lease.map(|l| l.transition.as_str()))
         .bind(w.lease.and_then(|l| l.job_id))
-        .bind(rows(&rec.events))
+        .bind(Json(&rec.events))
         .bind(w.key)
         .bind(w.parked_on);
     if mode == WriteMode::Insert {
