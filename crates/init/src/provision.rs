@@ -77,10 +77,21 @@ pub async fn prepare_control(dbs: &Databases, migrations: &Migrations) -> Result
 /// # Errors
 /// [`InitError::Sql`] when the registry cannot be read.
 pub async fn registered_domains(dbs: &Databases) -> Result<Vec<DomainName>, InitError> {
-    let names: Vec<String> = match sqlx::query_scalar("SELECT domain FROM vnext_control.domains ORDER BY domain")
-        .fetch_all(dbs.control())
-        .await
-    {
+    domains_where(dbs, "true").await
+}
+
+/// The domains whose provisioning finished (`active`): the ones with every
+/// system schema in place. A domain still being provisioned is left out.
+///
+/// # Errors
+/// [`InitError::Sql`] when the registry cannot be read.
+pub async fn active_domains(dbs: &Databases) -> Result<Vec<DomainName>, InitError> {
+    domains_where(dbs, "status = 'active'").await
+}
+
+async fn domains_where(dbs: &Databases, filter: &'static str) -> Result<Vec<DomainName>, InitError> {
+    let sql = format!("SELECT domain FROM vnext_control.domains WHERE {filter} ORDER BY domain");
+    let names: Vec<String> = match sqlx::query_scalar(AssertSqlSafe(sql)).fetch_all(dbs.control()).await {
         Ok(names) => names,
         Err(e) if matches!(e.as_database_error().and_then(|d| d.code()).as_deref(), Some("42P01" | "3F000")) => {
             return Ok(Vec::new());

@@ -4,7 +4,7 @@ use futures::future::BoxFuture;
 use sqlx::PgPool;
 use vnext_core::ident::DomainName;
 use vnext_init::db::Databases;
-use vnext_init::provision::registered_domains;
+use vnext_init::provision::active_domains;
 
 /// A domain list or pool could not be obtained.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -20,10 +20,11 @@ pub trait DomainSource: Send + Sync + 'static {
     fn pool<'a>(&'a self, domain: &'a DomainName) -> BoxFuture<'a, Result<PgPool, SourceError>>;
 }
 
-/// Every domain of the control database's registry.
+/// Every domain of the control database's registry whose provisioning finished
+/// (before that its job table may not exist yet).
 impl DomainSource for Databases {
     fn domains(&self) -> BoxFuture<'_, Result<Vec<DomainName>, SourceError>> {
-        Box::pin(async move { registered_domains(self).await.map_err(|e| SourceError(e.to_string())) })
+        Box::pin(async move { active_domains(self).await.map_err(|e| SourceError(e.to_string())) })
     }
 
     fn pool<'a>(&'a self, domain: &'a DomainName) -> BoxFuture<'a, Result<PgPool, SourceError>> {
