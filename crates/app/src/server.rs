@@ -18,6 +18,7 @@ use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::http::Request;
 use axum::middleware::{from_fn, from_fn_with_state};
+use axum::serve::ListenerExt;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
@@ -76,6 +77,13 @@ impl Server {
         let app = app(AppState::new(config.engine));
         let token = config.shutdown;
         let drain = config.drain;
+        // Answers go out at once, not held back by Nagle's algorithm waiting
+        // for the client's delayed ACK.
+        let listener = listener.tap_io(|tcp| {
+            if let Err(e) = tcp.set_nodelay(true) {
+                tracing::debug!(error = %e, "cannot set TCP_NODELAY on an accepted connection");
+            }
+        });
         let serve = axum::serve(listener, app).with_graceful_shutdown(token.clone().cancelled_owned());
         let future = async move {
             tokio::select! {

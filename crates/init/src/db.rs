@@ -197,6 +197,10 @@ impl Databases {
             .min_connections(0)
             .acquire_timeout(Duration::from_secs(db.acquire_timeout_seconds))
             .idle_timeout(Duration::from_secs(db.connection_idle_seconds))
+            // No ping before each use: it costs a round trip per request. A
+            // connection the server dropped fails its first statement instead
+            // (503, retryable) and is discarded.
+            .test_before_acquire(false)
             .max_lifetime(Duration::from_secs(db.connection_lifetime_seconds))
             .connect_lazy_with(options);
         map.insert(domain.ident().to_string(), DomainPool { pool: pool.clone(), last_used: Instant::now() });

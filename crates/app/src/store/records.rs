@@ -140,7 +140,30 @@ pub enum WriteMode {
     Update,
 }
 
-fn statement(flow: &FlowKey, mode: WriteMode) -> String {
+/// Which optional parts a write has. A part without rows is left out of the
+/// statement: planning and running an empty `INSERT ... SELECT` still costs,
+/// and most transitions write no task runs, incidents or resolutions. Each
+/// combination is its own (prepared, cached) statement text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Parts {
+    task_runs: bool,
+    incidents: bool,
+    resolve: bool,
+    events: bool,
+}
+
+impl Parts {
+    fn of(rec: &Records) -> Parts {
+        Parts {
+            task_runs: !rec.task_runs.is_empty(),
+            incidents: !rec.incidents.is_empty(),
+            resolve: rec.resolve_incidents,
+            events: !rec.events.is_empty(),
+        }
+    }
+}
+
+fn statement(flow: &FlowKey, mode: WriteMode, parts: Parts) -> String {
     // Parameters: $1 id, $2 status, $3 current_state, $4 data, $5 data_version,
     // $6 data_version_no, $7 etag, $8 tags, $9 has_incident, $10 completed_at,
     // $11 now, $12 transitions, $13 task runs, $14 incidents, $15 resolve
@@ -166,7 +189,7 @@ fn statement(flow: &FlowKey, mode: WriteMode) -> String {
              b AS (SELECT coalesce(max(seq), 0) AS s FROM {s}.transitions WHERE instance_id = $1), "
         ),
     };
-    format!(
+    let mut ctes = vec![format!(
         "{head}\
          h AS (INSERT INTO {s}.transitions (id, instance_id, seq, transition_key, from_state, to_state, trigger_type, origin, \
            body, headers, actor, data_version, data_version_no, data, started_at, finished_at, duration_ms) \
@@ -175,27 +198,43 @@ fn statement(flow: &FlowKey, mode: WriteMode) -> String {
            r.started_at, r.finished_at, r.duration_ms \
            FROM i, b, jsonb_to_recordset($12) AS r(id uuid, n bigint, transition_key text, from_state text, to_state text, \
            trigger_type smallint, origin text, body jsonb, headers jsonb, actor text, data_version text, data_version_no bigint, \
-           data jsonb, final_snap boolean, started_at timestamptz, finished_at timestamptz, duration_ms float8)), \
-         t AS (INSERT INTO {s}.task_runs (id, instance_id, transition_id, task_key, task_version, task_type, phase, task_order, \
+           data jsonb, final_snap boolean, started_at timestamptz, finished_at timestamptz, duration_ms float8))"
+    )];
+    if parts.task_runs {
+        ctes.push(format!(
+            "t AS (INSERT INTO {s}.task_runs (id, instance_id, transition_id, task_key, task_version, task_type, phase, task_order, \
            attempt, status, request, response, error, started_at, finished_at, duration_ms) \
            SELECT r.id, i.id, r.transition_id, r.task_key, r.task_version, r.task_type, r.phase, r.task_order, r.attempt, \
            r.status, r.request, r.response, r.error, r.started_at, r.finished_at, r.duration_ms \
            FROM i, jsonb_to_recordset($13) AS r(id uuid, transition_id uuid, task_key text, task_version text, task_type text, \
            phase text, task_order integer, attempt integer, status text, request jsonb, response jsonb, error jsonb, \
-           started_at timestamptz, finished_at timestamptz, duration_ms float8)), \
-         n AS (INSERT INTO {s}.incidents (id, instance_id, state, transition_key, task_key, error_code, message, status_code, \
+           started_at timestamptz, finished_at timestamptz, duration_ms float8))"
+        ));
+    }
+    if parts.incidents {
+        ctes.push(format!(
+            "n AS (INSERT INTO {s}.incidents (id, instance_id, state, transition_key, task_key, error_code, message, status_code, \
            boundary_action, retry_count, request, created_at) \
            SELECT r.id, i.id, r.state, r.transition_key, r.task_key, r.error_code, r.message, r.status_code, r.boundary_action, \
            r.retry_count, r.request, $11 \
            FROM i, jsonb_to_recordset($14) AS r(id uuid, state text, transition_key text, task_key text, error_code text, \
-           message text, status_code integer, boundary_action text, retry_count integer, request jsonb)), \
-         v AS (UPDATE {s}.incidents SET resolved = true, resolved_at = $11 \
-           WHERE $15 AND instance_id IN (SELECT id FROM i) AND NOT resolved), \
-         o AS (INSERT INTO sys_queues.outbox (flow, instance_id, event_type, payload, created_at) \
+           message text, status_code integer, boundary_action text, retry_count integer, request jsonb))"
+        ));
+    }
+    if parts.resolve {
+        ctes.push(format!(
+            "v AS (UPDATE {s}.incidents SET resolved = true, resolved_at = $11 \
+           WHERE $15 AND instance_id IN (SELECT id FROM i) AND NOT resolved)"
+        ));
+    }
+    if parts.events {
+        ctes.push(format!(
+            "o AS (INSERT INTO sys_queues.outbox (flow, instance_id, event_type, payload, created_at) \
            SELECT r.flow, i.id, r.event_type, r.payload || jsonb_build_object('key', i.key), $11 \
-           FROM i, jsonb_to_recordset($20) AS r(flow text, event_type text, payload jsonb)) \
-         SELECT count(*) FROM i"
-    )
+           FROM i, jsonb_to_recordset($20) AS r(flow text, event_type text, payload jsonb))"
+        ));
+    }
+    format!("{} SELECT count(*) FROM i", ctes.join(", "))
 }
 
 
@@ -205,7 +244,7 @@ fn statement(flow: &FlowKey, mode: WriteMode) -> String {
 /// # Errors
 /// Database errors.
 pub async fn apply(conn: &mut PgConnection, flow: &FlowKey, mode: WriteMode, w: &InstanceWrite<'_>, rec: &Records) -> Result<bool, sqlx::Error> {
-    let sql = statement(flow, mode);
+    let sql = statement(flow, mode, Parts::of(rec));
     let mut q = sqlx::query_scalar::<_, i64>(AssertSqlSafe(sql))
         .bind(w.id)
         .bind(w.status.code().to_string())
