@@ -121,7 +121,6 @@ fn redact(url: &str) -> String {
 pub struct RunningApi {
     pub addr: SocketAddr,
     server: JoinHandle<std::io::Result<()>>,
-    listener: JoinHandle<()>,
 }
 
 /// Binds `listen` (`host:port`; port 0 picks a free port).
@@ -129,14 +128,12 @@ pub(super) async fn bind(listen: &str) -> Result<TcpListener, String> {
     TcpListener::bind(listen).await.map_err(|e| format!("cannot listen on {listen}: {e}"))
 }
 
-/// Starts serving the API on `listener`, with the listener that drops cached
-/// definitions when any process publishes.
+/// Starts serving the API on `listener`.
 pub fn start_api(listener: TcpListener, engine: Engine, shutdown: CancellationToken) -> Result<RunningApi, String> {
-    let config = ServerConfig::new(engine.clone(), shutdown.clone());
+    let config = ServerConfig::new(engine, shutdown);
     let (addr, serve) = Server::serve(listener, config).map_err(|e| e.to_string())?;
     let server = tokio::spawn(serve);
-    let listener = tokio::spawn(engine.listen_for_publish(shutdown));
-    Ok(RunningApi { addr, server, listener })
+    Ok(RunningApi { addr, server })
 }
 
 impl RunningApi {
@@ -144,7 +141,6 @@ impl RunningApi {
     pub async fn wait(self, shutdown: &CancellationToken) -> ExitCode {
         let result = self.server.await;
         shutdown.cancel();
-        let _ = self.listener.await;
         match result {
             Ok(Ok(())) => {
                 eprintln!("stopped");

@@ -208,7 +208,6 @@ impl InProcess {
         let shutdown = tokio_util::sync::CancellationToken::new();
         let scheduler = Scheduler::new(Arc::new(databases), engine.trigger(), SchedulerConfig::from_config(&config));
         tokio::spawn(scheduler.run(shutdown.clone()));
-        tokio::spawn(engine.clone().listen_for_publish(shutdown.clone()));
         let server = vnext_app::server::ServerConfig {
             engine,
             listen: String::new(),

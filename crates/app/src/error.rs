@@ -265,6 +265,10 @@ impl From<EngineError> for ApiError {
             EngineError::ChainTooDeep { .. } => ApiError::new(ErrorCode::ChainTooDeep, detail),
             EngineError::Script { .. } => ApiError::new(ErrorCode::ScriptFailed, detail),
             EngineError::Definition { .. } => ApiError::new(ErrorCode::DefinitionUnusable, detail),
+            EngineError::Unavailable(message) => ApiError {
+                source: Some(message.into()),
+                ..ApiError::new(ErrorCode::Unavailable, "the database is unreachable or busy; retry shortly")
+            },
             EngineError::Internal(message) => ApiError::internal(message),
         }
     }

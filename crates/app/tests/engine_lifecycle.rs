@@ -206,28 +206,43 @@ async fn async_requests_are_accepted_then_run() {
 async fn a_publish_elsewhere_invalidates_cached_definitions() {
     let env = TestEnv::new().await;
     env.publish(&[two_state("1.0.0", None)]).await;
-    let shutdown = tokio_util::sync::CancellationToken::new();
-    let listening = tokio::spawn(env.engine.clone().listen_for_publish(shutdown.clone()));
     assert_eq!(env.start("pair", json!({})).await.flow_version, "1.0.0");
-    // Wait for the domain's listener to be in place.
+    assert_eq!(env.start("pair", json!({})).await.flow_version, "1.0.0");
+    // Published by another process: only the domain's publish revision tells
+    // this engine, at its next comparison.
+    vnext_init::components::publish(&env.pool, &two_state("2.0.0", Some("done")).to_string()).await.unwrap();
+    eventually(10, || async { (env.start("pair", json!({})).await.flow_version == "2.0.0").then_some(()) }).await;
+    // No connection is held per domain to learn about publishes.
     let db = env.dbs.database_name(&env.domain);
-    eventually(10, || async {
-        let mut admin = env.admin_domain().await;
-        let n: i64 = sqlx::query_scalar(
-            "SELECT count(*) FROM pg_stat_activity WHERE datname = $1 AND query ILIKE 'LISTEN%vnext_definitions%'",
-        )
+    let mut admin = env.admin_domain().await;
+    let listening: i64 = sqlx::query_scalar("SELECT count(*) FROM pg_stat_activity WHERE datname = $1 AND query ILIKE 'LISTEN%'")
         .bind(&db)
         .fetch_one(&mut admin)
         .await
         .unwrap();
-        (n > 0).then_some(())
+    assert_eq!(listening, 0);
+    env.cleanup().await;
+}
+
+#[tokio::test]
+async fn a_cold_definition_cache_needs_no_second_connection() {
+    // One connection per domain, and a short wait for it: a transition that
+    // loaded its workflow on a second pooled connection while holding its
+    // row lock on the first would time out.
+    let env = TestEnv::with_config(|c| {
+        c.database.max_connections_per_domain = 1;
+        c.database.acquire_timeout_seconds = 2;
+        c.runtime.definitions_recheck_ms = 0;
     })
     .await;
-    assert_eq!(env.start("pair", json!({})).await.flow_version, "1.0.0");
-    // Published by another process: only the notification tells this engine.
+    env.publish(&[two_state("1.0.0", None)]).await;
+    let started = env.start("pair", json!({})).await;
+    env.engine.invalidate(&env.domain).await;
+    let moved = env.transition("pair", started.id, "go", json!({})).await;
+    assert_eq!(moved.current_state, "next");
+    // Published elsewhere: the revision check also runs on the held connection.
     vnext_init::components::publish(&env.pool, &two_state("2.0.0", Some("done")).to_string()).await.unwrap();
-    eventually(10, || async { (env.start("pair", json!({})).await.flow_version == "2.0.0").then_some(()) }).await;
-    shutdown.cancel();
-    listening.await.unwrap();
+    let back = env.transition("pair", started.id, "back", json!({})).await;
+    assert_eq!(back.current_state, "idle");
     env.cleanup().await;
 }

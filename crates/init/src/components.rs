@@ -8,9 +8,10 @@
 //! that was only re-formatted (whitespace, key order) is unchanged, and the
 //! stored text stays the one first published.
 //!
-//! Each publish that stores something sends `NOTIFY vnext_definitions, '<domain>'`
-//! in its transaction, so every process drops cached definitions of that domain
-//! when (and only when) the publish commits.
+//! Each publish that stores something raises the domain's publish revision
+//! (`sys_schemas.publish_revision`) in its transaction, so every process sees
+//! that its cached definitions are stale when (and only when) the publish
+//! commits ([`publish_revision`]).
 //!
 //! Version selection (`latest`, major `1`, `1.2`, exact `1.2.3`) filters on the
 //! numeric `major`/`minor`/`patch` columns and picks the highest match by semver
@@ -19,7 +20,7 @@
 
 use chrono::{DateTime, Utc};
 use serde_json::Value;
-use sqlx::{AssertSqlSafe, PgConnection, PgPool, Row};
+use sqlx::{AssertSqlSafe, PgConnection, PgExecutor, PgPool, Row};
 use vnext_core::ident::{DomainName, FlowKey};
 use vnext_core::model::ComponentKind;
 use vnext_core::version::VersionSelector;
@@ -27,8 +28,6 @@ use vnext_core::version::VersionSelector;
 use crate::error::InitError;
 use crate::migrate::sha256_hex;
 
-/// The channel that announces publishes; the payload is the domain name.
-pub const DEFINITIONS_CHANNEL: &str = "vnext_definitions";
 
 /// A stored component version.
 #[derive(Debug, Clone, PartialEq)]
@@ -144,9 +143,7 @@ pub async fn publish_in(conn: &mut PgConnection, raw_json: &str) -> Result<Publi
     .rows_affected();
 
     if inserted == 1 {
-        sqlx::query("SELECT pg_notify($1, $2)")
-            .bind(DEFINITIONS_CHANNEL)
-            .bind(id.domain.as_str())
+        sqlx::query("UPDATE sys_schemas.publish_revision SET revision = revision + 1")
             .execute(&mut *conn)
             .await
             .map_err(InitError::sql(context()))?;
@@ -165,6 +162,18 @@ pub async fn publish_in(conn: &mut PgConnection, raw_json: &str) -> Result<Publi
     } else {
         Err(InitError::Conflict { kind: id.kind, key: id.key, version: id.version })
     }
+}
+
+/// The domain's publish revision: raised by every publish that stores a
+/// component, visible once that publish commits.
+///
+/// # Errors
+/// [`InitError::Sql`] when it cannot be read.
+pub async fn publish_revision<'e>(db: impl PgExecutor<'e>) -> Result<i64, InitError> {
+    sqlx::query_scalar("SELECT revision FROM sys_schemas.publish_revision")
+        .fetch_one(db)
+        .await
+        .map_err(InitError::sql("reading the publish revision"))
 }
 
 /// How a stored version compares with a document about to be published.
@@ -211,6 +220,20 @@ pub async fn fetch(
     key: &str,
     selector: &VersionSelector,
 ) -> Result<Option<StoredComponent>, InitError> {
+    let mut conn = pool.acquire().await.map_err(InitError::sql(format!("reading {kind} `{key}`")))?;
+    fetch_in(&mut conn, kind, key, selector).await
+}
+
+/// [`fetch`] on a connection the caller holds (inside its transaction, if any).
+///
+/// # Errors
+/// As [`fetch`].
+pub async fn fetch_in(
+    conn: &mut PgConnection,
+    kind: ComponentKind,
+    key: &str,
+    selector: &VersionSelector,
+) -> Result<Option<StoredComponent>, InitError> {
     let context = || format!("reading {kind} `{key}`");
     let (major, minor, patch) = match selector {
         VersionSelector::Latest => (None, None, None),
@@ -231,7 +254,7 @@ pub async fn fetch(
     .bind(as_i64(major))
     .bind(as_i64(minor))
     .bind(as_i64(patch))
-    .fetch_all(pool)
+    .fetch_all(&mut *conn)
     .await
     .map_err(InitError::sql(context()))?;
     let Some(version) = selector.pick(candidates.iter().map(String::as_str)) else {
@@ -243,7 +266,7 @@ pub async fn fetch(
     )))
     .bind(key)
     .bind(version)
-    .fetch_optional(pool)
+    .fetch_optional(&mut *conn)
     .await
     .map_err(InitError::sql(context()))?;
     row.map(|row| {

@@ -115,6 +115,9 @@ pub struct RuntimeConfig {
     pub script_timeout_ms: u64,
     /// How long a busy instance's lease lasts while a task does external I/O.
     pub lease_seconds: u64,
+    /// At most how long cached definitions of a domain in use go unchecked
+    /// after another process publishes into it.
+    pub definitions_recheck_ms: u64,
 }
 
 impl Default for DatabaseConfig {
@@ -169,6 +172,7 @@ impl Default for RuntimeConfig {
             script_max_operations: 1_000_000,
             script_timeout_ms: 1_000,
             lease_seconds: 60,
+            definitions_recheck_ms: 1_000,
         }
     }
 }

@@ -3,7 +3,6 @@
 mod common;
 
 use common::{TestEnv, component, SCRIPT_TASK};
-use sqlx::postgres::PgListener;
 use vnext_core::model::ComponentKind;
 use vnext_core::version::VersionSelector;
 use vnext_init::InitError;
@@ -91,29 +90,25 @@ async fn version_selectors_pick_the_highest_match() {
 }
 
 #[tokio::test]
-async fn a_publish_notifies_the_domain_on_commit() {
+async fn a_publish_raises_the_revision_on_commit_only() {
     let env = TestEnv::new().await;
     let pool = setup(&env).await;
-    let mut listener = PgListener::connect_with(&pool).await.unwrap();
-    listener.listen(components::DEFINITIONS_CHANNEL).await.unwrap();
+    let start = components::publish_revision(&pool).await.unwrap();
 
     let task = component("sys-tasks", "store", "notify-me", "1.0.0", SCRIPT_TASK);
     components::publish(&pool, &task).await.unwrap();
-    let note = tokio::time::timeout(std::time::Duration::from_secs(10), listener.recv()).await.unwrap().unwrap();
-    assert_eq!(note.payload(), "store");
+    assert_eq!(components::publish_revision(&pool).await.unwrap(), start + 1);
 
-    // An unchanged publish notifies nothing; a rolled-back one neither.
+    // An unchanged publish raises nothing; a rolled-back one neither, and while
+    // it is open others still read the committed revision.
     components::publish(&pool, &task).await.unwrap();
     let mut tx = pool.begin().await.unwrap();
     components::publish_in(&mut tx, &component("sys-tasks", "store", "rolled-back", "1.0.0", SCRIPT_TASK)).await.unwrap();
+    assert_eq!(components::publish_revision(&pool).await.unwrap(), start + 1);
     tx.rollback().await.unwrap();
+    assert_eq!(components::publish_revision(&pool).await.unwrap(), start + 1);
     components::publish(&pool, &component("sys-tasks", "store", "marker", "1.0.0", SCRIPT_TASK)).await.unwrap();
-    let next = tokio::time::timeout(std::time::Duration::from_secs(10), listener.recv()).await.unwrap().unwrap();
-    assert_eq!(next.payload(), "store");
-    // Notifications arrive in commit order: had the unchanged or the rolled-back
-    // publish notified, the marker's notification would still be waiting.
-    let extra = tokio::time::timeout(std::time::Duration::from_millis(300), listener.recv()).await;
-    assert!(extra.is_err(), "unexpected notification: {extra:?}");
+    assert_eq!(components::publish_revision(&pool).await.unwrap(), start + 2);
     let rolled: i64 = sqlx::query_scalar("SELECT count(*) FROM sys_tasks.components WHERE key = 'rolled-back'")
         .fetch_one(&pool)
         .await

@@ -2,15 +2,23 @@
 //! JSON Schemas and task definitions resolved, cached by (domain, key, version).
 //!
 //! A flow is compiled the first time an instance of that version needs it;
-//! after that a transition touches no component table. Publishing notifies
-//! (`vnext_definitions`) and [`DefinitionCache::invalidate`] drops the domain.
+//! after that a transition touches no component table. A publish through this
+//! process drops the domain at once ([`DefinitionCache::invalidate`]); one
+//! through any other process raises the domain's publish revision, which a
+//! domain in use compares at most once per `runtime.definitions_recheck_ms`
+//! (one indexed single-row read; idle domains cost nothing, and no connection
+//! is held per domain).
+//!
+//! Loading runs on the caller's connection, inside its transaction when it
+//! holds one: a request that has locked its instance never waits for a second
+//! pooled connection, so a full pool cannot deadlock on itself.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use sqlx::PgPool;
-use tokio::sync::mpsc::UnboundedSender;
+use sqlx::PgConnection;
 use vnext_core::ident::{DomainName, FlowKey};
 use vnext_core::machine;
 use vnext_core::model::{
@@ -100,6 +108,10 @@ struct DomainDefs {
     flows: HashMap<(String, String), Arc<CompiledFlow>>,
     /// `(flow, selector)` → version, for starts that name no exact version.
     selected: HashMap<(String, String), String>,
+    /// The publish revision read before anything here was loaded, and when it
+    /// was last compared with the database.
+    revision: i64,
+    checked: Option<Instant>,
 }
 
 /// Cache of compiled workflows per domain. Cheap to clone.
@@ -107,29 +119,45 @@ struct DomainDefs {
 pub struct DefinitionCache {
     domains: Arc<RwLock<HashMap<String, DomainDefs>>>,
     scripts: Arc<Scripts>,
-    /// Told about every domain that gets cached definitions, so a listener can
-    /// watch its publishes.
-    watcher: Arc<Mutex<Option<UnboundedSender<DomainName>>>>,
+    /// How stale a domain's definitions may get after another process publishes.
+    recheck: Duration,
 }
 
 impl DefinitionCache {
-    pub(crate) fn new(scripts: Arc<Scripts>) -> Self {
-        Self { domains: Arc::default(), scripts, watcher: Arc::default() }
-    }
-
-    /// Reports every domain with cached definitions, now and from now on.
-    pub(crate) fn watch(&self, tx: UnboundedSender<DomainName>) {
-        for d in self.domains.read().expect("definition cache").keys() {
-            if let Ok(d) = DomainName::new(d) {
-                let _ = tx.send(d);
-            }
-        }
-        *self.watcher.lock().expect("definition watcher") = Some(tx);
+    pub(crate) fn new(scripts: Arc<Scripts>, recheck: Duration) -> Self {
+        Self { domains: Arc::default(), scripts, recheck }
     }
 
     /// Drops everything cached for a domain.
     pub fn invalidate(&self, domain: &DomainName) {
         self.domains.write().expect("definition cache").remove(domain.ident());
+    }
+
+    /// Compares the domain's publish revision when the last comparison is older
+    /// than `recheck`, and drops the domain's definitions when it moved. The
+    /// revision is read before anything is loaded, so a publish racing with a
+    /// load is seen at the next comparison at the latest.
+    async fn freshen(&self, conn: &mut PgConnection, domain: &DomainName) -> Result<(), EngineError> {
+        let due = match self.domains.read().expect("definition cache").get(domain.ident()) {
+            Some(d) => d.checked.is_none_or(|t| t.elapsed() >= self.recheck),
+            None => true,
+        };
+        if !due {
+            return Ok(());
+        }
+        let revision = components::publish_revision(&mut *conn)
+            .await
+            .map_err(|e| EngineError::from_init(&format!("checking domain `{domain}` for new publishes"), e))?;
+        let mut map = self.domains.write().expect("definition cache");
+        let d = map.entry(domain.ident().to_string()).or_default();
+        // Never compared (entries made by a load racing with `invalidate`) or
+        // moved: what is cached may predate a publish.
+        if d.checked.is_none() || d.revision != revision {
+            *d = DomainDefs::default();
+        }
+        d.revision = revision;
+        d.checked = Some(Instant::now());
+        Ok(())
     }
 
     /// The version a start with this selector runs (`None` = latest).
@@ -138,11 +166,12 @@ impl DefinitionCache {
     /// [`EngineError::UnknownFlow`] when nothing published matches.
     pub async fn select(
         &self,
-        pool: &PgPool,
+        conn: &mut PgConnection,
         domain: &DomainName,
         flow: &FlowKey,
         selector: Option<&str>,
     ) -> Result<Arc<CompiledFlow>, EngineError> {
+        self.freshen(conn, domain).await?;
         let sel_text = selector.unwrap_or("latest").to_string();
         let cached = {
             let map = self.domains.read().expect("definition cache");
@@ -156,14 +185,14 @@ impl DefinitionCache {
         }
         let unknown = || EngineError::UnknownFlow { flow: flow.to_string(), version: selector.map(str::to_string) };
         let sel = VersionSelector::parse(&sel_text).ok_or_else(unknown)?;
-        let stored = components::fetch(pool, ComponentKind::Workflow, flow.as_str(), &sel)
+        let stored = components::fetch_in(&mut *conn, ComponentKind::Workflow, flow.as_str(), &sel)
             .await
-            .map_err(|e| EngineError::Internal(format!("loading workflow `{flow}`: {e}")))?
+            .map_err(|e| EngineError::from_init(&format!("loading workflow `{flow}`"), e))?
             .ok_or_else(unknown)?;
         let version = stored.version.clone();
         let compiled = match self.cached(domain, flow, &version) {
             Some(c) => c,
-            None => self.insert(domain, self.compile(pool, domain, stored.content).await?),
+            None => self.insert(domain, self.compile(conn, domain, stored.content).await?),
         };
         self.domains
             .write()
@@ -181,22 +210,23 @@ impl DefinitionCache {
     /// [`EngineError::UnknownFlow`] when that version is not published.
     pub async fn get(
         &self,
-        pool: &PgPool,
+        conn: &mut PgConnection,
         domain: &DomainName,
         flow: &FlowKey,
         version: &str,
     ) -> Result<Arc<CompiledFlow>, EngineError> {
+        self.freshen(conn, domain).await?;
         if let Some(c) = self.cached(domain, flow, version) {
             return Ok(c);
         }
         let unknown = || EngineError::UnknownFlow { flow: flow.to_string(), version: Some(version.to_string()) };
         let sel = VersionSelector::parse(version).ok_or_else(unknown)?;
-        let stored = components::fetch(pool, ComponentKind::Workflow, flow.as_str(), &sel)
+        let stored = components::fetch_in(&mut *conn, ComponentKind::Workflow, flow.as_str(), &sel)
             .await
-            .map_err(|e| EngineError::Internal(format!("loading workflow `{flow}`: {e}")))?
+            .map_err(|e| EngineError::from_init(&format!("loading workflow `{flow}`"), e))?
             .filter(|s| s.version == version)
             .ok_or_else(unknown)?;
-        Ok(self.insert(domain, self.compile(pool, domain, stored.content).await?))
+        Ok(self.insert(domain, self.compile(conn, domain, stored.content).await?))
     }
 
     fn cached(&self, domain: &DomainName, flow: &FlowKey, version: &str) -> Option<Arc<CompiledFlow>> {
@@ -207,23 +237,17 @@ impl DefinitionCache {
     fn insert(&self, domain: &DomainName, flow: CompiledFlow) -> Arc<CompiledFlow> {
         let flow = Arc::new(flow);
         let mut map = self.domains.write().expect("definition cache");
-        let new_domain = !map.contains_key(domain.ident());
         let d = map.entry(domain.ident().to_string()).or_default();
-        let flow = d.flows.entry((flow.key.clone(), flow.version.clone())).or_insert(flow).clone();
-        drop(map);
-        if new_domain && let Some(tx) = self.watcher.lock().expect("definition watcher").as_ref() {
-            let _ = tx.send(domain.clone());
-        }
-        flow
+        d.flows.entry((flow.key.clone(), flow.version.clone())).or_insert(flow).clone()
     }
 
-    async fn compile(&self, pool: &PgPool, domain: &DomainName, content: Value) -> Result<CompiledFlow, EngineError> {
+    async fn compile(&self, conn: &mut PgConnection, domain: &DomainName, content: Value) -> Result<CompiledFlow, EngineError> {
         let env: Envelope<Workflow> = match Component::from_json(&content) {
             Ok(Component::Workflow(w)) => *w,
             Ok(other) => return Err(definition(format!("`{}` is not a workflow", other.identity().0))),
             Err(e) => return Err(definition(format!("stored workflow does not parse: {e}"))),
         };
-        let mut c = Compiler { pool, domain, scripts: &self.scripts, tasks: HashMap::new(), schema_docs: HashMap::new() };
+        let mut c = Compiler { conn, domain, scripts: &self.scripts, tasks: HashMap::new(), schema_docs: HashMap::new() };
         let wf = &env.attributes;
         let timeout = machine::timeout_transition(wf);
         let mut out = CompiledFlow {
@@ -297,7 +321,7 @@ fn reference_key(r: &Reference) -> (String, String) {
 }
 
 struct Compiler<'a> {
-    pool: &'a PgPool,
+    conn: &'a mut PgConnection,
     domain: &'a DomainName,
     scripts: &'a Scripts,
     tasks: HashMap<(String, String), Arc<TaskDef>>,
@@ -312,13 +336,13 @@ impl Compiler<'_> {
         })
     }
 
-    async fn fetch(&self, kind: ComponentKind, r: &Reference, site: &str) -> Result<components::StoredComponent, EngineError> {
+    async fn fetch(&mut self, kind: ComponentKind, r: &Reference, site: &str) -> Result<components::StoredComponent, EngineError> {
         let (key, sel_text) = reference_key(r);
         let sel = VersionSelector::parse(&sel_text)
             .ok_or_else(|| definition(format!("{site}: `{sel_text}` is not a version selector")))?;
-        components::fetch(self.pool, kind, &key, &sel)
+        components::fetch_in(&mut *self.conn, kind, &key, &sel)
             .await
-            .map_err(|e| EngineError::Internal(format!("loading {kind} `{key}`: {e}")))?
+            .map_err(|e| EngineError::from_init(&format!("loading {kind} `{key}`"), e))?
             .ok_or_else(|| {
                 definition(format!(
                     "{site} references {kind} `{key}` version `{}`, which is not published in domain `{}`",

@@ -1,6 +1,8 @@
 //! What can go wrong when the engine runs a request.
 
 use serde::Serialize;
+use vnext_init::InitError;
+use vnext_init::db::DbError;
 
 /// One way a payload failed its transition's JSON Schema.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -58,13 +60,39 @@ pub enum EngineError {
     /// (a cross-domain subflow, a SubProcess started by a state).
     #[error("not supported: {message}")]
     Unsupported { message: String },
+    /// 503: the database is unreachable or has no connection to spare right
+    /// now; nothing was committed and the request may be retried.
+    #[error("database unavailable: {0}")]
+    Unavailable(String),
     /// 500: a bug or an infrastructure failure.
     #[error("internal error: {0}")]
     Internal(String),
 }
 
+impl EngineError {
+    /// Retrying later may succeed (a job is rescheduled rather than failed).
+    pub fn is_transient(&self) -> bool {
+        matches!(self, EngineError::Internal(_) | EngineError::Unavailable(_))
+    }
+
+    /// A failure of the init layer while doing `context`.
+    pub(crate) fn from_init(context: &str, e: InitError) -> EngineError {
+        let unavailable = match &e {
+            InitError::Sql { source, .. } | InitError::Migration { source, .. } => unreachable_sql(source),
+            InitError::Database(db) => matches!(**db, DbError::Unreachable { .. } | DbError::Connect { .. }),
+            _ => false,
+        };
+        if unavailable { EngineError::Unavailable(format!("{context}: {e}")) } else { EngineError::Internal(format!("{context}: {e}")) }
+    }
+}
+
+/// The server is unreachable, or every pooled connection stayed busy.
+fn unreachable_sql(e: &sqlx::Error) -> bool {
+    matches!(e, sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_))
+}
+
 impl From<sqlx::Error> for EngineError {
     fn from(e: sqlx::Error) -> Self {
-        EngineError::Internal(format!("database: {e}"))
+        if unreachable_sql(&e) { EngineError::Unavailable(e.to_string()) } else { EngineError::Internal(format!("database: {e}")) }
     }
 }

@@ -80,7 +80,6 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use futures::future::BoxFuture;
-use tokio_util::sync::CancellationToken;
 use vnext_core::ident::DomainName;
 use vnext_core::traits::{TaskExecutor, TransitionTrigger, TriggerError, TriggerOutcome, TriggerRequest};
 
@@ -90,9 +89,6 @@ pub use error::{EngineError, PayloadError};
 pub use types::{InstanceRef, InstanceSnapshot, InstanceStatus, Outcome, RetryRequest, StartRequest, TransitionRequest};
 
 use scripts::Scripts;
-
-/// The channel publishing notifies; the payload is the domain.
-pub const DEFINITIONS_CHANNEL: &str = "vnext_definitions";
 
 /// Where time comes from; tests pass a controllable clock.
 pub trait Clock: Send + Sync {
@@ -137,7 +133,7 @@ impl Engine {
         let scripts = Arc::new(Scripts::new(runtime.script_max_operations, Duration::from_millis(runtime.script_timeout_ms)));
         Engine {
             inner: Arc::new(Inner {
-                definitions: DefinitionCache::new(scripts.clone()),
+                definitions: DefinitionCache::new(scripts.clone(), Duration::from_millis(runtime.definitions_recheck_ms)),
                 scripts,
                 databases: deps.databases,
                 executor: deps.executor,
@@ -198,80 +194,9 @@ impl Engine {
         self.inner.definitions.invalidate(domain);
     }
 
-    /// Invalidates cached definitions whenever a domain publishes, until
-    /// `shutdown` fires. Publishing notifies `vnext_definitions` (payload: the
-    /// domain) in the domain's own database, so this listens on every domain
-    /// whose definitions are cached: one connection per such domain, opened when
-    /// the domain is first used and re-opened after a connection loss.
-    pub async fn listen_for_publish(self, shutdown: CancellationToken) {
-        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-        self.inner.definitions.watch(tx);
-        let mut listening = HashSet::new();
-        loop {
-            tokio::select! {
-                _ = shutdown.cancelled() => return,
-                d = rx.recv() => match d {
-                    Some(d) => {
-                        if listening.insert(d.clone()) {
-                            tokio::spawn(listen_domain(self.clone(), d, shutdown.clone()));
-                        }
-                    }
-                    None => return,
-                },
-            }
-        }
-    }
-
     /// Called after an async request commits.
     fn after_accept(&self, domain: &DomainName) {
         inline_runner::nudge(self.clone(), domain.clone());
-    }
-}
-
-/// Watches one domain's publishes. Definitions compiled before the listener was
-/// in place are dropped once it is, so no publish can slip through unseen.
-async fn listen_domain(engine: Engine, domain: DomainName, shutdown: CancellationToken) {
-    let pause = || async {
-        tokio::select! {
-            _ = shutdown.cancelled() => false,
-            _ = tokio::time::sleep(Duration::from_secs(1)) => true,
-        }
-    };
-    loop {
-        let listener = match engine.inner.databases.domain(&domain).await {
-            Ok(pool) => sqlx::postgres::PgListener::connect_with(&pool).await,
-            Err(e) => {
-                tracing::warn!(domain = %domain, error = %e, "cannot listen for publishes");
-                if pause().await { continue } else { return }
-            }
-        };
-        let mut listener = match listener {
-            Ok(l) => l,
-            Err(e) => {
-                tracing::warn!(domain = %domain, error = %e, "cannot listen for publishes");
-                if pause().await { continue } else { return }
-            }
-        };
-        if let Err(e) = listener.listen(DEFINITIONS_CHANNEL).await {
-            tracing::warn!(domain = %domain, error = %e, "LISTEN {DEFINITIONS_CHANNEL} failed");
-            if pause().await { continue } else { return }
-        }
-        engine.inner.definitions.invalidate(&domain);
-        loop {
-            tokio::select! {
-                _ = shutdown.cancelled() => return,
-                n = listener.recv() => match n {
-                    Ok(n) => {
-                        let target = DomainName::new(n.payload()).unwrap_or_else(|_| domain.clone());
-                        engine.inner.definitions.invalidate(&target);
-                    }
-                    Err(e) => {
-                        tracing::warn!(domain = %domain, error = %e, "publish listener lost its connection");
-                        break;
-                    }
-                },
-            }
-        }
     }
 }
 

@@ -71,7 +71,7 @@ pub(crate) async fn ensure_schema(inner: &Inner, pool: &PgPool, domain: &DomainN
     }
     flow_schema::ensure_flow_schema(pool, flow)
         .await
-        .map_err(|e| EngineError::Internal(format!("creating the schema of workflow `{flow}`: {e}")))?;
+        .map_err(|e| EngineError::from_init(&format!("creating the schema of workflow `{flow}`"), e))?;
     inner.ensured.lock().expect("ensured schemas").insert(id);
     Ok(())
 }
@@ -88,7 +88,7 @@ impl Engine {
     pub(crate) async fn pool(&self, domain: &DomainName) -> Result<PgPool, EngineError> {
         self.inner.databases.domain(domain).await.map_err(|e| match e {
             super::DbError::UnknownDomain(d) => EngineError::UnknownDomain(d),
-            other => EngineError::Internal(format!("domain `{domain}`: {other}")),
+            other => EngineError::from_init(&format!("domain `{domain}`"), other.into()),
         })
     }
 
@@ -117,7 +117,10 @@ impl Engine {
 
     pub(crate) async fn do_start(&self, req: StartRequest) -> Result<Outcome, EngineError> {
         let pool = self.pool(&req.domain).await?;
-        let def = self.inner.definitions.select(&pool, &req.domain, &req.flow, req.version.as_deref()).await?;
+        let def = {
+            let mut conn = pool.acquire().await?;
+            self.inner.definitions.select(&mut conn, &req.domain, &req.flow, req.version.as_deref()).await?
+        };
         self.ensure_schema(&pool, &req.domain, &req.flow).await?;
         if let Some(key) = &req.key
             && let Some(row) = store::instances::find(&pool, &req.flow, &InstanceRef::Key(key.clone())).await?
@@ -235,7 +238,7 @@ impl Engine {
     pub(crate) async fn do_transition(&self, req: TransitionRequest) -> Result<Outcome, EngineError> {
         let pool = self.pool(&req.domain).await?;
         let (mut tx, mut row) = self.lock_instance(&pool, &req.flow, &req.instance).await?;
-        let gate = match self.gate(&mut tx, &pool, &row, &req).await {
+        let gate = match self.gate(&mut tx, &row, &req).await {
             Ok(g) => g,
             Err(e) => {
                 // Release the row now, not when the connection is next used.
@@ -299,7 +302,6 @@ impl Engine {
     async fn gate(
         &self,
         tx: &mut sqlx::Transaction<'static, sqlx::Postgres>,
-        pool: &PgPool,
         row: &InstanceRow,
         req: &TransitionRequest,
     ) -> Result<Gate, EngineError> {
@@ -307,7 +309,7 @@ impl Engine {
         if status.is_finished() {
             return Err(EngineError::Finished { instance: instance_name(&req.instance), status: status.code().to_string() });
         }
-        let def = self.inner.definitions.get(pool, &req.domain, &req.flow, &row.flow_version).await?;
+        let def = self.inner.definitions.get(tx, &req.domain, &req.flow, &row.flow_version).await?;
         let resolved = machine::resolve(&def.workflow, &row.current_state, &req.transition, Caller::Client);
         let kind = resolved.as_ref().ok().map(|r| r.kind);
         if status == InstanceStatus::Busy {
@@ -390,7 +392,7 @@ impl Engine {
             );
             let incident: Option<(Option<String>, Option<Value>)> =
                 sqlx::query_as(AssertSqlSafe(sql)).bind(row.id).fetch_optional(&mut *tx).await?;
-            let def = self.inner.definitions.get(&pool, &req.domain, &req.flow, &row.flow_version).await?;
+            let def = self.inner.definitions.get(&mut tx, &req.domain, &req.flow, &row.flow_version).await?;
             Ok((incident.unwrap_or_default(), def))
         }
         .await;

@@ -321,7 +321,7 @@ impl Run {
             Err(Failure::NeedsIo) => Settled::NeedsIo,
             // Jobs have no caller to answer: their failures fault the instance
             // so they show up as incidents and can be retried.
-            Err(Failure::Abort(e)) if self.job_id.is_some() && !matches!(e, EngineError::Busy { .. } | EngineError::Internal(_)) => {
+            Err(Failure::Abort(e)) if self.job_id.is_some() && !matches!(e, EngineError::Busy { .. }) && !e.is_transient() => {
                 if let Some(initial) = self.initial.take() {
                     self.w = initial;
                 }

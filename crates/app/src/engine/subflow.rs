@@ -118,7 +118,16 @@ impl Run {
             message: format!("state `{state}` ({path}) names subflow `{key}`, which is not a workflow key: {e}"),
         })?;
         let selector = (!selector.is_empty()).then_some(selector);
-        let child_def = match self.eng.definitions.select(&self.pool, &self.domain, &child_flow, selector.as_deref()).await {
+        // On the run's own transaction when it holds one: a second pooled
+        // connection per run could starve the pool under load.
+        let selected = match &mut self.hold {
+            Hold::Locked(tx) => self.eng.definitions.select(tx, &self.domain, &child_flow, selector.as_deref()).await,
+            _ => {
+                let mut conn = self.pool.acquire().await.map_err(|e| Failure::Abort(e.into()))?;
+                self.eng.definitions.select(&mut conn, &self.domain, &child_flow, selector.as_deref()).await
+            }
+        };
+        let child_def = match selected {
             Ok(d) => d,
             Err(EngineError::UnknownFlow { .. }) => {
                 return Err(EngineError::Definition {

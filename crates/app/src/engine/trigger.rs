@@ -151,14 +151,11 @@ impl Engine {
                 (Origin::Lease, first, data, job)
             }
         };
-        let def = match self.inner.definitions.get(&pool, &domain, &flow, &row.flow_version).await {
+        let def = match self.inner.definitions.get(&mut tx, &domain, &flow, &row.flow_version).await {
             Ok(d) => d,
             Err(e) => {
                 let _ = tx.rollback().await;
-                return Err(match e {
-                    EngineError::Internal(m) => retryable(m),
-                    other => fatal(other.to_string()),
-                });
+                return Err(if e.is_transient() { retryable(e) } else { fatal(e.to_string()) });
             }
         };
         let arm_timeout = first == First::Start;
@@ -181,7 +178,7 @@ impl Engine {
         match run.run().await {
             Ok(_) => Ok(TriggerOutcome::Applied),
             Err(EngineError::Busy { .. }) => Ok(TriggerOutcome::Busy),
-            Err(e @ EngineError::Internal(_)) => Err(retryable(e)),
+            Err(e) if e.is_transient() => Err(retryable(e)),
             Err(e) => Err(fatal(e.to_string())),
         }
     }

@@ -92,7 +92,6 @@ impl TestApp {
         .await
         .expect("bind");
         tokio::spawn(serve);
-        tokio::spawn(engine.clone().listen_for_publish(shutdown.clone()));
         TestApp {
             addr,
             base: format!("http://{addr}"),
