@@ -8,8 +8,7 @@ mod api_support;
 
 use std::time::Duration;
 
-use api_support::{Prefix, Running, merchant_endpoint, terminate, wait_for_line, wait_for_state};
-use serde_json::{Value, json};
+use api_support::{Prefix, Running, pay_by_timer_and_by_http_task, terminate, wait_for_line};
 
 /// A port that was free a moment ago (both services must know each other's URL
 /// before either starts).
@@ -38,30 +37,7 @@ async fn init_app_and_execution_as_three_processes() {
     wait_for_line(&mut execution.0, "invoke API on", Duration::from_secs(60));
 
     let client = reqwest::Client::new();
-    let api = format!("{app_url}/api/v1/demo/workflows/payment-processing/instances");
-    let start = |key: &str, extra: Value| {
-        let mut attributes = json!({ "merchantId": "m-1", "amount": 990, "currency": "EUR", "method": "transfer" });
-        attributes.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
-        client.post(format!("{api}/start?sync=true")).json(&json!({ "key": key, "attributes": attributes })).send()
-    };
-
-    let r = start("pay-timer", json!({ "confirmationWindow": "PT1S" })).await.unwrap();
-    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
-    wait_for_state(&client, &format!("{api}/pay-timer"), "expired").await;
-
-    let (hook, calls) = merchant_endpoint().await;
-    let r = start("pay-http", json!({ "notifyUrl": hook })).await.unwrap();
-    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
-    let r = client
-        .patch(format!("{api}/pay-http/transitions/confirm?sync=true"))
-        .json(&json!({ "attributes": { "authorizationCode": "AUTH42" } }))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
-    let settled = wait_for_state(&client, &format!("{api}/pay-http"), "settled").await;
-    assert_eq!(settled["attributes"]["notification"]["delivered"], true, "{settled}");
-    assert_eq!(calls.lock().unwrap().len(), 1);
+    pay_by_timer_and_by_http_task(&client, &app_url).await;
 
     assert!(terminate(&mut app.0).success());
     assert!(terminate(&mut execution.0).success());

@@ -8,8 +8,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use api_support::{Prefix, Running, base_url, merchant_endpoint, terminate, wait_for_line, wait_for_state};
-use serde_json::{Value, json};
+use api_support::{Prefix, Running, base_url, pay_by_timer_and_by_http_task, terminate, wait_for_line};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn up_publishes_flows_serves_the_api_and_stops_on_sigterm() {
@@ -36,29 +35,7 @@ async fn up_publishes_flows_serves_the_api_and_stops_on_sigterm() {
     assert_eq!(definition.text().await.unwrap(), on_disk, "read back byte for byte as published");
 
     // Tasks and jobs run in the same process: a timer fires, an HTTP task calls out.
-    let api = format!("{base}/api/v1/demo/workflows/payment-processing/instances");
-    let start = |key: &str, extra: Value| {
-        let mut attributes = json!({ "merchantId": "m-1", "amount": 990, "currency": "EUR", "method": "transfer" });
-        attributes.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
-        client.post(format!("{api}/start?sync=true")).json(&json!({ "key": key, "attributes": attributes })).send()
-    };
-    let r = start("pay-timer", json!({ "confirmationWindow": "PT1S" })).await.unwrap();
-    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
-    wait_for_state(&client, &format!("{api}/pay-timer"), "expired").await;
-
-    let (hook, calls) = merchant_endpoint().await;
-    let r = start("pay-http", json!({ "notifyUrl": hook })).await.unwrap();
-    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
-    let r = client
-        .patch(format!("{api}/pay-http/transitions/confirm?sync=true"))
-        .json(&json!({ "attributes": { "authorizationCode": "AUTH42" } }))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
-    let settled = wait_for_state(&client, &format!("{api}/pay-http"), "settled").await;
-    assert_eq!(settled["attributes"]["notification"]["delivered"], true, "{settled}");
-    assert_eq!(calls.lock().unwrap().len(), 1);
+    pay_by_timer_and_by_http_task(&client, &base).await;
 
     let status = terminate(child);
     assert!(status.success(), "graceful shutdown exits 0, got {status}");

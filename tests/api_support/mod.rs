@@ -232,3 +232,32 @@ impl Drop for InProcess {
         self.shutdown.cancel();
     }
 }
+
+/// Runs the payment sample through its two paths that need the execution
+/// side: a confirmation window that expires (a timer fires) and a
+/// confirmation that notifies the merchant (an HTTP task calls out once).
+pub async fn pay_by_timer_and_by_http_task(client: &reqwest::Client, base: &str) {
+    let api = format!("{base}/api/v1/demo/workflows/payment-processing/instances");
+    let start = |key: &str, extra: Value| {
+        let mut attributes = json!({ "merchantId": "m-1", "amount": 990, "currency": "EUR", "method": "transfer" });
+        attributes.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+        client.post(format!("{api}/start?sync=true")).json(&json!({ "key": key, "attributes": attributes })).send()
+    };
+    let r = start("pay-timer", json!({ "confirmationWindow": "PT1S" })).await.unwrap();
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+    wait_for_state(client, &format!("{api}/pay-timer"), "expired").await;
+
+    let (hook, calls) = merchant_endpoint().await;
+    let r = start("pay-http", json!({ "notifyUrl": hook })).await.unwrap();
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+    let r = client
+        .patch(format!("{api}/pay-http/transitions/confirm?sync=true"))
+        .json(&json!({ "attributes": { "authorizationCode": "AUTH42" } }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+    let settled = wait_for_state(client, &format!("{api}/pay-http"), "settled").await;
+    assert_eq!(settled["attributes"]["notification"]["delivered"], true, "{settled}");
+    assert_eq!(calls.lock().unwrap().len(), 1);
+}
