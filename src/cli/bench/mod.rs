@@ -130,15 +130,10 @@ async fn run_async(args: Args, config_path: Option<PathBuf>) -> Result<(), Strin
 /// # Errors
 /// Set-up failures (database unreachable, runtime does not start), as text.
 pub async fn run_report(args: &Args, config_path: Option<PathBuf>) -> Result<Report, String> {
+    let selected = select(&args.scenarios)?;
     let ctx = scenarios::Ctx::prepare(args, config_path).await?;
-    let wanted = |id: u8, name: &str| {
-        args.scenarios.is_empty() || args.scenarios.iter().any(|s| s == &id.to_string() || s == name)
-    };
     let mut out = Vec::new();
-    for (id, name) in scenarios::ALL {
-        if !wanted(id, name) {
-            continue;
-        }
+    for (id, name) in selected {
         if args.size == Size::Full {
             ctx.settle().await;
         }
@@ -159,6 +154,20 @@ pub async fn run_report(args: &Args, config_path: Option<PathBuf>) -> Result<Rep
     }
     ctx.finish().await;
     Ok(Report { size: args.size, clients: args.clients, scenarios: out })
+}
+
+/// The scenarios asked for (all when none is named), in their order; an
+/// unknown number or name is refused before anything is set up.
+fn select(asked: &[String]) -> Result<Vec<(u8, &'static str)>, String> {
+    let known = |a: &String| scenarios::ALL.iter().any(|(id, name)| a == &id.to_string() || a == name);
+    if let Some(unknown) = asked.iter().find(|a| !known(a)) {
+        let names: Vec<String> = scenarios::ALL.iter().map(|(id, name)| format!("{id} ({name})")).collect();
+        return Err(format!("--scenarios: no scenario `{unknown}`; known: {}", names.join(", ")));
+    }
+    Ok(scenarios::ALL
+        .into_iter()
+        .filter(|(id, name)| asked.is_empty() || asked.iter().any(|a| a == &id.to_string() || a == name))
+        .collect())
 }
 
 fn print_scenario(r: &ScenarioReport) {
@@ -192,5 +201,27 @@ fn run_time(args: &Args) -> load::Stop {
     match args.size {
         Size::Full => load::Stop::After(Duration::from_secs(args.duration)),
         Size::Tiny => load::Stop::Count(args.clients.max(1) * 4),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::select;
+
+    fn asked(list: &[&str]) -> Vec<String> {
+        list.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn scenarios_are_picked_by_number_or_name_in_their_order() {
+        assert_eq!(select(&[]).unwrap().len(), 7);
+        let picked: Vec<u8> = select(&asked(&["timers", "1"])).unwrap().into_iter().map(|(id, _)| id).collect();
+        assert_eq!(picked, [1, 5]);
+    }
+
+    #[test]
+    fn an_unknown_scenario_is_refused_with_the_known_ones() {
+        let err = select(&asked(&["1", "9"])).unwrap_err();
+        assert!(err.contains("`9`") && err.contains("5 (timers)"), "{err}");
     }
 }
