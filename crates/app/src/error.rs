@@ -383,6 +383,16 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_database_without_a_free_connection_is_a_503_not_a_500() {
+        let engine = EngineError::from(sqlx::Error::PoolTimedOut);
+        assert!(matches!(engine, EngineError::Unavailable(_)), "{engine:?}");
+        assert!(engine.is_transient());
+        let api = ApiError::from(engine);
+        assert_eq!(api.code, ErrorCode::Unavailable);
+        assert_eq!(api.code.status(), StatusCode::SERVICE_UNAVAILABLE);
+    }
+
+    #[test]
     fn codes_are_unique_and_well_formed() {
         let mut seen = std::collections::HashSet::new();
         for code in ErrorCode::ALL {

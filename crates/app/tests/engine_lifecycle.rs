@@ -246,3 +246,26 @@ async fn a_cold_definition_cache_needs_no_second_connection() {
     assert_eq!(back.current_state, "idle");
     env.cleanup().await;
 }
+
+#[tokio::test]
+async fn a_start_with_no_free_connection_is_unavailable_and_writes_nothing() {
+    let env = TestEnv::with_config(|c| {
+        c.database.max_connections_per_domain = 1;
+        c.database.acquire_timeout_seconds = 1;
+    })
+    .await;
+    env.publish(&[two_state("1.0.0", None)]).await;
+    let held = env.pool.acquire().await.unwrap();
+    let err = env.engine.start(env.start_req("pair", json!({}))).await.unwrap_err();
+    assert!(matches!(err, EngineError::Unavailable(_)), "{err:?}");
+    drop(held);
+    // Nothing half-written: no instance row (nor even the flow's table yet).
+    let table: Option<String> = sqlx::query_scalar("SELECT to_regclass('pair.instances')::text").fetch_one(&env.pool).await.unwrap();
+    if table.is_some() {
+        let rows: i64 = sqlx::query_scalar("SELECT count(*) FROM pair.instances").fetch_one(&env.pool).await.unwrap();
+        assert_eq!(rows, 0);
+    }
+    // With the connection back, the same start succeeds.
+    assert_eq!(env.start("pair", json!({})).await.flow_version, "1.0.0");
+    env.cleanup().await;
+}
