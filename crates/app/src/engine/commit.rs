@@ -9,15 +9,14 @@
 
 use futures::future::BoxFuture;
 use serde::Serialize;
-use serde_json::Value;
 use sqlx::PgConnection;
 use uuid::Uuid;
-use vnext_core::ident::FlowKey;
+use vnext_core::ident::{DomainName, FlowKey};
 use vnext_init::queues::{self, JobKind, NewJob};
 
 use super::run::{Hold, Run};
 use super::{EngineError, InstanceSnapshot, InstanceStatus};
-use crate::store::{self, correlations, CorrelationRow, IncidentRow, InstanceWrite, Lease, OutboxEvent, ParentLink, Records, WriteMode};
+use crate::store::{self, correlations, CorrelationRow, IncidentRow, InstanceRow, OutboxEvent, ParentLink, Records, RowChange, WriteMode};
 
 /// Subflow work of a run that is not undone with a failed hop: the children it
 /// started (and their own pending writes) and the correlation rows to insert.
@@ -31,22 +30,8 @@ pub(crate) struct SubflowWrites {
 pub(crate) struct Pending {
     pub flow: FlowKey,
     pub mode: WriteMode,
-    pub id: Uuid,
-    pub key: Option<String>,
-    pub flow_version: String,
-    pub status: InstanceStatus,
-    pub state: String,
-    pub data: Value,
-    pub data_version: String,
-    pub data_version_no: i64,
-    pub etag: String,
-    pub tags: Vec<String>,
-    pub has_incident: bool,
-    pub completed_at: Option<chrono::DateTime<chrono::Utc>>,
-    pub now: chrono::DateTime<chrono::Utc>,
-    pub lease: Option<Lease>,
-    pub parked_on: Option<Uuid>,
-    pub parent: Option<ParentLink>,
+    /// The instance row as this write leaves it.
+    pub row: InstanceRow,
     pub records: Records,
     pub cancel: &'static [JobKind],
     pub arm: Vec<NewJob>,
@@ -63,27 +48,6 @@ pub(crate) struct Pending {
 }
 
 impl Pending {
-    fn row(&self) -> InstanceWrite<'_> {
-        InstanceWrite {
-            id: self.id,
-            key: self.key.as_deref(),
-            flow_version: &self.flow_version,
-            status: self.status,
-            current_state: &self.state,
-            data: &self.data,
-            data_version: &self.data_version,
-            data_version_no: self.data_version_no,
-            etag: &self.etag,
-            tags: &self.tags,
-            has_incident: self.has_incident,
-            completed_at: self.completed_at,
-            now: self.now,
-            lease: self.lease.as_ref(),
-            parked_on: self.parked_on,
-            parent: self.parent.as_ref(),
-        }
-    }
-
     /// Only the instance statement: no transaction needed for a new row.
     fn is_single_statement(&self) -> bool {
         self.mode == WriteMode::Insert
@@ -103,25 +67,8 @@ impl Pending {
         out
     }
 
-    pub fn snapshot(&self, domain: &str, created_at: chrono::DateTime<chrono::Utc>) -> InstanceSnapshot {
-        InstanceSnapshot {
-            id: self.id,
-            key: self.key.clone(),
-            domain: domain.to_string(),
-            flow: self.flow.to_string(),
-            flow_version: self.flow_version.clone(),
-            status: self.status,
-            current_state: self.state.clone(),
-            data: self.data.clone(),
-            data_version: self.data_version.clone(),
-            data_version_no: self.data_version_no,
-            etag: self.etag.clone(),
-            tags: self.tags.clone(),
-            has_incident: self.has_incident,
-            created_at,
-            modified_at: self.now,
-            completed_at: self.completed_at,
-        }
+    pub fn snapshot(&self, domain: &DomainName) -> InstanceSnapshot {
+        self.row.snapshot(domain, &self.flow)
     }
 
     /// Writes it all on `conn` (inside the caller's transaction unless
@@ -132,25 +79,25 @@ impl Pending {
             for child in &self.sub.children {
                 child.write(conn).await?;
             }
-            if !store::apply(conn, &self.flow, self.mode, &self.row(), &self.records).await? {
+            if !store::apply(conn, &self.flow, self.mode, &self.row, &self.records).await? {
                 return Ok(false);
             }
             if !self.sub.correlations.is_empty() {
-                correlations::insert(conn, &self.flow, &self.sub.correlations, self.now).await?;
+                correlations::insert(conn, &self.flow, &self.sub.correlations, self.row.modified_at).await?;
             }
             for (id, outcome) in &self.close {
-                correlations::close(conn, &self.flow, *id, outcome, self.now).await?;
+                correlations::close(conn, &self.flow, *id, outcome, self.row.modified_at).await?;
             }
             if let Some((link, incident, close)) = &self.report
                 && let Ok(parent_flow) = FlowKey::new(&link.flow)
             {
-                correlations::report_to_parent(conn, &parent_flow, link.instance_id, link.correlation_id, incident, self.now).await?;
+                correlations::report_to_parent(conn, &parent_flow, link.instance_id, link.correlation_id, incident, self.row.modified_at).await?;
                 if let Some(outcome) = close {
-                    correlations::close(conn, &parent_flow, link.correlation_id, outcome, self.now).await?;
+                    correlations::close(conn, &parent_flow, link.correlation_id, outcome, self.row.modified_at).await?;
                 }
             }
             if !self.cancel.is_empty() && self.mode == WriteMode::Update {
-                queues::cancel_for_instance(conn, self.flow.as_str(), self.id, self.cancel).await?;
+                queues::cancel_for_instance(conn, self.flow.as_str(), self.row.id, self.cancel).await?;
             }
             for job in &self.arm {
                 queues::enqueue(conn, job).await?;
@@ -225,22 +172,20 @@ impl Run {
         Ok(Pending {
             flow: self.flow.clone(),
             mode,
-            id: self.row.id,
-            key: self.row.key.clone(),
-            flow_version: self.row.flow_version.clone(),
-            status,
-            state: self.w.state.clone(),
-            data: std::mem::take(&mut self.w.data),
-            data_version: self.w.data_version.clone(),
-            data_version_no: self.w.data_version_no,
-            etag: Uuid::new_v4().simple().to_string(),
-            tags: self.row.tags.clone(),
-            has_incident: faulted || keep_incident,
-            completed_at: self.w.completed_at,
-            now,
-            lease: self.retry_lease.clone(),
-            parked_on: parked,
-            parent: self.row.parent(),
+            row: self.row.written(
+                RowChange {
+                    status,
+                    current_state: self.w.state.clone(),
+                    data: std::mem::take(&mut self.w.data),
+                    data_version: self.w.data_version.clone(),
+                    data_version_no: self.w.data_version_no,
+                    has_incident: faulted || keep_incident,
+                    completed_at: self.w.completed_at,
+                    lease: self.retry_lease.clone(),
+                    parked_on: parked,
+                },
+                now,
+            ),
             records,
             cancel,
             arm,
@@ -317,7 +262,7 @@ impl Run {
                 if !pending.write(&mut conn).await? {
                     return self.existing(&mut conn).await.map(|row| (row.snapshot(&self.domain, &self.flow), Vec::new()));
                 }
-                return Ok((pending.snapshot(self.domain.as_str(), self.row.created_at), pending.all_followups()));
+                return Ok((pending.snapshot(&self.domain), pending.all_followups()));
             }
             Hold::Fresh => self.pool.begin().await?,
             Hold::Locked(tx) => tx,
@@ -339,7 +284,7 @@ impl Run {
             return self.existing(&mut conn).await.map(|row| (row.snapshot(&self.domain, &self.flow), Vec::new()));
         }
         tx.commit().await?;
-        Ok((pending.snapshot(self.domain.as_str(), self.row.created_at), pending.all_followups()))
+        Ok((pending.snapshot(&self.domain), pending.all_followups()))
     }
 }
 

@@ -9,7 +9,6 @@ use uuid::Uuid;
 use vnext_core::ident::{DomainName, FlowKey};
 use vnext_core::machine::{self, Caller, TransitionKind};
 use vnext_core::model::Transition;
-use vnext_core::version::INITIAL_DATA_VERSION;
 
 use super::context::RequestData;
 use super::definitions::CompiledFlow;
@@ -18,7 +17,7 @@ use super::run::{gate_error, First, Hold, Origin, Run, RunSpec};
 use super::{
     Engine, EngineError, Inner, InstanceRef, InstanceStatus, Outcome, PayloadError, RetryRequest, StartRequest, TransitionRequest,
 };
-use crate::store::{self, InstanceRow, InstanceWrite, Lease, LockError, Records, WriteMode};
+use crate::store::{self, InstanceRow, Lease, LockError, NewInstance, Records, WriteMode};
 
 /// `executionType` on a transition overrides the request's `sync`.
 fn effective_sync(requested: bool, t: &Transition) -> bool {
@@ -133,30 +132,14 @@ impl Engine {
         }
         let now = self.inner.clock.now();
         let wf = &def.workflow;
-        let row = InstanceRow {
-            id: Uuid::now_v7(),
-            key: req.key.clone(),
+        let row = InstanceRow::new(NewInstance {
             flow_version: def.version.clone(),
-            status: "A".into(),
-            current_state: machine::start_position(wf).to_string(),
-            data: json!({}),
-            data_version: INITIAL_DATA_VERSION.to_string(),
-            data_version_no: 0,
-            etag: Uuid::new_v4().simple().to_string(),
+            start_state: machine::start_position(wf).to_string(),
+            key: req.key.clone(),
             tags: req.tags.clone(),
-            has_incident: false,
-            created_at: now,
-            modified_at: now,
-            completed_at: None,
-            lease_token: None,
-            lease_until: None,
-            lease_transition: None,
-            lease_job_id: None,
-            parked_on: None,
-            parent_flow: None,
-            parent_instance_id: None,
-            parent_correlation_id: None,
-        };
+            parent: None,
+            now,
+        });
         let data = RequestData::new(req.attributes, req.headers, req.query);
         if !effective_sync(req.sync, &wf.start_transition) {
             validate_payload(&def, "/startTransition", &wf.start_transition.key, &data.body)?;
@@ -192,26 +175,9 @@ impl Engine {
         let now = self.inner.clock.now();
         let job_id = Uuid::now_v7();
         let lease = self.lease(start_key, job_id);
-        let write = InstanceWrite {
-            id: row.id,
-            key: row.key.as_deref(),
-            flow_version: &row.flow_version,
-            status: InstanceStatus::Busy,
-            current_state: &row.current_state,
-            data: &row.data,
-            data_version: &row.data_version,
-            data_version_no: row.data_version_no,
-            etag: &row.etag,
-            tags: &row.tags,
-            has_incident: false,
-            completed_at: None,
-            now,
-            lease: Some(&lease),
-            parked_on: None,
-            parent: None,
-        };
+        let row = row.leased(&lease, now);
         let mut tx = pool.begin().await?;
-        if !store::apply(&mut tx, flow, WriteMode::Insert, &write, &Records::default()).await? {
+        if !store::apply(&mut tx, flow, WriteMode::Insert, &row, &Records::default()).await? {
             drop(tx);
             let key = row.key.clone().unwrap_or_default();
             let existing = store::instances::find(pool, flow, &InstanceRef::Key(key)).await?;

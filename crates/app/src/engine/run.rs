@@ -29,7 +29,7 @@ use super::definitions::CompiledFlow;
 use vnext_init::queues::{JobKind, NewJob};
 use super::requests::job_body;
 use super::{Engine, EngineError, Inner, InstanceRef, InstanceSnapshot, InstanceStatus, PayloadError};
-use crate::store::{self, IncidentRow, InstanceRow, InstanceWrite, Lease, Records, TransitionRow, WriteMode};
+use crate::store::{self, IncidentRow, InstanceRow, Lease, Records, TransitionRow, WriteMode};
 
 /// Where the transition history says a hop came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -800,25 +800,7 @@ impl Run {
                 self.hold = Hold::Leased(lease);
             }
             Hold::Fresh => {
-                let row = &self.row;
-                let w = InstanceWrite {
-                    id: row.id,
-                    key: row.key.as_deref(),
-                    flow_version: &row.flow_version,
-                    status: InstanceStatus::Busy,
-                    current_state: &row.current_state,
-                    data: &row.data,
-                    data_version: &row.data_version,
-                    data_version_no: row.data_version_no,
-                    etag: &row.etag,
-                    tags: &row.tags,
-                    has_incident: false,
-                    completed_at: None,
-                    now: self.now,
-                    lease: Some(&lease),
-                    parked_on: None,
-                    parent: None,
-                };
+                let w = self.row.clone().leased(&lease, self.now);
                 let mut conn = self.pool.acquire().await?;
                 if !store::apply(&mut conn, &self.flow, WriteMode::Insert, &w, &Records::default()).await? {
                     return Err(match self.existing(&mut conn).await {

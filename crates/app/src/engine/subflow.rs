@@ -34,7 +34,7 @@ use super::definitions::CompiledFlow;
 use super::requests::{async_job, ensure_schema, job_body};
 use super::run::{script_error, Failure, First, Hold, Origin, Run, RunSpec};
 use super::{EngineError, InstanceStatus};
-use crate::store::{correlations, CorrelationRow, IncidentRow, InstanceRow, Lease, ParentLink, Records, TransitionRow, WriteMode};
+use crate::store::{correlations, CorrelationRow, IncidentRow, InstanceRow, Lease, NewInstance, ParentLink, Records, TransitionRow, WriteMode};
 
 /// The key the resume of a parked parent is recorded under in its history.
 pub const RESUME_KEY: &str = "$subflow";
@@ -185,15 +185,15 @@ impl Run {
             None
         };
         let Some(child) = nested else {
-            let pending = self.child_start_job(row, &child_def, &child_flow, link.clone(), body);
+            let pending = self.child_start_job(row, &child_def, &child_flow, body);
             self.sub.children.push(pending);
             self.sub.correlations.push(correlation);
             self.w.parked = Some(link.correlation_id);
             return Ok(false);
         };
-        match child.status {
+        match child.row.status {
             InstanceStatus::Completed if !child.canceled => {
-                let data = child.data.clone();
+                let data = child.row.data.clone();
                 correlation.completed = true;
                 correlation.outcome = Some("completed".into());
                 self.sub.children.push(child);
@@ -203,7 +203,7 @@ impl Run {
             }
             InstanceStatus::Completed | InstanceStatus::Faulted => {
                 let cause = child.records.incidents.last().map(|i| i.message.clone());
-                self.records.incidents.push(child_stopped(child_flow.as_str(), child.id, &child.state, child.status, cause.as_deref()));
+                self.records.incidents.push(child_stopped(child_flow.as_str(), child.row.id, &child.row.current_state, child.row.status, cause.as_deref()));
                 if child.canceled {
                     correlation.completed = true;
                     correlation.outcome = Some("canceled".into());
@@ -225,7 +225,7 @@ impl Run {
 
     /// A child that cannot start inline: created busy, owned by an async job
     /// that runs its start (right after the parent commits).
-    fn child_start_job(&self, row: InstanceRow, child_def: &CompiledFlow, child_flow: &FlowKey, link: ParentLink, body: Value) -> Pending {
+    fn child_start_job(&self, row: InstanceRow, child_def: &CompiledFlow, child_flow: &FlowKey, body: Value) -> Pending {
         let job_id = Uuid::now_v7();
         let start_key = child_def.workflow.start_transition.key.clone();
         let lease_secs = self.eng.databases.config().runtime.lease_seconds as i64;
@@ -235,22 +235,7 @@ impl Run {
         Pending {
             flow: child_flow.clone(),
             mode: WriteMode::Insert,
-            id: row.id,
-            key: None,
-            flow_version: row.flow_version,
-            status: InstanceStatus::Busy,
-            state: row.current_state,
-            data: row.data,
-            data_version: row.data_version,
-            data_version_no: row.data_version_no,
-            etag: row.etag,
-            tags: Vec::new(),
-            has_incident: false,
-            completed_at: None,
-            now: self.now,
-            lease: Some(lease),
-            parked_on: None,
-            parent: Some(link),
+            row: row.leased(&lease, self.now),
             records: Records::default(),
             cancel: &[],
             arm: vec![job],
@@ -349,28 +334,12 @@ impl Run {
 
 /// A new child row, pre-positioned for its start.
 fn child_row(def: &CompiledFlow, link: &ParentLink, now: chrono::DateTime<chrono::Utc>) -> InstanceRow {
-    InstanceRow {
-        id: Uuid::now_v7(),
-        key: None,
+    InstanceRow::new(NewInstance {
         flow_version: def.version.clone(),
-        status: "A".into(),
-        current_state: machine::start_position(&def.workflow).to_string(),
-        data: json!({}),
-        data_version: INITIAL_DATA_VERSION.to_string(),
-        data_version_no: 0,
-        etag: Uuid::new_v4().simple().to_string(),
+        start_state: machine::start_position(&def.workflow).to_string(),
+        key: None,
         tags: Vec::new(),
-        has_incident: false,
-        created_at: now,
-        modified_at: now,
-        completed_at: None,
-        lease_token: None,
-        lease_until: None,
-        lease_transition: None,
-        lease_job_id: None,
-        parked_on: None,
-        parent_flow: Some(link.flow.clone()),
-        parent_instance_id: Some(link.instance_id),
-        parent_correlation_id: Some(link.correlation_id),
-    }
+        parent: Some(link.clone()),
+        now,
+    })
 }

@@ -14,7 +14,7 @@ use vnext_core::traits::{TriggerError, TriggerOrigin, TriggerOutcome, TriggerReq
 use super::requests::from_job_body;
 use super::run::{First, Hold, Origin, Run, RunSpec};
 use super::{Engine, EngineError, InstanceRef, InstanceStatus};
-use crate::store::{self, IncidentRow, InstanceWrite, LockError, OutboxEvent, Records, WriteMode};
+use crate::store::{self, IncidentRow, LockError, OutboxEvent, Records, RowChange, WriteMode};
 
 fn fatal(message: String) -> TriggerError {
     TriggerError { message, retryable: false }
@@ -207,26 +207,21 @@ impl Engine {
             retry_count: 0,
             request: Some(serde_json::json!({"first": First::Named { key: transition, caller: Caller::System }.to_value()})),
         };
-        let etag = Uuid::new_v4().simple().to_string();
-        let write = InstanceWrite {
-            id: row.id,
-            key: row.key.as_deref(),
-            flow_version: &row.flow_version,
-            status: InstanceStatus::Faulted,
-            current_state: &row.current_state,
-            data: &row.data,
-            data_version: &row.data_version,
-            data_version_no: row.data_version_no,
-            etag: &etag,
-            tags: &row.tags,
-            has_incident: true,
-            completed_at: None,
-            now: self.inner.clock.now(),
-            lease: None,
-            parked_on: row.parked_on,
-            parent: None,
-        };
-        let now = write.now;
+        let now = self.inner.clock.now();
+        let write = row.written(
+            RowChange {
+                status: InstanceStatus::Faulted,
+                current_state: row.current_state.clone(),
+                data: row.data.clone(),
+                data_version: row.data_version.clone(),
+                data_version_no: row.data_version_no,
+                has_incident: true,
+                completed_at: None,
+                lease: None,
+                parked_on: row.parked_on,
+            },
+            now,
+        );
         let event = OutboxEvent {
             flow: flow.as_str().to_string(),
             event_type: "instance.faulted",

@@ -1,36 +1,14 @@
 //! Requests the engine accepts and what it answers.
+//!
+//! The instance types a request names and an answer carries belong to the
+//! instance row (`store::instance_row`); they are re-exported here because they
+//! are also the engine's vocabulary.
 
-use chrono::{DateTime, Utc};
-use serde::Serialize;
 use serde_json::{Map, Value};
 use uuid::Uuid;
 use vnext_core::ident::{DomainName, FlowKey};
 
-/// An instance named by id or by key.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum InstanceRef {
-    Id(Uuid),
-    Key(String),
-}
-
-impl InstanceRef {
-    /// A UUID names an instance by id; anything else is its key.
-    pub fn parse(s: &str) -> InstanceRef {
-        match Uuid::parse_str(s) {
-            Ok(id) => InstanceRef::Id(id),
-            Err(_) => InstanceRef::Key(s.to_string()),
-        }
-    }
-}
-
-impl std::fmt::Display for InstanceRef {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            InstanceRef::Id(id) => write!(f, "{id}"),
-            InstanceRef::Key(k) => f.write_str(k),
-        }
-    }
-}
+pub use crate::store::{InstanceRef, InstanceSnapshot, InstanceStatus};
 
 /// Start a new instance (or return the existing one with the same key).
 #[derive(Debug, Clone)]
@@ -79,63 +57,4 @@ pub enum Outcome {
     Done(InstanceSnapshot),
     /// Recorded as a job (async): runs shortly.
     Accepted { id: Uuid, status: InstanceStatus },
-}
-
-/// Instance status, with vNext's one-letter codes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
-pub enum InstanceStatus {
-    Active,
-    Busy,
-    Completed,
-    Faulted,
-    Passive,
-}
-
-impl InstanceStatus {
-    pub fn code(self) -> char {
-        match self {
-            InstanceStatus::Active => 'A',
-            InstanceStatus::Busy => 'B',
-            InstanceStatus::Completed => 'C',
-            InstanceStatus::Faulted => 'F',
-            InstanceStatus::Passive => 'P',
-        }
-    }
-
-    pub fn from_code(c: char) -> Option<InstanceStatus> {
-        Some(match c {
-            'A' => InstanceStatus::Active,
-            'B' => InstanceStatus::Busy,
-            'C' => InstanceStatus::Completed,
-            'F' => InstanceStatus::Faulted,
-            'P' => InstanceStatus::Passive,
-            _ => return None,
-        })
-    }
-
-    /// Completed and faulted instances take no transitions (retry aside).
-    pub fn is_finished(self) -> bool {
-        matches!(self, InstanceStatus::Completed | InstanceStatus::Faulted)
-    }
-}
-
-/// An instance as stored.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct InstanceSnapshot {
-    pub id: Uuid,
-    pub key: Option<String>,
-    pub domain: String,
-    pub flow: String,
-    pub flow_version: String,
-    pub status: InstanceStatus,
-    pub current_state: String,
-    pub data: Value,
-    pub data_version: String,
-    pub data_version_no: i64,
-    pub etag: String,
-    pub tags: Vec<String>,
-    pub has_incident: bool,
-    pub created_at: DateTime<Utc>,
-    pub modified_at: DateTime<Utc>,
-    pub completed_at: Option<DateTime<Utc>>,
 }

@@ -3,64 +3,11 @@
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::Value;
-use sqlx::AssertSqlSafe;
 use uuid::Uuid;
 
 use super::FlowScope;
-use crate::engine::{InstanceRef, InstanceSnapshot, InstanceStatus};
+use crate::store::{self, InstanceRef, InstanceRow, InstanceSnapshot};
 use crate::error::{ApiError, ErrorCode};
-
-/// The columns every instance read selects, in [`InstanceRow`] order.
-pub const COLUMNS: &str = "id, key, flow_version, status::text AS status, current_state, data, data_version, \
-     data_version_no, etag, tags, has_incident, created_at, modified_at, completed_at";
-
-/// An `instances` row.
-#[derive(Debug, sqlx::FromRow)]
-pub struct InstanceRow {
-    pub id: Uuid,
-    pub key: Option<String>,
-    pub flow_version: String,
-    pub status: String,
-    pub current_state: String,
-    pub data: Value,
-    pub data_version: String,
-    pub data_version_no: i64,
-    pub etag: String,
-    pub tags: Vec<String>,
-    pub has_incident: bool,
-    pub created_at: DateTime<Utc>,
-    pub modified_at: DateTime<Utc>,
-    pub completed_at: Option<DateTime<Utc>>,
-}
-
-impl InstanceRow {
-    pub fn into_snapshot(self, scope: &FlowScope) -> InstanceSnapshot {
-        let status = self
-            .status
-            .chars()
-            .next()
-            .and_then(InstanceStatus::from_code)
-            .unwrap_or(InstanceStatus::Active);
-        InstanceSnapshot {
-            id: self.id,
-            key: self.key,
-            domain: scope.domain.to_string(),
-            flow: scope.flow.to_string(),
-            flow_version: self.flow_version,
-            status,
-            current_state: self.current_state,
-            data: self.data,
-            data_version: self.data_version,
-            data_version_no: self.data_version_no,
-            etag: self.etag,
-            tags: self.tags,
-            has_incident: self.has_incident,
-            created_at: self.created_at,
-            modified_at: self.modified_at,
-            completed_at: self.completed_at,
-        }
-    }
-}
 
 /// Parses an `{instance}` path segment.
 ///
@@ -90,25 +37,15 @@ pub async fn get(scope: &FlowScope, instance: &InstanceRef) -> Result<InstanceSn
     if !scope.has_schema {
         return Err(not_found());
     }
-    let by_id = format!("SELECT {COLUMNS} FROM {} WHERE id = $1", scope.table("instances"));
-    let by_key = format!("SELECT {COLUMNS} FROM {} WHERE key = $1", scope.table("instances"));
+    let find = |r: InstanceRef| async move { store::instances::find(&scope.pool, &scope.flow, &r).await.map_err(ApiError::database) };
     let row: Option<InstanceRow> = match instance {
-        InstanceRef::Id(id) => {
-            let found = sqlx::query_as(AssertSqlSafe(by_id.as_str())).bind(id).fetch_optional(&scope.pool).await.map_err(ApiError::database)?;
-            match found {
-                Some(row) => Some(row),
-                None => sqlx::query_as(AssertSqlSafe(by_key.as_str()))
-                    .bind(id.to_string())
-                    .fetch_optional(&scope.pool)
-                    .await
-                    .map_err(ApiError::database)?,
-            }
-        }
-        InstanceRef::Key(key) => {
-            sqlx::query_as(AssertSqlSafe(by_key.as_str())).bind(key).fetch_optional(&scope.pool).await.map_err(ApiError::database)?
-        }
+        InstanceRef::Id(id) => match find(InstanceRef::Id(*id)).await? {
+            Some(row) => Some(row),
+            None => find(InstanceRef::Key(id.to_string())).await?,
+        },
+        InstanceRef::Key(_) => find(instance.clone()).await?,
     };
-    row.map(|r| r.into_snapshot(scope)).ok_or_else(not_found)
+    row.map(|r| r.into_snapshot(&scope.domain, &scope.flow)).ok_or_else(not_found)
 }
 
 /// `metadata` of the instance envelope.

@@ -6,9 +6,8 @@ use sqlx::{Arguments, AssertSqlSafe};
 
 use super::FlowScope;
 use super::filter::{self, Bind, Filter, SqlParts};
-use super::instance::{COLUMNS, InstanceRow};
 use super::sort::{self, SortKey};
-use crate::engine::InstanceSnapshot;
+use crate::store::instance_row::{COLUMNS, InstanceRow, InstanceSnapshot};
 use crate::error::ApiError;
 
 /// Pages are 1-based; vNext accepts pages up to 1000 and at most 100 per page.
@@ -99,7 +98,7 @@ pub async fn list(scope: &FlowScope, request: &ListRequest) -> Result<Page<Insta
         .await
         .map_err(ApiError::database)?;
     Ok(Page {
-        data: rows.into_iter().map(|r| r.into_snapshot(scope)).collect(),
+        data: rows.into_iter().map(|r| r.into_snapshot(&scope.domain, &scope.flow)).collect(),
         pagination: Pagination::new(request.page, request.page_size, total),
     })
 }

@@ -1,97 +1,11 @@
-//! The instance row: locking it, reading it, leasing it.
+//! Statements on the instance row: locking it, reading it, leasing it.
 
 use chrono::{DateTime, Utc};
-use serde_json::Value;
 use sqlx::{AssertSqlSafe, PgConnection, PgExecutor};
 use uuid::Uuid;
 use vnext_core::ident::{DomainName, FlowKey};
 
-use crate::engine::{InstanceRef, InstanceSnapshot, InstanceStatus};
-
-const COLUMNS: &str = "id, key, flow_version, status::text AS status, current_state, data, data_version, \
-    data_version_no, etag, tags, has_incident, created_at, modified_at, completed_at, \
-    lease_token, lease_until, lease_transition, lease_job_id, parked_on, parent_flow, parent_instance_id, \
-    parent_correlation_id";
-
-/// An instance row as stored.
-#[derive(Debug, Clone, sqlx::FromRow)]
-pub struct InstanceRow {
-    pub id: Uuid,
-    pub key: Option<String>,
-    pub flow_version: String,
-    pub status: String,
-    pub current_state: String,
-    pub data: Value,
-    pub data_version: String,
-    pub data_version_no: i64,
-    pub etag: String,
-    pub tags: Vec<String>,
-    pub has_incident: bool,
-    pub created_at: DateTime<Utc>,
-    pub modified_at: DateTime<Utc>,
-    pub completed_at: Option<DateTime<Utc>>,
-    pub lease_token: Option<Uuid>,
-    pub lease_until: Option<DateTime<Utc>>,
-    pub lease_transition: Option<String>,
-    pub lease_job_id: Option<Uuid>,
-    /// The open correlation a parent parked on a SubFlow state waits for.
-    pub parked_on: Option<Uuid>,
-    /// A subflow child's parent (workflow, instance, correlation).
-    pub parent_flow: Option<String>,
-    pub parent_instance_id: Option<Uuid>,
-    pub parent_correlation_id: Option<Uuid>,
-}
-
-impl InstanceRow {
-    pub fn status(&self) -> InstanceStatus {
-        self.status.chars().next().and_then(InstanceStatus::from_code).unwrap_or(InstanceStatus::Active)
-    }
-
-    /// Parked on a subflow: busy for the child's lifetime, with no lease (a
-    /// parked parent resuming under a lease is busy like any leased instance).
-    pub fn parked(&self) -> bool {
-        self.parked_on.is_some() && self.lease_token.is_none()
-    }
-
-    /// The parent of a subflow child.
-    pub fn parent(&self) -> Option<ParentLink> {
-        Some(ParentLink {
-            flow: self.parent_flow.clone()?,
-            instance_id: self.parent_instance_id?,
-            correlation_id: self.parent_correlation_id?,
-        })
-    }
-
-    pub fn snapshot(&self, domain: &DomainName, flow: &FlowKey) -> InstanceSnapshot {
-        InstanceSnapshot {
-            id: self.id,
-            key: self.key.clone(),
-            domain: domain.to_string(),
-            flow: flow.to_string(),
-            flow_version: self.flow_version.clone(),
-            status: self.status(),
-            current_state: self.current_state.clone(),
-            data: self.data.clone(),
-            data_version: self.data_version.clone(),
-            data_version_no: self.data_version_no,
-            etag: self.etag.clone(),
-            tags: self.tags.clone(),
-            has_incident: self.has_incident,
-            created_at: self.created_at,
-            modified_at: self.modified_at,
-            completed_at: self.completed_at,
-        }
-    }
-}
-
-/// Where a subflow child reports back: its parent and the correlation row (in
-/// the parent's schema) that links them.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ParentLink {
-    pub flow: String,
-    pub instance_id: Uuid,
-    pub correlation_id: Uuid,
-}
+use super::instance_row::{COLUMNS, InstanceRef, InstanceRow, InstanceSnapshot, InstanceStatus, Lease};
 
 /// Why an instance row could not be locked.
 #[derive(Debug, thiserror::Error)]
@@ -163,20 +77,10 @@ pub async fn load_snapshot<'e>(
     r: &InstanceRef,
 ) -> Result<Option<InstanceSnapshot>, sqlx::Error> {
     match find(exec, flow, r).await {
-        Ok(row) => Ok(row.map(|row| row.snapshot(domain, flow))),
+        Ok(row) => Ok(row.map(|row| row.into_snapshot(domain, flow))),
         Err(e) if super::is_missing_schema(&e) => Ok(None),
         Err(e) => Err(e),
     }
-}
-
-/// A lease: the instance is busy while a transition runs external I/O.
-#[derive(Debug, Clone)]
-pub struct Lease {
-    pub token: Uuid,
-    pub until: DateTime<Utc>,
-    pub transition: String,
-    /// The job that started the transition; lease recovery re-runs it.
-    pub job_id: Option<Uuid>,
 }
 
 /// Marks the instance busy under `lease`.

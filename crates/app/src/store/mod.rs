@@ -1,5 +1,10 @@
 //! Reads and writes of a flow schema's tables, inside a caller's transaction.
 //!
+//! [`instance_row`] owns the instance row: its columns, its status codes, how
+//! a new instance and the write of an existing one are built, and the
+//! [`InstanceSnapshot`] both the engine and the read side answer with.
+//! [`instances`] holds the statements on that row.
+//!
 //! All SQL names the flow schema through [`FlowKey::quoted`], never through
 //! text from a request. The write path is one statement per request: the
 //! instance row, its history rows, task runs and incidents go together in data
@@ -9,12 +14,16 @@
 //! [`FlowKey::quoted`]: vnext_core::ident::FlowKey::quoted
 
 pub mod correlations;
+pub mod instance_row;
 pub mod instances;
 pub mod records;
 
 pub use correlations::CorrelationRow;
-pub use instances::{load_snapshot, InstanceRow, Lease, LockError, ParentLink};
-pub use records::{apply, IncidentRow, InstanceWrite, OutboxEvent, Records, TaskRunRow, TransitionRow, WriteMode};
+pub use instance_row::{
+    InstanceRef, InstanceRow, InstanceSnapshot, InstanceStatus, Lease, NewInstance, ParentLink, RowChange, UnknownCode,
+};
+pub use instances::{load_snapshot, LockError};
+pub use records::{apply, IncidentRow, OutboxEvent, Records, TaskRunRow, TransitionRow, WriteMode};
 
 /// True for `undefined_table` (42P01) and `invalid_schema_name` (3F000): the flow
 /// schema does not exist yet, so no instance of that workflow was ever started.

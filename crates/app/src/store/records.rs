@@ -14,8 +14,7 @@ use sqlx::{AssertSqlSafe, PgConnection};
 use uuid::Uuid;
 use vnext_core::ident::FlowKey;
 
-use super::instances::{Lease, ParentLink};
-use crate::engine::InstanceStatus;
+use super::instance_row::InstanceRow;
 
 /// One hop of the transition history.
 #[derive(Debug, Clone, Serialize)]
@@ -109,30 +108,6 @@ pub struct Records {
     pub resolve_incidents: bool,
 }
 
-/// The instance row as a request leaves it.
-#[derive(Debug)]
-pub struct InstanceWrite<'a> {
-    pub id: Uuid,
-    pub key: Option<&'a str>,
-    pub flow_version: &'a str,
-    pub status: InstanceStatus,
-    pub current_state: &'a str,
-    pub data: &'a Value,
-    pub data_version: &'a str,
-    pub data_version_no: i64,
-    pub etag: &'a str,
-    pub tags: &'a [String],
-    pub has_incident: bool,
-    pub completed_at: Option<DateTime<Utc>>,
-    pub now: DateTime<Utc>,
-    /// The lease the instance is left under (busy), or none.
-    pub lease: Option<&'a Lease>,
-    /// The correlation a parent is left parked on, or none.
-    pub parked_on: Option<Uuid>,
-    /// A new subflow child's parent (inserts only).
-    pub parent: Option<&'a ParentLink>,
-}
-
 /// Insert a new instance (skipped when its key exists) or update one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum WriteMode {
@@ -169,14 +144,15 @@ fn statement(flow: &FlowKey, mode: WriteMode, parts: Parts) -> String {
     // $11 now, $12 transitions, $13 task runs, $14 incidents, $15 resolve
     // incidents, $16-$19 the lease (token, until, transition, job; NULLs clear
     // it), $20 outbox events, $21 key (set on an update only where none is),
-    // $22 parked_on; inserts add $23 flow_version and $24-$26 the parent link.
+    // $22 parked_on; inserts add $23 flow_version, $24-$26 the parent link and
+    // $27 created_at.
     let s = flow.quoted();
     let head = match mode {
         WriteMode::Insert => format!(
             "WITH i AS (INSERT INTO {s}.instances (id, status, current_state, data, data_version, data_version_no, etag, \
              tags, has_incident, completed_at, created_at, modified_at, key, flow_version, lease_token, lease_until, \
              lease_transition, lease_job_id, parked_on, parent_flow, parent_instance_id, parent_correlation_id) \
-             VALUES ($1, $2::text::\"char\", $3, $4, $5, $6, $7, $8, $9, $10, $11, $11, \
+             VALUES ($1, $2::text::\"char\", $3, $4, $5, $6, $7, $8, $9, $10, $27, $11, \
              $21, $23, $16, $17, $18, $19, $22, $24, $25, $26) ON CONFLICT (key) DO NOTHING RETURNING id, key), \
              b AS (SELECT 0::bigint AS s), "
         ),
@@ -238,42 +214,44 @@ fn statement(flow: &FlowKey, mode: WriteMode, parts: Parts) -> String {
 }
 
 
-/// Writes the instance and its records in one statement. Returns false when
-/// nothing was written: an insert whose key exists, or an update of a missing row.
+/// Writes the instance row as `row` holds it (modified at `row.modified_at`)
+/// and its records, in one statement. Returns false when nothing was written:
+/// an insert whose key exists, or an update of a missing row.
 ///
 /// # Errors
 /// Database errors.
-pub async fn apply(conn: &mut PgConnection, flow: &FlowKey, mode: WriteMode, w: &InstanceWrite<'_>, rec: &Records) -> Result<bool, sqlx::Error> {
+pub async fn apply(conn: &mut PgConnection, flow: &FlowKey, mode: WriteMode, row: &InstanceRow, rec: &Records) -> Result<bool, sqlx::Error> {
     let sql = statement(flow, mode, Parts::of(rec));
     let mut q = sqlx::query_scalar::<_, i64>(AssertSqlSafe(sql))
-        .bind(w.id)
-        .bind(w.status.code().to_string())
-        .bind(w.current_state)
-        .bind(w.data)
-        .bind(w.data_version)
-        .bind(w.data_version_no)
-        .bind(w.etag)
-        .bind(w.tags)
-        .bind(w.has_incident)
-        .bind(w.completed_at)
-        .bind(w.now)
+        .bind(row.id)
+        .bind(row.status.code().to_string())
+        .bind(&row.current_state)
+        .bind(&row.data)
+        .bind(&row.data_version)
+        .bind(row.data_version_no)
+        .bind(&row.etag)
+        .bind(&row.tags)
+        .bind(row.has_incident)
+        .bind(row.completed_at)
+        .bind(row.modified_at)
         .bind(Json(&rec.transitions))
         .bind(Json(&rec.task_runs))
         .bind(Json(&rec.incidents))
         .bind(rec.resolve_incidents)
-        .bind(w.lease.map(|l| l.token))
-        .bind(w.lease.map(|l| l.until))
-        .bind(w.lease.map(|l| l.transition.as_str()))
-        .bind(w.lease.and_then(|l| l.job_id))
+        .bind(row.lease_token)
+        .bind(row.lease_until)
+        .bind(row.lease_transition.as_deref())
+        .bind(row.lease_job_id)
         .bind(Json(&rec.events))
-        .bind(w.key)
-        .bind(w.parked_on);
+        .bind(row.key.as_deref())
+        .bind(row.parked_on);
     if mode == WriteMode::Insert {
         q = q
-            .bind(w.flow_version)
-            .bind(w.parent.map(|p| p.flow.as_str()))
-            .bind(w.parent.map(|p| p.instance_id))
-            .bind(w.parent.map(|p| p.correlation_id));
+            .bind(&row.flow_version)
+            .bind(row.parent_flow.as_deref())
+            .bind(row.parent_instance_id)
+            .bind(row.parent_correlation_id)
+            .bind(row.created_at);
     }
     let n = q.fetch_one(conn).await?;
     Ok(n > 0)
