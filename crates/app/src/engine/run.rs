@@ -30,33 +30,7 @@ use vnext_init::queues::{JobKind, NewJob};
 use super::requests::job_body;
 use super::{Engine, EngineError, Inner, InstanceRef, InstanceSnapshot, InstanceStatus, PayloadError};
 use crate::store::{self, IncidentRow, InstanceRow, Lease, Records, TransitionRow, WriteMode};
-
-/// Where the transition history says a hop came from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Origin {
-    Api,
-    Timer,
-    Timeout,
-    Async,
-    Retry,
-    Lease,
-    /// A subflow child started or resumed by its parent's run.
-    Subflow,
-}
-
-impl Origin {
-    pub(crate) fn as_str(self) -> &'static str {
-        match self {
-            Origin::Api => "api",
-            Origin::Timer => "timer",
-            Origin::Timeout => "timeout",
-            Origin::Async => "async",
-            Origin::Retry => "retry",
-            Origin::Lease => "lease",
-            Origin::Subflow => "subflow",
-        }
-    }
-}
+pub(crate) use crate::store::Origin;
 
 /// The first hop of a run.
 #[derive(Debug, Clone, PartialEq)]
@@ -496,7 +470,7 @@ impl Run {
         let mut next = first;
         let mut rearm = true;
         let mut body = Some(self.req.body.clone());
-        let mut origin = self.origin.as_str();
+        let mut origin = self.origin;
         let mut depth = 0u32;
         loop {
             if let Some(hop) = next.take() {
@@ -510,7 +484,7 @@ impl Run {
                             return Err(EngineError::ChainTooDeep { depth: max, state: self.w.state.clone() }.into());
                         }
                         next = Some(machine::resolve(wf, &self.w.state, &key, Caller::System).map_err(gate_error)?);
-                        origin = "boundary";
+                        origin = Origin::Boundary;
                         continue;
                     }
                     Err(e) => return Err(e),
@@ -537,7 +511,7 @@ impl Run {
                         return Err(EngineError::ChainTooDeep { depth: max, state: self.w.state.clone() }.into());
                     }
                     next = Some(n);
-                    origin = "auto";
+                    origin = Origin::Auto;
                 }
                 None => {
                     if rearm {
@@ -583,7 +557,7 @@ impl Run {
     /// One hop: validate, map and merge, run tasks around the state change,
     /// complete on a final state, bump the data version, record the hop.
     /// Returns whether the hop re-arms timers (false for `updateData`).
-    async fn hop(&mut self, def: &CompiledFlow, r: &Resolved<'_>, body: Option<Value>, origin: &str) -> Result<bool, Failure> {
+    async fn hop(&mut self, def: &CompiledFlow, r: &Resolved<'_>, body: Option<Value>, origin: Origin) -> Result<bool, Failure> {
         let started_at = self.eng.clock.now();
         let t0 = Instant::now();
         self.checkpoint = Some(self.w.clone());
@@ -671,12 +645,12 @@ impl Run {
         let finished_at = self.eng.clock.now();
         self.records.transitions.push(TransitionRow {
             id: self.hop_id,
-            n: self.w.hops as i64,
+            seq: self.w.hops as i64,
             transition_key: key.clone(),
             from_state: (r.kind != TransitionKind::Start).then(|| r.from.clone()),
             to_state: self.w.state.clone(),
             trigger_type: i64::from(r.transition.trigger_type) as i16,
-            origin: origin.to_string(),
+            origin,
             body: if first_hop { body } else { None },
             headers: (first_hop && !self.req.headers.is_empty()).then(|| Value::Object(self.req.headers.clone())),
             actor: Some(self.req.actor().unwrap_or_else(|| if self.origin == Origin::Api { "client".into() } else { "system".into() })),

@@ -311,12 +311,12 @@ impl Run {
         self.w.hops += 1;
         self.records.transitions.push(TransitionRow {
             id: self.hop_id,
-            n: self.w.hops as i64,
+            seq: self.w.hops as i64,
             transition_key: RESUME_KEY.to_string(),
             from_state: Some(state.clone()),
             to_state: state,
             trigger_type: i64::from(TriggerType::Automatic) as i16,
-            origin: Origin::Subflow.as_str().to_string(),
+            origin: Origin::Subflow,
             body: None,
             headers: None,
             actor: Some("system".into()),

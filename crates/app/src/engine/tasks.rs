@@ -16,7 +16,7 @@ use vnext_core::traits::{TaskError, TaskInvocation, TaskResponse};
 
 use super::definitions::{CompiledEntry, CompiledFlow};
 use super::run::{script_error, Failure, Run};
-use crate::store::TaskRunRow;
+use crate::store::{TaskRunRow, TaskRunStatus};
 
 struct Prepared<'d> {
     entry: &'d CompiledEntry,
@@ -94,10 +94,10 @@ impl Run {
                 task_key: task.key.clone(),
                 task_version: task.version.clone(),
                 task_type: task.task_type.code().to_string(),
-                phase: g.phase.as_str().to_string(),
+                phase: g.phase,
                 task_order: p.order as i32,
                 attempt: self.attempt as i32,
-                status: if response.is_success { "succeeded" } else { "failed" }.to_string(),
+                status: if response.is_success { TaskRunStatus::Succeeded } else { TaskRunStatus::Failed },
                 request: Some(p.config.clone()),
                 response: Some(json!({"statusCode": response.status_code, "data": response.data, "headers": response.headers})),
                 error: response.error.as_ref().map(|e| json!({"code": e.code, "message": e.message, "retryable": e.retryable})),

@@ -3,7 +3,9 @@
 //! [`instance_row`] owns the instance row: its columns, its status codes, how
 //! a new instance and the write of an existing one are built, and the
 //! [`InstanceSnapshot`] both the engine and the read side answer with.
-//! [`instances`] holds the statements on that row.
+//! [`instances`] holds the statements on that row. [`history`] owns the
+//! transition and task run rows, written by [`records::apply`] and read by
+//! `query::history` in the same shape.
 //!
 //! All SQL names the flow schema through [`FlowKey::quoted`], never through
 //! text from a request. The write path is one statement per request: the
@@ -14,6 +16,7 @@
 //! [`FlowKey::quoted`]: vnext_core::ident::FlowKey::quoted
 
 pub mod correlations;
+pub mod history;
 pub mod instance_row;
 pub mod instances;
 pub mod records;
@@ -23,7 +26,8 @@ pub use instance_row::{
     InstanceRef, InstanceRow, InstanceSnapshot, InstanceStatus, Lease, NewInstance, ParentLink, RowChange, UnknownCode,
 };
 pub use instances::{load_snapshot, LockError};
-pub use records::{apply, IncidentRow, OutboxEvent, Records, TaskRunRow, TransitionRow, WriteMode};
+pub use history::{Origin, TaskRunRow, TaskRunStatus, TransitionRow};
+pub use records::{apply, IncidentRow, OutboxEvent, Records, WriteMode};
 
 /// True for `undefined_table` (42P01) and `invalid_schema_name` (3F000): the flow
 /// schema does not exist yet, so no instance of that workflow was ever started.

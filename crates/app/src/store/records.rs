@@ -2,11 +2,11 @@
 //! incidents and outbox events in a single statement.
 //!
 //! Rows travel as one JSON array per table (serialized straight from the row
-//! structs) and are unpacked with `jsonb_to_recordset`, so the statement text
+//! structs, history rows in the shape the API shows them, see [`super::history`])
+//! and are unpacked with `jsonb_to_recordset`, so the statement text
 //! is fixed per flow schema (and prepared once per connection) however many
 //! hops an auto-chain took.
 
-use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::Value;
 use sqlx::types::Json;
@@ -14,56 +14,8 @@ use sqlx::{AssertSqlSafe, PgConnection};
 use uuid::Uuid;
 use vnext_core::ident::FlowKey;
 
+use super::history::{TaskRunRow, TransitionRow};
 use super::instance_row::InstanceRow;
-
-/// One hop of the transition history.
-#[derive(Debug, Clone, Serialize)]
-pub struct TransitionRow {
-    pub id: Uuid,
-    /// Position in this request (1, 2, ...); `seq` continues the instance's history.
-    pub n: i64,
-    pub transition_key: String,
-    pub from_state: Option<String>,
-    pub to_state: String,
-    pub trigger_type: i16,
-    /// api, auto, timer, timeout, async, retry, lease.
-    pub origin: String,
-    pub body: Option<Value>,
-    pub headers: Option<Value>,
-    pub actor: Option<String>,
-    /// Set when the hop changed data (with `data`).
-    pub data_version: Option<String>,
-    pub data_version_no: Option<i64>,
-    /// The data after the hop, when it changed and the hop is not the last.
-    pub data: Option<Value>,
-    /// The data after the hop equals the instance's final data: not sent twice.
-    pub final_snap: bool,
-    pub started_at: DateTime<Utc>,
-    pub finished_at: DateTime<Utc>,
-    pub duration_ms: f64,
-}
-
-/// One task attempt.
-#[derive(Debug, Clone, Serialize)]
-pub struct TaskRunRow {
-    pub id: Uuid,
-    pub transition_id: Option<Uuid>,
-    pub task_key: String,
-    pub task_version: String,
-    pub task_type: String,
-    /// execution, exit or entry.
-    pub phase: String,
-    pub task_order: i32,
-    pub attempt: i32,
-    /// succeeded or failed.
-    pub status: String,
-    pub request: Option<Value>,
-    pub response: Option<Value>,
-    pub error: Option<Value>,
-    pub started_at: DateTime<Utc>,
-    pub finished_at: DateTime<Utc>,
-    pub duration_ms: f64,
-}
 
 /// A failure that stopped the instance.
 #[derive(Debug, Clone, Serialize)]
@@ -169,22 +121,23 @@ fn statement(flow: &FlowKey, mode: WriteMode, parts: Parts) -> String {
         "{head}\
          h AS (INSERT INTO {s}.transitions (id, instance_id, seq, transition_key, from_state, to_state, trigger_type, origin, \
            body, headers, actor, data_version, data_version_no, data, started_at, finished_at, duration_ms) \
-           SELECT r.id, i.id, b.s + r.n, r.transition_key, r.from_state, r.to_state, r.trigger_type, r.origin, r.body, \
-           r.headers, r.actor, r.data_version, r.data_version_no, CASE WHEN r.final_snap THEN $4 ELSE r.data END, \
-           r.started_at, r.finished_at, r.duration_ms \
-           FROM i, b, jsonb_to_recordset($12) AS r(id uuid, n bigint, transition_key text, from_state text, to_state text, \
-           trigger_type smallint, origin text, body jsonb, headers jsonb, actor text, data_version text, data_version_no bigint, \
-           data jsonb, final_snap boolean, started_at timestamptz, finished_at timestamptz, duration_ms float8))"
+           SELECT r.id, i.id, b.s + r.seq, r.transition, r.\"from\", r.\"to\", r.\"triggerType\", r.origin, r.body, \
+           r.headers, r.actor, r.\"dataVersion\", r.\"dataVersionNo\", CASE WHEN r.\"finalSnap\" THEN $4 ELSE r.data END, \
+           r.\"startedAt\", r.\"finishedAt\", r.\"durationMs\" \
+           FROM i, b, jsonb_to_recordset($12) AS r(id uuid, seq bigint, transition text, \"from\" text, \"to\" text, \
+           \"triggerType\" smallint, origin text, body jsonb, headers jsonb, actor text, \"dataVersion\" text, \
+           \"dataVersionNo\" bigint, data jsonb, \"finalSnap\" boolean, \"startedAt\" timestamptz, \"finishedAt\" timestamptz, \
+           \"durationMs\" float8))"
     )];
     if parts.task_runs {
         ctes.push(format!(
             "t AS (INSERT INTO {s}.task_runs (id, instance_id, transition_id, task_key, task_version, task_type, phase, task_order, \
            attempt, status, request, response, error, started_at, finished_at, duration_ms) \
-           SELECT r.id, i.id, r.transition_id, r.task_key, r.task_version, r.task_type, r.phase, r.task_order, r.attempt, \
-           r.status, r.request, r.response, r.error, r.started_at, r.finished_at, r.duration_ms \
-           FROM i, jsonb_to_recordset($13) AS r(id uuid, transition_id uuid, task_key text, task_version text, task_type text, \
-           phase text, task_order integer, attempt integer, status text, request jsonb, response jsonb, error jsonb, \
-           started_at timestamptz, finished_at timestamptz, duration_ms float8))"
+           SELECT r.id, i.id, r.\"transitionId\", r.\"taskKey\", r.\"taskVersion\", r.\"taskType\", r.phase, r.\"order\", \
+           r.attempt, r.status, r.request, r.response, r.error, r.\"startedAt\", r.\"finishedAt\", r.\"durationMs\" \
+           FROM i, jsonb_to_recordset($13) AS r(id uuid, \"transitionId\" uuid, \"taskKey\" text, \"taskVersion\" text, \
+           \"taskType\" text, phase text, \"order\" integer, attempt integer, status text, request jsonb, response jsonb, \
+           error jsonb, \"startedAt\" timestamptz, \"finishedAt\" timestamptz, \"durationMs\" float8))"
         ));
     }
     if parts.incidents {
