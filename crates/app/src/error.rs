@@ -317,6 +317,11 @@ impl IntoResponse for ApiError {
     }
 }
 
+/// Text safe to echo back in a message (control characters escaped).
+pub fn printable(raw: &str) -> String {
+    raw.chars().flat_map(char::escape_debug).collect()
+}
+
 /// Formats an error and all its sources: `a: b: c`.
 pub fn cause_chain(error: &(dyn std::error::Error + 'static)) -> String {
     let mut out = error.to_string();

@@ -13,10 +13,10 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value, json};
 
 use super::body::JsonBody;
+use super::envelope::InstanceEnvelope;
 use super::etag_header;
 use crate::engine::{EngineError, Outcome};
 use crate::error::{ApiError, ErrorCode, FieldError};
-use crate::query::instance::InstanceEnvelope;
 
 /// Runs engine work on a task of its own and waits for it. A request's future
 /// is dropped when its client hangs up; the work must not be: a transition

@@ -184,7 +184,7 @@ async fn read_back(
             )
         })?,
     };
-    let domain = scope::domain_name(&domain)?;
+    let domain = super::params::domain_name(&domain)?;
     let pool = scope::domain_pool(state.engine.databases(), &domain).await?;
     let stored = components::fetch(&pool, kind, &key, &selector).await.map_err(ApiError::from)?.ok_or_else(|| {
         let version = raw_version.map(|v| format!(" version `{}`", v.escape_debug())).unwrap_or_default();

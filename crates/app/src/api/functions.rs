@@ -16,11 +16,10 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 
-use super::params::{ApiPath, Params};
+use super::params::{ApiPath, Params, domain_name, flow_key, instance_ref};
 use super::{AppState, etag_header, not_modified};
 use crate::engine::InstanceSnapshot;
 use crate::error::ApiError;
-use crate::query::instance::instance_ref;
 use crate::query::{FlowScope, data, functions, instance, scope};
 
 const BASE: &str = "/api/v1/{domain}/workflows/{workflow}/instances/{instance}/functions";
@@ -37,7 +36,7 @@ type InstancePath = ApiPath<(String, String, String)>;
 
 async fn load(state: &AppState, path: InstancePath) -> Result<(FlowScope, InstanceSnapshot), ApiError> {
     let ApiPath((domain, workflow, instance)) = path;
-    let scope = scope::resolve(state.engine.databases(), &domain, &workflow).await?;
+    let scope = scope::resolve(state.engine.databases(), domain_name(&domain)?, flow_key(&workflow)?).await?;
     let snapshot = instance::get(&scope, &instance_ref(&instance)?).await?;
     Ok((scope, snapshot))
 }

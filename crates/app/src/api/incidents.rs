@@ -8,10 +8,9 @@ use axum::routing::get;
 use axum::{Json, Router};
 
 use super::AppState;
-use super::params::{ApiPath, Params};
+use super::params::{ApiPath, Params, domain_name, flow_key, instance_ref};
 use crate::error::ApiError;
 use crate::query::incidents::{self, Incident};
-use crate::query::instance::instance_ref;
 use crate::query::list::{MAX_PAGE, MAX_PAGE_SIZE, Page};
 use crate::query::{instance, scope};
 
@@ -37,7 +36,7 @@ async fn list(
 ) -> Result<Json<Page<Incident>>, ApiError> {
     let page = params.number("page", 1, 1, MAX_PAGE)?;
     let page_size = params.number("pageSize", state.settings.default_page_size, 1, MAX_PAGE_SIZE)?;
-    let scope = scope::resolve(state.engine.databases(), &domain, &workflow).await?;
+    let scope = scope::resolve(state.engine.databases(), domain_name(&domain)?, flow_key(&workflow)?).await?;
     let snapshot = instance::get(&scope, &instance_ref(&instance)?).await?;
     Ok(Json(incidents::incidents(&scope, snapshot.id, active_only, page, page_size).await?))
 }

@@ -13,11 +13,11 @@ use vnext_core::version::VersionSelector;
 
 use super::body::JsonBody;
 use super::command::{command_body, detached, outcome_response};
-use super::params::{ApiPath, Params, headers_map};
+use super::envelope::{InstanceEnvelope, href};
+use super::params::{ApiPath, Params, domain_name, flow_key, headers_map, instance_ref};
 use super::{AppState, etag_header, not_modified};
 use crate::engine::StartRequest;
 use crate::error::{ApiError, ErrorCode};
-use crate::query::instance::{InstanceEnvelope, instance_ref};
 use crate::query::list::{self, ListRequest, MAX_PAGE, MAX_PAGE_SIZE, Page};
 use crate::query::{filter, instance, scope, sort};
 
@@ -28,11 +28,6 @@ pub fn router() -> Router<AppState> {
         .route("/api/v1/{domain}/workflows/{workflow}/instances/{instance}", get(get_instance))
 }
 
-/// Base path of an instance, for `Location` headers.
-pub fn href(domain: &str, workflow: &str, id: uuid::Uuid) -> String {
-    format!("/api/v1/{domain}/workflows/{workflow}/instances/{id}")
-}
-
 async fn start(
     State(state): State<AppState>,
     ApiPath((domain, workflow)): ApiPath<(String, String)>,
@@ -41,8 +36,8 @@ async fn start(
     body: JsonBody,
 ) -> Result<Response, ApiError> {
     let result = async {
-        let domain = scope::domain_name(&domain)?;
-        let flow = scope::flow_key(&workflow)?;
+        let domain = domain_name(&domain)?;
+        let flow = flow_key(&workflow)?;
         let version = match params.get("version").map(str::trim).filter(|v| !v.is_empty()) {
             None => None,
             Some(v) if VersionSelector::parse(v).is_some() => Some(v.to_string()),
@@ -93,7 +88,7 @@ async fn get_instance(
     ApiPath((domain, workflow, instance)): ApiPath<(String, String, String)>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let scope = scope::resolve(state.engine.databases(), &domain, &workflow).await?;
+    let scope = scope::resolve(state.engine.databases(), domain_name(&domain)?, flow_key(&workflow)?).await?;
     let snapshot = instance::get(&scope, &instance_ref(&instance)?).await?;
     let etag = etag_header(&snapshot.etag);
     if not_modified(&headers, &snapshot.etag) {
@@ -114,7 +109,7 @@ async fn list_instances(
         page: params.number("page", 1, 1, MAX_PAGE)?,
         page_size: params.number("pageSize", state.settings.default_page_size, 1, MAX_PAGE_SIZE)?,
     };
-    let scope = scope::resolve(state.engine.databases(), &domain, &workflow).await?;
+    let scope = scope::resolve(state.engine.databases(), domain_name(&domain)?, flow_key(&workflow)?).await?;
     let page = list::list(&scope, &request).await?;
     Ok(Json(Page { data: page.data.into_iter().map(InstanceEnvelope::from).collect(), pagination: page.pagination }))
 }

@@ -10,11 +10,13 @@
 //! - [`health`]: `/health`, `/ready`; [`metrics`]: `/metrics`.
 //!
 //! Shared pieces: [`body`] (JSON bodies checked at the edge), [`params`] (query
-//! and path parameters), [`command`] (start/transition/retry bodies and answers).
+//! and path parameters), [`command`] (start/transition/retry bodies and answers),
+//! [`envelope`] (the instance as every answer shows it).
 
 pub mod body;
 pub mod command;
 pub mod definitions;
+pub mod envelope;
 pub mod functions;
 pub mod health;
 pub mod incidents;

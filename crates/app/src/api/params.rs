@@ -1,5 +1,6 @@
 //! Query and path parameters, parsed strictly: a value that cannot be read is a
-//! 400 naming the parameter, never a silent default.
+//! 400 naming the parameter, never a silent default; a path segment that cannot
+//! name a domain, workflow or instance is the 404 of what it would name.
 
 use axum::extract::{FromRequestParts, Path};
 use axum::http::HeaderMap;
@@ -7,7 +8,40 @@ use axum::http::request::Parts;
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 
-use crate::error::{ApiError, ErrorCode};
+use vnext_core::ident::{DomainName, FlowKey};
+
+use crate::error::{ApiError, ErrorCode, printable};
+use crate::store::InstanceRef;
+
+/// Parses a domain path segment; an impossible name is simply not a domain.
+///
+/// # Errors
+/// [`ErrorCode::DomainNotFound`].
+pub fn domain_name(raw: &str) -> Result<DomainName, ApiError> {
+    DomainName::new(raw).map_err(|e| ApiError::new(ErrorCode::DomainNotFound, format!("unknown domain `{}`: {e}", printable(raw))))
+}
+
+/// Parses a workflow path segment.
+///
+/// # Errors
+/// [`ErrorCode::WorkflowNotFound`].
+pub fn flow_key(raw: &str) -> Result<FlowKey, ApiError> {
+    FlowKey::new(raw).map_err(|e| ApiError::new(ErrorCode::WorkflowNotFound, format!("unknown workflow `{}`: {e}", printable(raw))))
+}
+
+/// Parses an `{instance}` path segment.
+///
+/// # Errors
+/// [`ErrorCode::InstanceNotFound`] for text that cannot be a key.
+pub fn instance_ref(raw: &str) -> Result<InstanceRef, ApiError> {
+    if raw.is_empty() || raw.contains('\0') || raw.chars().count() > 200 {
+        return Err(ApiError::new(
+            ErrorCode::InstanceNotFound,
+            format!("`{}` is neither an instance id nor a possible key", printable(raw)),
+        ));
+    }
+    Ok(InstanceRef::parse(raw))
+}
 
 /// The query string as name/value pairs, in order (names may repeat).
 #[derive(Debug, Clone, Default)]

@@ -18,12 +18,12 @@ use axum::{Json, Router};
 use super::AppState;
 use super::body::JsonBody;
 use super::command::{command_body, detached, outcome_response};
-use super::instances::{href, record};
-use super::params::{ApiPath, Params, headers_map};
+use super::envelope::href;
+use super::instances::record;
+use super::params::{ApiPath, Params, domain_name, flow_key, headers_map, instance_ref};
 use crate::engine::{RetryRequest, TransitionRequest};
 use crate::error::{ApiError, ErrorCode};
 use crate::query::history::{self, History};
-use crate::query::instance::instance_ref;
 use crate::query::{instance, scope};
 
 pub fn router() -> Router<AppState> {
@@ -47,8 +47,8 @@ async fn run_transition(
     body: JsonBody,
 ) -> Result<Response, ApiError> {
     let result = async {
-        let domain = scope::domain_name(&domain)?;
-        let flow = scope::flow_key(&workflow)?;
+        let domain = domain_name(&domain)?;
+        let flow = flow_key(&workflow)?;
         let instance = instance_ref(&instance)?;
         if transition.is_empty() || transition.contains('\0') || transition.chars().count() > MAX_TRANSITION_CHARS {
             return Err(ApiError::new(
@@ -85,8 +85,8 @@ async fn retry(
     body: JsonBody,
 ) -> Result<Response, ApiError> {
     let result = async {
-        let domain = scope::domain_name(&domain)?;
-        let flow = scope::flow_key(&workflow)?;
+        let domain = domain_name(&domain)?;
+        let flow = flow_key(&workflow)?;
         let instance = instance_ref(&instance)?;
         let sync = params.flag("sync", false)?;
         // vNext accepts a body on retry; it is checked for shape but the faulted
@@ -105,7 +105,7 @@ async fn list_history(
     State(state): State<AppState>,
     ApiPath((domain, workflow, instance)): ApiPath<(String, String, String)>,
 ) -> Result<Json<History>, ApiError> {
-    let scope = scope::resolve(state.engine.databases(), &domain, &workflow).await?;
+    let scope = scope::resolve(state.engine.databases(), domain_name(&domain)?, flow_key(&workflow)?).await?;
     let snapshot = instance::get(&scope, &instance_ref(&instance)?).await?;
     Ok(Json(history::history(&scope, snapshot.id).await?))
 }

@@ -49,7 +49,7 @@ pub fn parse_version(raw: &str) -> Result<DataVersion, ApiError> {
     }
     Err(ApiError::new(
         ErrorCode::InvalidParameter,
-        format!("`version` must be a data version like 1.0.2 or a version number like 3, found `{}`", super::scope::printable(raw)),
+        format!("`version` must be a data version like 1.0.2 or a version number like 3, found `{}`", crate::error::printable(raw)),
     ))
 }
 

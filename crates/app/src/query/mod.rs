@@ -4,9 +4,10 @@
 //! Layout:
 //! - [`scope`]: resolving `{domain}/{workflow}` to a pool and a flow schema
 //!   (404 for unknown domains and workflows).
-//! - [`instance`]: one instance by id or key, and its envelope.
+//! - [`instance`]: one instance by id or key.
 //! - [`list`] with [`filter`] and [`sort`]: filtered, sorted, paged lists.
-//! - [`history`]: transition history with the task runs of each transition.
+//! - [`history`]: transition history with the task runs of each transition
+//!   (rows shaped by `store::history`).
 //! - [`data`]: instance data now or at a past data version.
 //! - [`functions`]: the `state`, `view` and `schema` functions, which read the
 //!   pinned workflow definition.

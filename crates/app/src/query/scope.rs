@@ -23,27 +23,6 @@ impl FlowScope {
     }
 }
 
-/// Parses a domain path segment; an impossible name is simply not a domain.
-///
-/// # Errors
-/// [`ErrorCode::DomainNotFound`].
-pub fn domain_name(raw: &str) -> Result<DomainName, ApiError> {
-    DomainName::new(raw).map_err(|e| ApiError::new(ErrorCode::DomainNotFound, format!("unknown domain `{}`: {e}", printable(raw))))
-}
-
-/// Parses a workflow path segment.
-///
-/// # Errors
-/// [`ErrorCode::WorkflowNotFound`].
-pub fn flow_key(raw: &str) -> Result<FlowKey, ApiError> {
-    FlowKey::new(raw).map_err(|e| ApiError::new(ErrorCode::WorkflowNotFound, format!("unknown workflow `{}`: {e}", printable(raw))))
-}
-
-/// Text safe to echo back in a message (control characters escaped).
-pub fn printable(raw: &str) -> String {
-    raw.chars().flat_map(char::escape_debug).collect()
-}
-
 /// The domain's pool.
 ///
 /// # Errors
@@ -56,9 +35,7 @@ pub async fn domain_pool(databases: &Databases, domain: &DomainName) -> Result<P
 ///
 /// # Errors
 /// 404 `domain.not-found` / `workflow.not-found`; 503 when the database is unreachable.
-pub async fn resolve(databases: &Databases, domain: &str, flow: &str) -> Result<FlowScope, ApiError> {
-    let domain = domain_name(domain)?;
-    let flow = flow_key(flow)?;
+pub async fn resolve(databases: &Databases, domain: DomainName, flow: FlowKey) -> Result<FlowScope, ApiError> {
     let pool = domain_pool(databases, &domain).await?;
     let (published, has_schema): (bool, bool) = sqlx::query_as(
         "SELECT EXISTS (SELECT 1 FROM sys_flows.components WHERE key = $1),
