@@ -1,4 +1,9 @@
-//! Bodies and answers shared by start, transition and retry.
+//! Start, transition and retry: one path from the request to the answer
+//! ([`run`]), their bodies and their answers.
+//!
+//! Order of checks, the same for all three: domain and workflow, what the
+//! command reads from its own path and query (instance, transition, version),
+//! `sync`, then the body.
 //!
 //! Body: `{key?, tags?, attributes?}` (vNext's standard payload). As in vNext, a
 //! free-form object that is not in that shape is taken whole as `attributes`;
@@ -11,12 +16,108 @@ use axum::Json;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value, json};
+use vnext_core::ident::{DomainName, FlowKey};
 
 use super::body::JsonBody;
-use super::envelope::InstanceEnvelope;
-use super::etag_header;
-use crate::engine::{EngineError, Outcome};
+use super::envelope::{InstanceEnvelope, href};
+use super::params::{Params, domain_name, flow_key, headers_map};
+use super::{AppState, etag_header};
+use crate::engine::{Engine, EngineError, Outcome, RetryRequest, StartRequest, TransitionRequest};
 use crate::error::{ApiError, ErrorCode, FieldError};
+
+/// A command, ready for the engine.
+#[derive(Debug)]
+pub enum Command {
+    Start(StartRequest),
+    Transition(TransitionRequest),
+    Retry(RetryRequest),
+}
+
+impl Command {
+    async fn run(self, engine: Engine) -> Result<Outcome, EngineError> {
+        match self {
+            Command::Start(r) => engine.start(r).await,
+            Command::Transition(r) => engine.transition(r).await,
+            Command::Retry(r) => engine.retry(r).await,
+        }
+    }
+}
+
+/// What every command reads from its request.
+#[derive(Debug)]
+pub struct CommandInput {
+    pub domain: DomainName,
+    pub flow: FlowKey,
+    pub sync: bool,
+    pub body: CommandBody,
+    /// The request's headers and query string, as the engine passes them to scripts.
+    pub headers: Map<String, Value>,
+    pub query: Map<String, Value>,
+}
+
+/// The parts of an HTTP request a command reads.
+#[derive(Clone, Copy)]
+pub struct CommandRequest<'a> {
+    /// The `{domain}` and `{workflow}` path segments.
+    pub domain: &'a str,
+    pub workflow: &'a str,
+    pub params: &'a Params,
+    pub headers: &'a HeaderMap,
+    pub body: &'a JsonBody,
+}
+
+/// Runs a command from its HTTP request to its answer, counted in the metrics
+/// under `kind`. `prepare` checks what only this command reads (its other path
+/// segments and parameters) and returns how to build its request from the
+/// [`CommandInput`].
+///
+/// # Errors
+/// The first check that fails, or the engine's error.
+pub async fn run<B>(
+    state: &AppState,
+    kind: &'static str,
+    req: CommandRequest<'_>,
+    prepare: impl FnOnce(&FlowKey) -> Result<B, ApiError>,
+) -> Result<Response, ApiError>
+where
+    B: FnOnce(CommandInput) -> Command,
+{
+    let result = async {
+        let domain = domain_name(req.domain)?;
+        let flow = flow_key(req.workflow)?;
+        let build = prepare(&flow)?;
+        let sync = req.params.flag("sync", false)?;
+        let body = command_body(req.body, req.headers)?;
+        let location = (domain.clone(), flow.clone());
+        let command = build(CommandInput {
+            domain,
+            flow,
+            sync,
+            body,
+            headers: headers_map(req.headers),
+            query: req.params.to_map(),
+        });
+        let engine = state.engine.clone();
+        let outcome = detached(async move { command.run(engine).await }).await?;
+        Ok(outcome_response(outcome, |id| href(location.0.as_str(), location.1.as_str(), id)))
+    }
+    .await;
+    record(state, kind, result)
+}
+
+/// Counts a command's result and unwraps it.
+fn record(state: &AppState, kind: &'static str, result: Result<(Response, &'static str), ApiError>) -> Result<Response, ApiError> {
+    match result {
+        Ok((response, label)) => {
+            state.metrics.transition(kind, label);
+            Ok(response)
+        }
+        Err(e) => {
+            state.metrics.transition(kind, e.code.as_str());
+            Err(e)
+        }
+    }
+}
 
 /// Runs engine work on a task of its own and waits for it. A request's future
 /// is dropped when its client hangs up; the work must not be: a transition
@@ -117,7 +218,7 @@ fn kind(v: &Value) -> &'static str {
 }
 
 /// The HTTP answer to an engine outcome, and the metrics label of the result.
-pub fn outcome_response(outcome: Outcome, instance_href: impl FnOnce(uuid::Uuid) -> String) -> (Response, &'static str) {
+fn outcome_response(outcome: Outcome, instance_href: impl FnOnce(uuid::Uuid) -> String) -> (Response, &'static str) {
     match outcome {
         Outcome::Done(snapshot) => {
             let etag = etag_header(&snapshot.etag);

@@ -12,9 +12,9 @@ use axum::{Json, Router};
 use vnext_core::version::VersionSelector;
 
 use super::body::JsonBody;
-use super::command::{command_body, detached, outcome_response};
-use super::envelope::{InstanceEnvelope, href};
-use super::params::{ApiPath, Params, domain_name, flow_key, headers_map, instance_ref};
+use super::command::{self, Command, CommandInput, CommandRequest};
+use super::envelope::InstanceEnvelope;
+use super::params::{ApiPath, Params, domain_name, flow_key, instance_ref};
 use super::{AppState, etag_header, not_modified};
 use crate::engine::StartRequest;
 use crate::error::{ApiError, ErrorCode};
@@ -35,9 +35,8 @@ async fn start(
     headers: HeaderMap,
     body: JsonBody,
 ) -> Result<Response, ApiError> {
-    let result = async {
-        let domain = domain_name(&domain)?;
-        let flow = flow_key(&workflow)?;
+    let req = CommandRequest { domain: &domain, workflow: &workflow, params: &params, headers: &headers, body: &body };
+    command::run(&state, "start", req, |_| {
         let version = match params.get("version").map(str::trim).filter(|v| !v.is_empty()) {
             None => None,
             Some(v) if VersionSelector::parse(v).is_some() => Some(v.to_string()),
@@ -48,39 +47,21 @@ async fn start(
                 ));
             }
         };
-        let sync = params.flag("sync", false)?;
-        let command = command_body(&body, &headers)?;
-        let request = StartRequest {
-            domain: domain.clone(),
-            flow: flow.clone(),
-            version,
-            key: command.key,
-            tags: command.tags,
-            attributes: command.attributes,
-            headers: headers_map(&headers),
-            query: params.to_map(),
-            sync,
-        };
-        let engine = state.engine.clone();
-        let outcome = detached(async move { engine.start(request).await }).await?;
-        Ok(outcome_response(outcome, |id| href(domain.as_str(), flow.as_str(), id)))
-    }
-    .await;
-    record(&state, "start", result)
-}
-
-/// Counts a command's result and unwraps it.
-pub fn record(state: &AppState, kind: &'static str, result: Result<(Response, &'static str), ApiError>) -> Result<Response, ApiError> {
-    match result {
-        Ok((response, label)) => {
-            state.metrics.transition(kind, label);
-            Ok(response)
-        }
-        Err(e) => {
-            state.metrics.transition(kind, e.code.as_str());
-            Err(e)
-        }
-    }
+        Ok(move |c: CommandInput| {
+            Command::Start(StartRequest {
+                domain: c.domain,
+                flow: c.flow,
+                version,
+                key: c.body.key,
+                tags: c.body.tags,
+                attributes: c.body.attributes,
+                headers: c.headers,
+                query: c.query,
+                sync: c.sync,
+            })
+        })
+    })
+    .await
 }
 
 async fn get_instance(

@@ -17,10 +17,8 @@ use axum::{Json, Router};
 
 use super::AppState;
 use super::body::JsonBody;
-use super::command::{command_body, detached, outcome_response};
-use super::envelope::href;
-use super::instances::record;
-use super::params::{ApiPath, Params, domain_name, flow_key, headers_map, instance_ref};
+use super::command::{self, Command, CommandInput, CommandRequest};
+use super::params::{ApiPath, Params, domain_name, flow_key, instance_ref};
 use crate::engine::{RetryRequest, TransitionRequest};
 use crate::error::{ApiError, ErrorCode};
 use crate::query::history::{self, History};
@@ -46,9 +44,8 @@ async fn run_transition(
     headers: HeaderMap,
     body: JsonBody,
 ) -> Result<Response, ApiError> {
-    let result = async {
-        let domain = domain_name(&domain)?;
-        let flow = flow_key(&workflow)?;
+    let req = CommandRequest { domain: &domain, workflow: &workflow, params: &params, headers: &headers, body: &body };
+    command::run(&state, "transition", req, |flow| {
         let instance = instance_ref(&instance)?;
         if transition.is_empty() || transition.contains('\0') || transition.chars().count() > MAX_TRANSITION_CHARS {
             return Err(ApiError::new(
@@ -56,25 +53,21 @@ async fn run_transition(
                 format!("workflow `{flow}` defines no transition `{}`", transition.escape_debug()),
             ));
         }
-        let sync = params.flag("sync", false)?;
-        let command = command_body(&body, &headers)?;
-        let request = TransitionRequest {
-            domain: domain.clone(),
-            flow: flow.clone(),
-            instance,
-            transition,
-            key: command.key,
-            attributes: command.attributes,
-            headers: headers_map(&headers),
-            query: params.to_map(),
-            sync,
-        };
-        let engine = state.engine.clone();
-        let outcome = detached(async move { engine.transition(request).await }).await?;
-        Ok(outcome_response(outcome, |id| href(domain.as_str(), flow.as_str(), id)))
-    }
-    .await;
-    record(&state, "transition", result)
+        Ok(move |c: CommandInput| {
+            Command::Transition(TransitionRequest {
+                domain: c.domain,
+                flow: c.flow,
+                instance,
+                transition,
+                key: c.body.key,
+                attributes: c.body.attributes,
+                headers: c.headers,
+                query: c.query,
+                sync: c.sync,
+            })
+        })
+    })
+    .await
 }
 
 async fn retry(
@@ -84,21 +77,14 @@ async fn retry(
     headers: HeaderMap,
     body: JsonBody,
 ) -> Result<Response, ApiError> {
-    let result = async {
-        let domain = domain_name(&domain)?;
-        let flow = flow_key(&workflow)?;
+    let req = CommandRequest { domain: &domain, workflow: &workflow, params: &params, headers: &headers, body: &body };
+    command::run(&state, "retry", req, |_| {
         let instance = instance_ref(&instance)?;
-        let sync = params.flag("sync", false)?;
         // vNext accepts a body on retry; it is checked for shape but the faulted
         // transition is re-run with the body it had.
-        command_body(&body, &headers)?;
-        let request = RetryRequest { domain: domain.clone(), flow: flow.clone(), instance, sync };
-        let engine = state.engine.clone();
-        let outcome = detached(async move { engine.retry(request).await }).await?;
-        Ok(outcome_response(outcome, |id| href(domain.as_str(), flow.as_str(), id)))
-    }
-    .await;
-    record(&state, "retry", result)
+        Ok(move |c: CommandInput| Command::Retry(RetryRequest { domain: c.domain, flow: c.flow, instance, sync: c.sync }))
+    })
+    .await
 }
 
 async fn list_history(
