@@ -1,5 +1,7 @@
 //! `vnext bench`: measures the runtime scenario by scenario and checks the
-//! performance budget (README, "Benchmarks").
+//! performance budget (README, "Benchmarks"). The binary parses [`Args`] and
+//! calls [`run`] with its way of starting the whole runtime ([`Launch`]); the
+//! harness lives here so the production command line stays a thin layer.
 //!
 //! Without `--url` it starts the whole runtime in-process on the configured
 //! PostgreSQL with its own database prefix (`vnextbench_`) and its own control
@@ -16,14 +18,23 @@ mod stats;
 mod target;
 mod many_flows;
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
+use futures::future::BoxFuture;
 use serde::Serialize;
 use serde_json::Value;
+use tokio_util::sync::CancellationToken;
+use vnext_init::config::Config;
 
 pub use stats::Summary;
+
+/// Starts the whole runtime in-process with `config` (what `vnext up` runs) until
+/// the token is cancelled, answering the API's address. The binary owns that
+/// start-up; the harness only needs to call it when no `--url` is given.
+pub type Launch = fn(Config, CancellationToken) -> BoxFuture<'static, Result<SocketAddr, String>>;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -96,7 +107,7 @@ pub struct Report {
     pub scenarios: Vec<ScenarioReport>,
 }
 
-pub fn run(args: Args, config: Option<PathBuf>) -> ExitCode {
+pub fn run(args: Args, config: Option<PathBuf>, launch: Launch) -> ExitCode {
     let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
@@ -104,7 +115,7 @@ pub fn run(args: Args, config: Option<PathBuf>) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match rt.block_on(run_async(args, config)) {
+    match rt.block_on(run_async(args, config, launch)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("bench failed: {e}");
@@ -113,8 +124,8 @@ pub fn run(args: Args, config: Option<PathBuf>) -> ExitCode {
     }
 }
 
-async fn run_async(args: Args, config_path: Option<PathBuf>) -> Result<(), String> {
-    let report = run_report(&args, config_path).await?;
+async fn run_async(args: Args, config_path: Option<PathBuf>, launch: Launch) -> Result<(), String> {
+    let report = run_report(&args, config_path, launch).await?;
     print_report(&report);
     if let Some(path) = &args.json {
         let text = serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?;
@@ -129,9 +140,9 @@ async fn run_async(args: Args, config_path: Option<PathBuf>) -> Result<(), Strin
 ///
 /// # Errors
 /// Set-up failures (database unreachable, runtime does not start), as text.
-pub async fn run_report(args: &Args, config_path: Option<PathBuf>) -> Result<Report, String> {
+pub async fn run_report(args: &Args, config_path: Option<PathBuf>, launch: Launch) -> Result<Report, String> {
     let selected = select(&args.scenarios)?;
-    let ctx = scenarios::Ctx::prepare(args, config_path).await?;
+    let ctx = scenarios::Ctx::prepare(args, config_path, launch).await?;
     let mut out = Vec::new();
     for (id, name) in selected {
         if args.size == Size::Full {

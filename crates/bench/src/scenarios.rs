@@ -14,7 +14,7 @@ use super::client::Client;
 use super::components as c;
 use super::load::{self, Stop};
 use super::stats::{Summary, median};
-use super::{Args, Budget, ScenarioReport, Size, raw, run_time};
+use super::{Args, Budget, Launch, ScenarioReport, Size, raw, run_time};
 
 pub const ALL: [(u8, &str); 7] = [
     (1, "manual"),
@@ -43,7 +43,7 @@ pub struct Ctx {
 }
 
 impl Ctx {
-    pub async fn prepare(args: &Args, config_path: Option<std::path::PathBuf>) -> Result<Ctx, String> {
+    pub async fn prepare(args: &Args, config_path: Option<std::path::PathBuf>, launch: Launch) -> Result<Ctx, String> {
         let mut config = Config::load(config_path.as_deref()).map_err(|e| e.to_string())?;
         let control = PgPoolOptions::new()
             .max_connections(4)
@@ -77,7 +77,7 @@ impl Ctx {
                 std::fs::create_dir_all(&flows).map_err(|e| e.to_string())?;
                 config.runtime.flows_dir = flows;
                 let shutdown = CancellationToken::new();
-                let addr = crate::cli::up::launch(config.clone(), shutdown.clone()).await?;
+                let addr = launch(config.clone(), shutdown.clone()).await?;
                 (format!("http://{addr}"), Some(shutdown))
             }
         };
