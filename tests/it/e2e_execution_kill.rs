@@ -14,7 +14,6 @@
 //! execution service's lease recovery resumes or faults the instance. Whichever
 //! way, no instance stays busy.
 
-use crate::api_support;
 use crate::e2e_support;
 
 use std::time::Duration;

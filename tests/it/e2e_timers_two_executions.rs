@@ -6,7 +6,6 @@
 //! together and share the backlog (small claim batches so that both take part).
 //! The flow schema's transition rows are then counted per instance.
 
-use crate::api_support;
 use crate::e2e_support;
 
 use std::time::{Duration, Instant};

@@ -9,18 +9,16 @@ use std::sync::{Arc, Mutex, mpsc};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use sqlx::{Connection, PgConnection};
 
-const ADMIN_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
+use vnext_testkit::db::{self, ADMIN_URL};
 
 /// A fresh control database; dropped with everything under its prefix.
 pub struct Prefix(pub String);
 
 impl Prefix {
     pub async fn new() -> Prefix {
-        let prefix = format!("t{}_", &uuid::Uuid::new_v4().simple().to_string()[..8]);
-        let mut admin = PgConnection::connect(ADMIN_URL).await.expect("PostgreSQL must run on 127.0.0.1:5432");
-        sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE \"{prefix}control\""))).execute(&mut admin).await.unwrap();
+        let prefix = db::unique_prefix();
+        db::create_database(ADMIN_URL, &format!("{prefix}control")).await;
         Prefix(prefix)
     }
 
@@ -42,11 +40,7 @@ impl Drop for Prefix {
     /// Runs even when the test panicked; uses a runtime of its own.
     fn drop(&mut self) {
         let prefix = self.0.clone();
-        let _ = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
-            rt.block_on(drop_all(&prefix));
-        })
-        .join();
+        db::block_in_drop(move || async move { drop_all(&prefix).await });
     }
 }
 
@@ -61,24 +55,7 @@ impl Drop for Running {
 }
 
 pub async fn drop_all(prefix: &str) {
-    let Ok(mut admin) = PgConnection::connect(ADMIN_URL).await else { return };
-    let pattern = format!("{}%", prefix.replace('_', "\\_"));
-    let dbs: Vec<String> = sqlx::query_scalar("SELECT datname FROM pg_database WHERE datname LIKE $1")
-        .bind(&pattern)
-        .fetch_all(&mut admin)
-        .await
-        .unwrap_or_default();
-    for db in dbs {
-        let _ = sqlx::raw_sql(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS \"{db}\" WITH (FORCE)"))).execute(&mut admin).await;
-    }
-    let roles: Vec<String> = sqlx::query_scalar("SELECT rolname FROM pg_roles WHERE rolname LIKE $1")
-        .bind(&pattern)
-        .fetch_all(&mut admin)
-        .await
-        .unwrap_or_default();
-    for role in roles {
-        let _ = sqlx::raw_sql(sqlx::AssertSqlSafe(format!("DROP ROLE IF EXISTS \"{role}\""))).execute(&mut admin).await;
-    }
+    db::drop_prefixed(ADMIN_URL, prefix).await;
 }
 
 /// Reads stdout lines on a thread until one contains `needle` (or the deadline passes).

@@ -73,14 +73,7 @@ fn sample_connections(databases: Vec<String>, stop: CancellationToken) -> tokio:
 }
 
 async fn wait_until<F: FnMut() -> bool>(timeout: Duration, mut check: F) -> bool {
-    let deadline = Instant::now() + timeout;
-    while Instant::now() < deadline {
-        if check() {
-            return true;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    check()
+    vnext_testkit::poll_until(timeout, || std::future::ready(check())).await
 }
 
 fn database_of(domain: &TestDomain) -> String {

@@ -89,22 +89,7 @@ fn scheduler_at(
 }
 
 /// Polls `check` until it holds or `timeout` passes.
-async fn wait_for<F, Fut>(timeout: Duration, mut check: F) -> bool
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let deadline = Instant::now() + timeout;
-    loop {
-        if check().await {
-            return true;
-        }
-        if Instant::now() > deadline {
-            return false;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
+use vnext_testkit::poll_until as wait_for;
 
 async fn another_pool(domain: &TestDomain, max: u32) -> PgPool {
     PgPoolOptions::new().max_connections(max).connect_with((*domain.pool.connect_options()).clone()).await.unwrap()

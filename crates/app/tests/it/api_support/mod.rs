@@ -16,15 +16,15 @@ use std::time::Duration;
 
 use futures::future::BoxFuture;
 use serde_json::Value;
-use sqlx::{Connection, PgConnection};
 use tokio_util::sync::CancellationToken;
 use vnext_app::engine::{Databases, Engine, EngineDeps, SystemClock};
 use vnext_app::server::{Server, ServerConfig};
 use vnext_core::traits::{TaskError, TaskExecutor, TaskInvocation, TaskResponse};
 use vnext_init::config::Config;
+use vnext_testkit::db;
 
 /// The server every test talks to.
-pub const ADMIN_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
+pub use vnext_testkit::db::{ADMIN_URL, unique_prefix};
 
 /// Fails every I/O task: these tests exercise the API, not task execution.
 pub struct NoExecutor;
@@ -50,11 +50,6 @@ pub struct TestApp {
     shutdown: CancellationToken,
 }
 
-/// A fresh `t<8 hex>_` prefix.
-pub fn unique_prefix() -> String {
-    format!("t{}_", &uuid::Uuid::new_v4().simple().to_string()[..8])
-}
-
 impl TestApp {
     /// Starts a server with default settings.
     pub async fn spawn() -> TestApp {
@@ -65,9 +60,7 @@ impl TestApp {
     pub async fn spawn_with(adjust: impl FnOnce(&mut Config)) -> TestApp {
         let prefix = unique_prefix();
         let control = format!("{prefix}control");
-        let mut admin = PgConnection::connect(ADMIN_URL).await.expect("PostgreSQL must run on 127.0.0.1:5432");
-        sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE \"{control}\""))).execute(&mut admin).await.unwrap();
-        admin.close().await.ok();
+        db::create_database(ADMIN_URL, &control).await;
 
         let mut config = Config::default();
         config.database.url = format!("postgres://postgres@127.0.0.1:5432/{control}");
@@ -168,38 +161,13 @@ impl Drop for TestApp {
     fn drop(&mut self) {
         self.shutdown.cancel();
         let prefix = self.prefix.clone();
-        // Drop runs inside the test's runtime; clean up from a thread of our own.
-        let _ = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
-            rt.block_on(drop_prefix(&prefix));
-        })
-        .join();
+        db::block_in_drop(move || async move { drop_prefix(&prefix).await });
     }
 }
 
 /// Drops every database and role named with `prefix`.
 pub async fn drop_prefix(prefix: &str) {
-    let Ok(mut admin) = PgConnection::connect(ADMIN_URL).await else { return };
-    let pattern = format!("{}%", prefix.replace('_', "\\_"));
-    let dbs: Vec<String> = sqlx::query_scalar("SELECT datname FROM pg_database WHERE datname LIKE $1")
-        .bind(&pattern)
-        .fetch_all(&mut admin)
-        .await
-        .unwrap_or_default();
-    for db in dbs {
-        let _ = sqlx::raw_sql(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS \"{db}\" WITH (FORCE)")))
-            .execute(&mut admin)
-            .await;
-    }
-    let roles: Vec<String> = sqlx::query_scalar("SELECT rolname FROM pg_roles WHERE rolname LIKE $1")
-        .bind(&pattern)
-        .fetch_all(&mut admin)
-        .await
-        .unwrap_or_default();
-    for role in roles {
-        let _ = sqlx::raw_sql(sqlx::AssertSqlSafe(format!("DROP ROLE IF EXISTS \"{role}\""))).execute(&mut admin).await;
-    }
-    let _ = admin.close().await;
+    db::drop_prefixed(ADMIN_URL, prefix).await;
 }
 
 /// Reads a problem+json answer, checking status, media type and errorCode.

@@ -4,10 +4,8 @@
 
 #![allow(dead_code)]
 
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::sync::Arc;
 
-use futures::future::BoxFuture;
 use serde_json::{json, Map, Value};
 use sqlx::{AssertSqlSafe, Connection, PgConnection, PgPool};
 use uuid::Uuid;
@@ -15,41 +13,11 @@ use vnext_app::engine::{
     Engine, EngineDeps, InstanceRef, InstanceSnapshot, Outcome, StartRequest, SystemClock, TransitionRequest,
 };
 use vnext_core::ident::{DomainName, FlowKey};
-use vnext_core::traits::{TaskExecutor, TaskInvocation, TaskResponse};
 use vnext_init::config::Config;
 use vnext_init::db::Databases;
+use vnext_testkit::db;
 
-type Handler = dyn Fn(TaskInvocation) -> BoxFuture<'static, TaskResponse> + Send + Sync;
-
-/// A task executor whose behaviour each test scripts; it records every call.
-#[derive(Clone)]
-pub struct FakeExecutor {
-    handler: Arc<Mutex<Arc<Handler>>>,
-    pub calls: Arc<Mutex<Vec<TaskInvocation>>>,
-}
-
-impl FakeExecutor {
-    pub fn new() -> FakeExecutor {
-        let ok: Arc<Handler> = Arc::new(|inv: TaskInvocation| {
-            Box::pin(async move {
-                TaskResponse { status_code: Some(200), is_success: true, data: json!({"echo": inv.config}), ..Default::default() }
-            })
-        });
-        FakeExecutor { handler: Arc::new(Mutex::new(ok)), calls: Arc::default() }
-    }
-
-    pub fn set(&self, f: impl Fn(TaskInvocation) -> BoxFuture<'static, TaskResponse> + Send + Sync + 'static) {
-        *self.handler.lock().unwrap() = Arc::new(f);
-    }
-}
-
-impl TaskExecutor for FakeExecutor {
-    fn execute(&self, invocation: TaskInvocation) -> BoxFuture<'_, TaskResponse> {
-        self.calls.lock().unwrap().push(invocation.clone());
-        let h = self.handler.lock().unwrap().clone();
-        h(invocation)
-    }
-}
+pub use vnext_testkit::{FakeExecutor, eventually};
 
 pub struct TestEnv {
     pub prefix: String,
@@ -60,15 +28,6 @@ pub struct TestEnv {
     pub domain: DomainName,
     pub pool: PgPool,
     admin_url: String,
-}
-
-fn with_database(url: &str, database: &str) -> String {
-    let (base, query) = url.split_once('?').map_or((url, None), |(b, q)| (b, Some(q)));
-    let root = base.rsplit_once('/').map_or(base, |(r, _)| r);
-    match query {
-        Some(q) => format!("{root}/{database}?{q}"),
-        None => format!("{root}/{database}"),
-    }
 }
 
 impl TestEnv {
@@ -84,14 +43,12 @@ impl TestEnv {
     /// A fresh control database with domain `domain` provisioned.
     pub async fn build(domain: &str, tweak: impl FnOnce(&mut Config)) -> TestEnv {
         let base = Config::load(None).expect("configuration");
-        let prefix = format!("t{}_", &Uuid::new_v4().simple().to_string()[..8]);
+        let prefix = db::unique_prefix();
         let admin_url = base.database.url.clone();
         let control_db = format!("{prefix}control");
-        let mut admin = PgConnection::connect(&admin_url).await.expect("PostgreSQL must run for these tests");
-        sqlx::raw_sql(AssertSqlSafe(format!("CREATE DATABASE \"{control_db}\""))).execute(&mut admin).await.unwrap();
-        let _ = admin.close().await;
+        db::create_database(&admin_url, &control_db).await;
         let mut config = base;
-        config.database.url = with_database(&admin_url, &control_db);
+        config.database.url = db::with_database(&admin_url, &control_db);
         config.database.database_prefix = prefix.clone();
         config.database.max_connections_per_domain = 8;
         tweak(&mut config);
@@ -158,7 +115,7 @@ impl TestEnv {
 
     /// An admin connection to the domain database.
     pub async fn admin_domain(&self) -> PgConnection {
-        PgConnection::connect(&with_database(&self.admin_url, &self.dbs.database_name(&self.domain))).await.unwrap()
+        PgConnection::connect(&db::with_database(&self.admin_url, &self.dbs.database_name(&self.domain))).await.unwrap()
     }
 
     /// Scalar query against the domain database (separate connection).
@@ -173,23 +130,7 @@ impl TestEnv {
     pub async fn cleanup(self) {
         self.pool.close().await;
         self.dbs.control().close().await;
-        let Ok(mut admin) = PgConnection::connect(&self.admin_url).await else { return };
-        let dbs: Vec<String> = sqlx::query_scalar("SELECT datname::text FROM pg_database WHERE starts_with(datname, $1)")
-            .bind(&self.prefix)
-            .fetch_all(&mut admin)
-            .await
-            .unwrap_or_default();
-        for db in dbs {
-            let _ = sqlx::raw_sql(AssertSqlSafe(format!("DROP DATABASE IF EXISTS \"{db}\" WITH (FORCE)"))).execute(&mut admin).await;
-        }
-        let roles: Vec<String> = sqlx::query_scalar("SELECT rolname::text FROM pg_roles WHERE starts_with(rolname, $1)")
-            .bind(&self.prefix)
-            .fetch_all(&mut admin)
-            .await
-            .unwrap_or_default();
-        for r in roles {
-            let _ = sqlx::raw_sql(AssertSqlSafe(format!("DROP ROLE IF EXISTS \"{r}\""))).execute(&mut admin).await;
-        }
+        db::drop_prefixed(&self.admin_url, &self.prefix).await;
     }
 }
 
@@ -197,23 +138,6 @@ pub fn done(o: Outcome) -> InstanceSnapshot {
     match o {
         Outcome::Done(s) => s,
         Outcome::Accepted { id, .. } => panic!("expected a sync result, got accepted {id}"),
-    }
-}
-
-/// Polls `f` until it returns `Some`, failing after `secs` seconds.
-pub async fn eventually<T, F, Fut>(secs: u64, mut f: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Option<T>>,
-{
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
-    loop {
-        if let Some(v) = f().await {
-            return v;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "condition not met within {secs}s");
-        tokio::task::yield_now().await;
-        tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
 

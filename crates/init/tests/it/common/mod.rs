@@ -10,39 +10,26 @@ use sqlx::{Connection, PgConnection};
 use vnext_core::ident::DomainName;
 use vnext_init::config::Config;
 use vnext_init::db::Databases;
+use vnext_testkit::db::Scratch;
 
 pub struct TestEnv {
     pub prefix: String,
     pub config: Config,
     pub dbs: Databases,
-    /// The server's maintenance database, for catalog checks and clean-up.
-    admin_url: String,
-}
-
-/// `postgres://.../<db>` with the database part replaced.
-fn with_database(url: &str, database: &str) -> String {
-    let (base, query) = url.split_once('?').map_or((url, None), |(b, q)| (b, Some(q)));
-    let root = base.rsplit_once('/').map_or(base, |(r, _)| r);
-    match query {
-        Some(q) => format!("{root}/{database}?{q}"),
-        None => format!("{root}/{database}"),
-    }
+    /// The prefix's databases and roles, dropped with the environment.
+    scratch: Scratch,
 }
 
 impl TestEnv {
     pub async fn new() -> TestEnv {
         let base = Config::load(None).expect("configuration");
-        let prefix = format!("t{}_", &uuid::Uuid::new_v4().simple().to_string()[..8]);
-        let admin_url = base.database.url.clone();
-        let control_db = format!("{prefix}control");
-        let mut admin = PgConnection::connect(&admin_url).await.expect("PostgreSQL must run for these tests");
-        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE \"{control_db}\""))).execute(&mut admin).await.unwrap();
-        let _ = admin.close().await;
+        let scratch = Scratch::new(&base.database.url).await;
+        let prefix = scratch.prefix.clone();
         let mut config = base;
-        config.database.url = with_database(&admin_url, &control_db);
+        config.database.url = scratch.control_url();
         config.database.database_prefix = prefix.clone();
         let dbs = Databases::connect(&config).await.expect("connect");
-        TestEnv { prefix, config, dbs, admin_url }
+        TestEnv { prefix, config, dbs, scratch }
     }
 
     pub fn domain(&self, name: &str) -> DomainName {
@@ -51,12 +38,12 @@ impl TestEnv {
 
     /// An admin connection to `database` of the server.
     pub async fn admin(&self, database: &str) -> PgConnection {
-        PgConnection::connect(&with_database(&self.admin_url, database)).await.unwrap()
+        PgConnection::connect(&self.scratch.url_of(database)).await.unwrap()
     }
 
     /// The URL of `database` on the test server as `user`.
     pub fn url_as(&self, user: &str, password: &str, database: &str) -> String {
-        let url = with_database(&self.admin_url, database);
+        let url = self.scratch.url_of(database);
         let rest = url.split_once("://").map(|(_, r)| r).unwrap();
         let host = rest.rsplit_once('@').map_or(rest, |(_, h)| h);
         format!("postgres://{user}:{password}@{host}")
@@ -121,38 +108,8 @@ pub fn workflow(domain: &str, key: &str, version: &str) -> String {
 }
 
 impl Drop for TestEnv {
+    /// The scratch folder goes here; the databases and roles go with `scratch`.
     fn drop(&mut self) {
-        // Best effort, also when the test panicked: drop every database and role
-        // created under the prefix. Runs on a thread of its own because Drop
-        // cannot await inside the test's runtime.
-        let prefix = self.prefix.clone();
-        let admin_url = self.admin_url.clone();
-        let _ = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-            rt.block_on(async move {
-                let Ok(mut admin) = PgConnection::connect(&admin_url).await else { return };
-                let dbs: Vec<String> =
-                    sqlx::query_scalar("SELECT datname::text FROM pg_database WHERE starts_with(datname, $1)")
-                        .bind(&prefix)
-                        .fetch_all(&mut admin)
-                        .await
-                        .unwrap_or_default();
-                for db in dbs {
-                    let _ = sqlx::query(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS \"{db}\" WITH (FORCE)")))
-                        .execute(&mut admin)
-                        .await;
-                }
-                let roles: Vec<String> = sqlx::query_scalar("SELECT rolname::text FROM pg_roles WHERE starts_with(rolname, $1)")
-                    .bind(&prefix)
-                    .fetch_all(&mut admin)
-                    .await
-                    .unwrap_or_default();
-                for role in roles {
-                    let _ = sqlx::query(sqlx::AssertSqlSafe(format!("DROP ROLE IF EXISTS \"{role}\""))).execute(&mut admin).await;
-                }
-            });
-        })
-        .join();
         let _ = std::fs::remove_dir_all(std::env::temp_dir().join(&self.prefix));
     }
 }
