@@ -8,7 +8,6 @@ use clap::{Parser, Subcommand};
 mod app;
 mod execution;
 mod init;
-mod bench;
 mod publish;
 mod signals;
 mod up;
@@ -39,7 +38,7 @@ pub enum Command {
     /// Run everything in one process: init, the API and task execution (development).
     Up(up::Args),
     /// Measure the runtime against its performance budget.
-    Bench(bench::Args),
+    Bench(vnext_bench::Args),
 }
 
 pub fn run(cli: Cli) -> ExitCode {
@@ -52,7 +51,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Publish(args) => publish::run(cli.config.as_deref(), args),
         Command::App(args) => app::run(cli.config.as_deref(), args),
         Command::Up(args) => up::run(cli.config.as_deref(), args),
-        Command::Bench(args) => bench::run(args, cli.config),
+        Command::Bench(args) => vnext_bench::run(args, cli.config, |config, shutdown| Box::pin(up::launch(config, shutdown))),
     }
 }
 

@@ -1,0 +1,20 @@
+//! Integration tests of vnext-app.
+//!
+//! One test binary: every former test file is a module here, next to the
+//! support modules they share, so the crate links once instead of once per file.
+
+mod api_support;
+mod engine_support;
+
+mod api_definitions;
+mod api_errors;
+mod api_instances;
+mod api_queries;
+mod engine_boundaries;
+mod engine_gates;
+mod engine_hot_path;
+mod engine_lifecycle;
+mod engine_pipeline;
+mod engine_samples;
+mod engine_subflow;
+mod engine_tasks_timers;

@@ -1,0 +1,18 @@
+//! Integration tests of the vnext binary and the whole workspace.
+//!
+//! One test binary: every former test file is a module here, next to the
+//! support modules they share, so the crate links once instead of once per file.
+
+mod api_support;
+mod e2e_support;
+
+mod api_samples;
+mod api_services;
+mod api_up;
+mod bench_tiny;
+mod cli_validate;
+mod e2e_execution_kill;
+mod e2e_http_tasks;
+mod e2e_timers;
+mod e2e_timers_two_executions;
+mod samples_conform;
