@@ -9,6 +9,7 @@ mod app;
 mod execution;
 mod init;
 mod bench;
+mod embedded_pg;
 mod publish;
 mod signals;
 mod up;
