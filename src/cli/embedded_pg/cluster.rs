@@ -126,14 +126,10 @@ impl Cluster {
         self.dir.join("server.log")
     }
 
-    /// The control database's URL for the runtime: the superuser over the Unix socket.
+    /// The control database's URL: the superuser over the Unix socket. The
+    /// runtime and `psql` both read this form.
     pub fn url(&self) -> String {
-        format!("postgres://{}@localhost:{}/postgres?host={}", encode(&self.user.name), self.port, encode_path(&self.socket_dir))
-    }
-
-    /// The same database for `psql` (libpq's form of a socket URL).
-    pub fn psql_url(&self) -> String {
-        format!("postgresql://{}@/postgres?host={}&port={}", encode(&self.user.name), encode_path(&self.socket_dir), self.port)
+        format!("postgresql:///postgres?host={}&port={}&user={}", encode_path(&self.socket_dir), self.port, encode(&self.user.name))
     }
 
     /// Stops the server (fast shutdown: sessions are ended, data is kept).

@@ -64,7 +64,7 @@ pub async fn prepare(config: &mut Config, fresh: bool) -> Result<Option<Cluster>
     }
     println!("  data: {} (kept between runs; `vnext up --fresh` starts it over)", cluster.dir().display());
     println!("  port: 127.0.0.1:{} (domain roles, by password); log: {}", cluster.port(), cluster.log_file().display());
-    println!("  psql '{}'", cluster.psql_url());
+    println!("  psql '{}'", cluster.url());
     config.database.url = cluster.url();
     Ok(Some(cluster))
 }
