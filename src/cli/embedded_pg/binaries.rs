@@ -24,7 +24,7 @@ impl Binaries {
 /// What to say when nothing usable is found.
 fn install_hint() -> &'static str {
     "install the PostgreSQL server (Debian/Ubuntu: `apt-get install postgresql`; Fedora: `dnf install postgresql-server`; \
-     macOS: `brew install postgresql@16`) or set database.postgres_bin to the folder holding initdb and pg_ctl; \
+     macOS: `brew install postgresql@15`) or set database.postgres_bin to the folder holding initdb and pg_ctl; \
      or run a server instead: `docker compose up -d postgres`, then \
      `VNEXT_DATABASE__URL=postgres://postgres:postgres@127.0.0.1:5432/postgres vnext up`"
 }
