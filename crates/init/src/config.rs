@@ -393,6 +393,7 @@ mod tests {
         assert!(!c.is_set("database.database_prefix"));
         assert_eq!(c.runtime.data_dir, PathBuf::from(".vnext"));
         assert!(!Config::default().is_set("database.url"));
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]

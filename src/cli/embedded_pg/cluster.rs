@@ -236,6 +236,10 @@ impl Cluster {
                     continue;
                 }
             }
+            // A server still coming up when pg_ctl gave up waiting is not left behind.
+            if self.dir.join("postmaster.pid").exists() {
+                let _ = self.pg_ctl_stop("immediate");
+            }
             let tail: Vec<&str> = said.lines().rev().take(20).collect::<Vec<_>>().into_iter().rev().collect();
             return Err(format!(
                 "the private PostgreSQL did not start ({}); its log is {}{}",
