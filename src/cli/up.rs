@@ -58,7 +58,55 @@ pub fn run(config_path: Option<&Path>, args: Args) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let code = runtime.block_on(run_with(config));
+    let code = runtime.block_on(async move {
+        let Some(databases) = app::connect(&config).await else { return ExitCode::FAILURE };
+
+        println!("vnext up: preparing databases and publishing {}", config.runtime.flows_dir.display());
+        let options = InitOptions { dir: Some(config.runtime.flows_dir.clone()), ..InitOptions::default() };
+        let options = if config.runtime.flows_dir.exists() { options } else { InitOptions { dir: None, ..options } };
+        let report = match bootstrap::run(&databases, &options, print_failures).await {
+            Ok(report) => report,
+            Err(e) => {
+                eprintln!("error: initialisation failed: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
+        let problems = report.problems();
+        for p in &problems {
+            eprintln!("warning: {p}");
+        }
+        print_published(&report);
+
+        let shutdown = CancellationToken::new();
+        super::signals::spawn_signal_handler(shutdown.clone(), "requests, tasks and jobs");
+        let running = match serve(config, databases.clone(), shutdown.clone()).await {
+            Ok(running) => running,
+            Err(message) => {
+                eprintln!("error: {message}");
+                return ExitCode::FAILURE;
+            }
+        };
+        let (api, scheduler) = (running.api, running.scheduler);
+        let base = format!("http://{}", api.addr);
+        println!();
+        println!("vnext is up. API: {base}/api/v1   (health: {base}/health, metrics: {base}/metrics)");
+        match first_workflow(&databases, &report).await {
+            Some((domain, flow)) => {
+                println!("Try:");
+                println!("  curl -s {base}/api/v1/{domain}/workflows/{flow}/instances");
+                println!("  (start and drive instances: README.md, docs/samples.md; every endpoint: docs/api.md)");
+            }
+            None => {
+                println!("Try:");
+                println!("  curl -s {base}/health");
+                println!("  (no workflow is published yet: POST one component to {base}/api/v1/definitions/publish)");
+            }
+        }
+        println!("Press Ctrl-C to stop.");
+        let code = api.wait(&shutdown).await;
+        let _ = scheduler.await;
+        code
+    });
     // Every connection is closed before the private cluster stops.
     drop(runtime);
     match cluster.map(Cluster::stop) {
@@ -74,56 +122,6 @@ pub fn run(config_path: Option<&Path>, args: Args) -> ExitCode {
     }
 }
 
-/// Init, then the runtime until shutdown.
-async fn run_with(config: Config) -> ExitCode {
-    let Some(databases) = app::connect(&config).await else { return ExitCode::FAILURE };
-
-    println!("vnext up: preparing databases and publishing {}", config.runtime.flows_dir.display());
-    let options = InitOptions { dir: Some(config.runtime.flows_dir.clone()), ..InitOptions::default() };
-    let options = if config.runtime.flows_dir.exists() { options } else { InitOptions { dir: None, ..options } };
-    let report = match bootstrap::run(&databases, &options, print_failures).await {
-        Ok(report) => report,
-        Err(e) => {
-            eprintln!("error: initialisation failed: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    let problems = report.problems();
-    for p in &problems {
-        eprintln!("warning: {p}");
-    }
-    print_published(&report);
-
-    let shutdown = CancellationToken::new();
-    super::signals::spawn_signal_handler(shutdown.clone(), "requests, tasks and jobs");
-    let running = match serve(config, databases.clone(), shutdown.clone()).await {
-        Ok(running) => running,
-        Err(message) => {
-            eprintln!("error: {message}");
-            return ExitCode::FAILURE;
-        }
-    };
-    let (api, scheduler) = (running.api, running.scheduler);
-    let base = format!("http://{}", api.addr);
-    println!();
-    println!("vnext is up. API: {base}/api/v1   (health: {base}/health, metrics: {base}/metrics)");
-    match first_workflow(&databases, &report).await {
-        Some((domain, flow)) => {
-            println!("Try:");
-            println!("  curl -s {base}/api/v1/{domain}/workflows/{flow}/instances");
-            println!("  (start and drive instances: README.md, docs/samples.md; every endpoint: docs/api.md)");
-        }
-        None => {
-            println!("Try:");
-            println!("  curl -s {base}/health");
-            println!("  (no workflow is published yet: POST one component to {base}/api/v1/definitions/publish)");
-        }
-    }
-    println!("Press Ctrl-C to stop.");
-    let code = api.wait(&shutdown).await;
-    let _ = scheduler.await;
-    code
-}
 
 /// The API and the scheduler of a runtime started by [`serve`].
 pub struct Running {
