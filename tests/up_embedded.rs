@@ -1,6 +1,6 @@
 //! `vnext up` with its private PostgreSQL cluster, as a process: created in
 //! the working directory on a free port, used for a sample flow, kept across
-//! a clean stop and a kill -9, refused to a second `vnext up`, wiped by
+//! a clean stop and kill -9s, refused to a second `vnext up`, wiped by
 //! `--fresh`; and, with no PostgreSQL installed, an error naming what to
 //! install. Runs as root (the cluster then runs as `postgres`) and as a
 //! normal user alike. The rest of the suite stays on the shared server.
@@ -172,15 +172,28 @@ async fn up_runs_a_private_cluster_that_keeps_its_data_until_fresh() {
     let settled: Value = instance(&client, &again.base, "pay-http").await.json().await.unwrap();
     assert_eq!(settled["metadata"]["currentState"], "settled", "{settled}");
 
-    // kill -9 of both the runtime and the server: the next start recovers.
+    // kill -9 of the runtime: the server outlives it, and the next start
+    // stops that one and starts its own.
     let postmaster = folder.postmaster_pid().expect("a running server");
     let mut killed = again.running;
     killed.0.kill().unwrap();
     killed.0.wait().unwrap();
     assert_eq!(folder.postmaster_pid(), Some(postmaster), "the server outlives a killed runtime");
+    let after_kill = Up::start(&folder, &[]);
+    assert!(after_kill.printed("stopped the server an earlier `vnext up` left running"), "{:#?}", after_kill.seen);
+    assert_ne!(folder.postmaster_pid(), Some(postmaster));
+
+    // kill -9 of both the runtime and the server: a stale postmaster.pid,
+    // and the next start recovers.
+    let postmaster = folder.postmaster_pid().expect("a running server");
+    let mut killed = after_kill.running;
+    killed.0.kill().unwrap();
+    killed.0.wait().unwrap();
     assert!(Command::new("kill").args(["-KILL", &postmaster.to_string()]).status().unwrap().success());
     wait_until_gone(postmaster);
+    assert_eq!(folder.postmaster_pid(), Some(postmaster), "a killed server leaves its postmaster.pid");
     let recovered = Up::start(&folder, &[]);
+    assert!(recovered.printed("was not stopped cleanly"), "{:#?}", recovered.seen);
     let settled: Value = instance(&client, &recovered.base, "pay-http").await.json().await.unwrap();
     assert_eq!(settled["metadata"]["currentState"], "settled", "committed data survives a crash: {settled}");
     let (status, stderr) = recovered.stop();
