@@ -8,6 +8,7 @@ use clap::{Parser, Subcommand};
 mod app;
 mod execution;
 mod init;
+mod embedded_pg;
 mod publish;
 mod signals;
 mod up;

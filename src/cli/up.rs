@@ -9,6 +9,9 @@
 //!
 //! It prints where the API listens and a first request to try. When PostgreSQL
 //! is unreachable it says so and how to fix it.
+//!
+//! With no server to use (see `database.embedded`), it runs a private
+//! PostgreSQL cluster for the duration of the run ([`super::embedded_pg`]).
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -24,6 +27,7 @@ use vnext_init::config::Config;
 use vnext_init::package::{FileStatus, PublishProgress};
 
 use super::app;
+use super::embedded_pg::{self, Cluster};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -33,6 +37,9 @@ pub struct Args {
     /// Component folder to publish (overrides runtime.flows_dir).
     #[arg(long)]
     pub flows: Option<PathBuf>,
+    /// Wipe the private PostgreSQL cluster (runtime.data_dir) and start with an empty one.
+    #[arg(long)]
+    pub fresh: bool,
 }
 
 pub fn run(config_path: Option<&Path>, args: Args) -> ExitCode {
@@ -43,7 +50,15 @@ pub fn run(config_path: Option<&Path>, args: Args) -> ExitCode {
     if let Some(flows) = args.flows {
         config.runtime.flows_dir = flows;
     }
-    app::runtime().block_on(async move {
+    let runtime = app::runtime();
+    let cluster = match runtime.block_on(embedded_pg::prepare(&mut config, args.fresh)) {
+        Ok(cluster) => cluster,
+        Err(message) => {
+            eprintln!("error: {message}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let code = runtime.block_on(async move {
         let Some(databases) = app::connect(&config).await else { return ExitCode::FAILURE };
 
         println!("vnext up: preparing databases and publishing {}", config.runtime.flows_dir.display());
@@ -91,8 +106,22 @@ pub fn run(config_path: Option<&Path>, args: Args) -> ExitCode {
         let code = api.wait(&shutdown).await;
         let _ = scheduler.await;
         code
-    })
+    });
+    // Every connection is closed before the private cluster stops.
+    drop(runtime);
+    match cluster.map(Cluster::stop) {
+        Some(Err(message)) => {
+            eprintln!("error: {message}");
+            ExitCode::FAILURE
+        }
+        Some(Ok(())) => {
+            eprintln!("private PostgreSQL stopped");
+            code
+        }
+        None => code,
+    }
 }
+
 
 /// The API and the scheduler of a runtime started by [`serve`].
 pub struct Running {

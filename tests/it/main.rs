@@ -16,3 +16,4 @@ mod e2e_http_tasks;
 mod e2e_timers;
 mod e2e_timers_two_executions;
 mod samples_conform;
+mod up_embedded;

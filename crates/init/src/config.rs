@@ -6,6 +6,7 @@
 //! only module that reads the environment. Every field is documented in
 //! `docs/configuration.md`.
 
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -30,6 +31,10 @@ pub struct Config {
     pub app: AppConfig,
     pub execution: ExecutionConfig,
     pub runtime: RuntimeConfig,
+    /// Fields given by the file or the environment (`section.field`), so a
+    /// caller can tell a default from a value someone chose.
+    #[serde(skip)]
+    set_by_user: BTreeSet<String>,
 }
 
 /// Where the databases are and how connections are pooled.
@@ -58,6 +63,62 @@ pub struct DatabaseConfig {
     pub connection_lifetime_seconds: u64,
     /// Waiting for a connection longer than this is an error.
     pub acquire_timeout_seconds: u64,
+    /// Whether `vnext up` runs a private PostgreSQL cluster (see [`Embedded`]).
+    pub embedded: Embedded,
+    /// OS user the private cluster runs as when `vnext up` runs as root
+    /// (PostgreSQL refuses to run as root).
+    pub embedded_os_user: String,
+    /// Folder holding `initdb`, `pg_ctl` and `postgres` for the private
+    /// cluster; when unset they are looked for where PostgreSQL is usually installed.
+    pub postgres_bin: Option<PathBuf>,
+}
+
+/// `database.embedded`: `true`, `false` or `"auto"`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Embedded {
+    /// A private cluster when `database.url` is not set and the default server
+    /// cannot be used.
+    #[default]
+    Auto,
+    /// Always a private cluster; `database.url` is ignored.
+    On,
+    /// Never: `database.url` is used as it is.
+    Off,
+}
+
+impl Serialize for Embedded {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Embedded::Auto => serializer.serialize_str("auto"),
+            Embedded::On => serializer.serialize_bool(true),
+            Embedded::Off => serializer.serialize_bool(false),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Embedded {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl serde::de::Visitor<'_> for Visitor {
+            type Value = Embedded;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("true, false or \"auto\"")
+            }
+            fn visit_bool<E: serde::de::Error>(self, v: bool) -> Result<Embedded, E> {
+                Ok(if v { Embedded::On } else { Embedded::Off })
+            }
+            // The environment gives text, so "true" and "false" count too.
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Embedded, E> {
+                match v {
+                    "auto" => Ok(Embedded::Auto),
+                    "true" => Ok(Embedded::On),
+                    "false" => Ok(Embedded::Off),
+                    other => Err(E::invalid_value(serde::de::Unexpected::Str(other), &self)),
+                }
+            }
+        }
+        deserializer.deserialize_any(Visitor)
+    }
 }
 
 /// The orchestration service (REST API).
@@ -118,6 +179,9 @@ pub struct RuntimeConfig {
     /// At most how long cached definitions of a domain in use go unchecked
     /// after another process publishes into it.
     pub definitions_recheck_ms: u64,
+    /// Local state of `vnext up` (the private PostgreSQL cluster), relative to
+    /// the working directory.
+    pub data_dir: PathBuf,
 }
 
 impl Default for DatabaseConfig {
@@ -132,6 +196,9 @@ impl Default for DatabaseConfig {
             connection_idle_seconds: 30,
             connection_lifetime_seconds: 1800,
             acquire_timeout_seconds: 10,
+            embedded: Embedded::Auto,
+            embedded_os_user: "postgres".into(),
+            postgres_bin: None,
         }
     }
 }
@@ -173,6 +240,7 @@ impl Default for RuntimeConfig {
             script_timeout_ms: 1_000,
             lease_seconds: 60,
             definitions_recheck_ms: 1_000,
+            data_dir: PathBuf::from(".vnext"),
         }
     }
 }
@@ -189,6 +257,7 @@ impl Config {
     pub fn load(file: Option<&Path>) -> Result<Config, ConfigError> {
         let mut value = toml::Value::try_from(Config::default())
             .map_err(|e| ConfigError::Invalid(e.to_string()))?;
+        let mut set_by_user = BTreeSet::new();
         let path = file.map(Path::to_path_buf).or_else(|| {
             let p = PathBuf::from(DEFAULT_FILE);
             p.exists().then_some(p)
@@ -198,6 +267,13 @@ impl Config {
                 .map_err(|source| ConfigError::Read { path: path.clone(), source })?;
             let file_value: toml::Value = toml::from_str(&text)
                 .map_err(|e| ConfigError::Parse { path: path.clone(), message: e.to_string() })?;
+            if let Some(sections) = file_value.as_table() {
+                for (section, fields) in sections {
+                    for field in fields.as_table().into_iter().flat_map(|t| t.keys()) {
+                        set_by_user.insert(format!("{section}.{field}"));
+                    }
+                }
+            }
             merge_toml(&mut value, file_value);
         }
         for (var, raw) in std::env::vars() {
@@ -209,11 +285,19 @@ impl Config {
                 .and_then(toml::Value::as_table_mut)
                 .ok_or_else(|| ConfigError::Env { var: var.clone(), message: format!("unknown section `{section}`") })?;
             let parsed = parse_env_value(table.get(&field), &raw);
+            set_by_user.insert(format!("{section}.{field}"));
             table.insert(field, parsed);
         }
-        let config: Config = value.try_into().map_err(|e: toml::de::Error| ConfigError::Invalid(e.to_string()))?;
+        let mut config: Config = value.try_into().map_err(|e: toml::de::Error| ConfigError::Invalid(e.to_string()))?;
         config.validate()?;
+        config.set_by_user = set_by_user;
         Ok(config)
+    }
+
+    /// Whether the file or the environment gave `key` (`"database.url"`), as
+    /// opposed to its default.
+    pub fn is_set(&self, key: &str) -> bool {
+        self.set_by_user.contains(key)
     }
 
     /// Checks relations between fields that types cannot express.
@@ -294,6 +378,34 @@ mod tests {
         assert_eq!(c.database.database_prefix, "t_");
         assert_eq!(c.runtime.lease_seconds, 7);
         assert_eq!(c.app.body_limit_bytes, 1024 * 1024);
+    }
+
+    #[test]
+    fn a_default_is_told_from_a_value_given() {
+        let dir = std::env::temp_dir().join(format!("vnext-config-set-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("c.toml");
+        // The default value written out is still a value someone chose.
+        std::fs::write(&path, "[database]\nurl = \"postgres://postgres@127.0.0.1:5432/postgres\"\nembedded = true\n").unwrap();
+        let c = Config::load(Some(&path)).unwrap();
+        assert!(c.is_set("database.url"));
+        assert_eq!(c.database.embedded, Embedded::On);
+        assert!(!c.is_set("database.database_prefix"));
+        assert_eq!(c.runtime.data_dir, PathBuf::from(".vnext"));
+        assert!(!Config::default().is_set("database.url"));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn embedded_takes_true_false_or_auto() {
+        for (text, expected) in [("true", Embedded::On), ("false", Embedded::Off), ("\"auto\"", Embedded::Auto), ("\"true\"", Embedded::On)] {
+            let c: DatabaseConfig = toml::from_str(&format!("embedded = {text}")).unwrap();
+            assert_eq!(c.embedded, expected, "{text}");
+        }
+        let err = toml::from_str::<DatabaseConfig>("embedded = \"sometimes\"").unwrap_err().to_string();
+        assert!(err.contains("true, false or \"auto\""), "{err}");
+        let written = toml::Value::try_from(Config::default()).unwrap();
+        assert_eq!(written["database"]["embedded"].as_str(), Some("auto"));
     }
 
     #[test]
