@@ -10,6 +10,8 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+pub mod egress;
+
 /// Why the configuration could not be loaded.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -30,6 +32,8 @@ pub struct Config {
     pub app: AppConfig,
     pub execution: ExecutionConfig,
     pub runtime: RuntimeConfig,
+    /// Where HTTP tasks may connect.
+    pub egress: egress::EgressConfig,
 }
 
 /// Where the databases are and how connections are pooled.
@@ -271,6 +275,10 @@ fn parse_env_value(existing: Option<&toml::Value>, raw: &str) -> toml::Value {
         Some(toml::Value::Integer(_)) => raw.parse().map(toml::Value::Integer).unwrap_or_else(|_| raw.into()),
         Some(toml::Value::Boolean(_)) => raw.parse().map(toml::Value::Boolean).unwrap_or_else(|_| raw.into()),
         Some(toml::Value::Float(_)) => raw.parse().map(toml::Value::Float).unwrap_or_else(|_| raw.into()),
+        // Lists as comma-separated text (`VNEXT_EGRESS__ALLOW_HOSTS=a.example,b.example`).
+        Some(toml::Value::Array(_)) => toml::Value::Array(
+            raw.split(',').map(str::trim).filter(|s| !s.is_empty()).map(|s| toml::Value::String(s.to_string())).collect(),
+        ),
         _ => toml::Value::String(raw.to_string()),
     }
 }

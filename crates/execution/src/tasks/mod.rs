@@ -1,15 +1,17 @@
 //! Task runners: the work that touches the outside world.
 //!
-//! - [`http`]: the HTTP task (type 6).
+//! - [`http`]: the HTTP task (type 6); [`egress`]: where it may connect.
 //! - [`instance`]: Start, DirectTrigger, GetInstanceData and GetInstance
 //!   (types 11, 12, 13, 19), always through the app's REST API.
 //! - [`placeholder`], [`status`]: URL templates and `acceptedStatusCodes`.
 //!
 //! Every runner turns its failures into a [`TaskError`] whose code says what
-//! happened (`Task:<status>`, `Task:timeout`, `Task:connection`, `Task:config`)
+//! happened (`Task:<status>`, `Task:timeout`, `Task:connection`, `Task:config`,
+//! `Task:egress-denied`)
 //! and whether trying again may help; none of them panics or returns early
 //! without a [`TaskResponse`].
 
+pub mod egress;
 pub mod http;
 pub mod instance;
 pub mod placeholder;
@@ -23,7 +25,7 @@ use serde_json::Value;
 use vnext_core::traits::{TaskError, TaskResponse};
 
 /// How long establishing a connection may take, whatever the task's timeout.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+pub(crate) const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Responses larger than this are refused rather than buffered.
 pub const MAX_RESPONSE_BYTES: usize = 16 * 1024 * 1024;
 
