@@ -34,6 +34,8 @@ pub struct Config {
     pub runtime: RuntimeConfig,
     /// Where HTTP tasks may connect.
     pub egress: egress::EgressConfig,
+    /// Header and query parameter names masked in what is stored.
+    pub redaction: vnext_core::redact::RedactionConfig,
 }
 
 /// Where the databases are and how connections are pooled.

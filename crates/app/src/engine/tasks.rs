@@ -86,6 +86,7 @@ impl Run {
         let results = join_all(calls).await;
 
         let mut failure = None;
+        let redaction = &self.eng.databases.config().redaction;
         for (p, (response, started_at, finished_at, ms)) in prepared.iter().zip(results) {
             let task = &p.entry.task;
             self.records.task_runs.push(TaskRunRow {
@@ -98,8 +99,8 @@ impl Run {
                 task_order: p.order as i32,
                 attempt: self.attempt as i32,
                 status: if response.is_success { "succeeded" } else { "failed" }.to_string(),
-                request: Some(p.config.clone()),
-                response: Some(json!({"statusCode": response.status_code, "data": response.data, "headers": response.headers})),
+                request: Some(redaction.task_request(&p.config)),
+                response: Some(json!({"statusCode": response.status_code, "data": response.data, "headers": redaction.headers(&response.headers)})),
                 error: response.error.as_ref().map(|e| json!({"code": e.code, "message": e.message, "retryable": e.retryable})),
                 started_at,
                 finished_at,

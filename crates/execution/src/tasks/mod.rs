@@ -154,7 +154,8 @@ pub(crate) fn status_is_retryable(status: u16) -> bool {
     status >= 500 || status == 429 || status == 408
 }
 
-/// A transport failure as a task error: timeout, connection, or other.
+/// A transport failure as a task error: timeout, connection, or other. The
+/// message never carries the URL's query string or credentials.
 pub(crate) fn transport_error(what: &str, error: &reqwest::Error, timeout: Duration) -> TaskError {
     if error.is_timeout() {
         TaskError::new("Task:timeout", format!("{what} timed out after {}", human(timeout)), true)
@@ -167,9 +168,15 @@ pub(crate) fn transport_error(what: &str, error: &reqwest::Error, timeout: Durat
     }
 }
 
-/// The error and all its causes, `: `-separated, without repeats.
-pub(crate) fn chain(error: &dyn std::error::Error) -> String {
-    let mut parts: Vec<String> = vec![error.to_string()];
+/// The error and all its causes, `: `-separated, without repeats; a URL
+/// reqwest puts in its message is shown as [`display_url`] shows it.
+pub(crate) fn chain(error: &reqwest::Error) -> String {
+    let top = match error.url() {
+        Some(url) => error.to_string().replace(url.as_str(), &display_url(url)),
+        None => error.to_string(),
+    };
+    let error: &dyn std::error::Error = error;
+    let mut parts: Vec<String> = vec![top];
     let mut source = error.source();
     while let Some(e) = source {
         let text = e.to_string();
