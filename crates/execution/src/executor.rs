@@ -75,7 +75,7 @@ impl LocalExecutor {
 
     async fn dispatch(&self, invocation: &TaskInvocation, started: Instant) -> TaskResponse {
         match invocation.task_type {
-            TaskType::Http => self.http.run(&invocation.domain, &invocation.config).await,
+            TaskType::Http => self.http.run(&invocation.domain, &invocation.config, invocation.idempotency_key.as_deref()).await,
             TaskType::Start | TaskType::DirectTrigger | TaskType::GetInstanceData | TaskType::GetInstance => {
                 self.instance.run(invocation.task_type, &invocation.domain, &invocation.config).await
             }

@@ -182,6 +182,7 @@ async fn call(executor: &LocalExecutor, url: &str) -> TaskResponse {
         task_version: "1.0.0".into(),
         task_type: TaskType::Http,
         config: json!({"url": url, "method": "GET", "timeoutSeconds": 5}),
+        idempotency_key: None,
     };
     executor.run(&invocation).await
 }

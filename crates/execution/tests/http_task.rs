@@ -64,6 +64,7 @@ async fn run(config: Value) -> TaskResponse {
         task_version: "1.0.0".into(),
         task_type: TaskType::Http,
         config,
+        idempotency_key: None,
     };
     executor().run(&invocation).await
 }

@@ -31,6 +31,7 @@ fn invocation(task_type: TaskType, key: &str, config: Value) -> TaskInvocation {
         task_version: "1.0.0".into(),
         task_type,
         config,
+        idempotency_key: None,
     }
 }
 

@@ -68,6 +68,10 @@ impl Run {
                 task_version: p.entry.task.version.clone(),
                 task_type: p.entry.task.task_type,
                 config: p.config.clone(),
+                idempotency_key: Some(vnext_core::traits::idempotency_key(
+                    self.row.id,
+                    &[&r.from, &self.w.data_version_no.to_string(), &self.hop_key, g.phase.as_str(), &p.order.to_string(), &p.entry.task.key],
+                )),
             };
             let script_data = p.input.clone().unwrap_or_else(|| json!({}));
             let clock = self.eng.clock.clone();

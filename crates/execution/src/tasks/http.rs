@@ -7,6 +7,8 @@
 //! as such) and duration. A status outside 2xx that no `acceptedStatusCodes`
 //! pattern covers is a failure coded `Task:<status>`, retryable for 5xx, 429 and
 //! 408; `Task:timeout` and `Task:connection` are retryable, `Task:config` is not.
+//! Every call carries an `Idempotency-Key` (from the invocation) that repeats
+//! on a retry or a re-run of the same call.
 //! A URL the egress guard refuses (up front, while resolving, or on a redirect)
 //! is `Task:egress-denied`, not retryable.
 
@@ -21,6 +23,9 @@ use vnext_core::traits::{TaskError, TaskResponse};
 use super::egress::{self, EgressGuard};
 use super::status::{StatusPattern, parse_all};
 use super::{config_error, display_url, elapsed_ms, failed, placeholder, read_response, status_is_retryable, transport_error};
+
+/// The header a repeated call carries unchanged, so the callee can recognise it.
+const IDEMPOTENCY_KEY: HeaderName = HeaderName::from_static("idempotency-key");
 
 /// Timeout of a task that does not set `timeoutSeconds`.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
@@ -58,8 +63,9 @@ impl HttpTaskRunner {
     }
 
     /// Runs one HTTP task of `domain`. `config` is the task's config after the
-    /// input mapping.
-    pub async fn run(&self, domain: &str, config: &Value) -> TaskResponse {
+    /// input mapping; `idempotency_key` is sent as `Idempotency-Key` unless the
+    /// config sets that header itself.
+    pub async fn run(&self, domain: &str, config: &Value, idempotency_key: Option<&str>) -> TaskResponse {
         let started = Instant::now();
         let prepared = match prepare(config) {
             Ok(p) => p,
@@ -72,8 +78,15 @@ impl HttpTaskRunner {
         };
         let mut request = client
             .request(prepared.method.clone(), prepared.url.clone())
-            .headers(prepared.headers)
             .timeout(prepared.timeout);
+        let mut headers = prepared.headers;
+        if let Some(key) = idempotency_key
+            && !headers.contains_key(IDEMPOTENCY_KEY)
+            && let Ok(value) = HeaderValue::from_str(key)
+        {
+            headers.insert(IDEMPOTENCY_KEY, value);
+        }
+        request = request.headers(headers);
         if let Some(body) = prepared.body {
             if let Some(ct) = body.content_type {
                 request = request.header(CONTENT_TYPE, ct);
