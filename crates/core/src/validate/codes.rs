@@ -83,8 +83,12 @@ codes! {
     TIMER_AMBIGUOUS = "timer.ambiguous";
     /// A duration is not ISO-8601 (`PT8S`, `P1D`).
     TIMER_DURATION_INVALID = "timer.duration.invalid";
+    /// A duration is longer than [`crate::validate::MAX_DURATION_YEARS`] years (`P9999Y`).
+    TIMER_DURATION_TOO_LONG = "timer.duration.too-long";
     /// A cron expression does not parse.
     TIMER_CRON_INVALID = "timer.cron.invalid";
+    /// A cron expression has no fire time within [`crate::validate::CRON_HORIZON_YEARS`] years (`0 0 30 2 *`).
+    TIMER_CRON_NEVER_FIRES = "timer.cron.never-fires";
     /// An `at` instant is not RFC 3339.
     TIMER_AT_INVALID = "timer.at.invalid";
     /// A timezone is not a known IANA zone.

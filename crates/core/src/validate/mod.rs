@@ -33,7 +33,9 @@
 //! default per state; every scheduled transition has a timer, and a declarative
 //! timer has exactly one of `duration` (ISO-8601), `cron`, `at` (RFC 3339), and an
 //! IANA `timezone` only with `cron` (read by [`crate::schedule`], so what validates
-//! is what the scheduler runs); final states have no transitions; shared
+//! is what the scheduler runs), a cron that fires within [`CRON_HORIZON_YEARS`]
+//! years from now and durations (timers, the workflow timeout) of at most
+//! [`MAX_DURATION_YEARS`] years; final states have no transitions; shared
 //! transitions are manual, scheduled or event and `availableIn` names existing
 //! states; subflow states name their child; retry policies read as
 //! [`crate::retry::RetryPolicy::from_spec`] reads them.
@@ -73,6 +75,7 @@ mod workflow;
 use serde_json::Value;
 
 pub use catalog::{Catalog, ChainCatalog, EmptyCatalog, PackageCatalog};
+pub use timer::{CRON_HORIZON_YEARS, MAX_DURATION_YEARS};
 pub use diagnostic::Diagnostic;
 pub use schema::{SchemaCompileError, compile_schema};
 
