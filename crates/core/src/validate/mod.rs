@@ -54,6 +54,10 @@
 //! `method`; instance tasks have `domain` and `flow` (DirectTrigger also
 //! `transitionName`). Schemas (`schema.compile`): the JSON Schema compiles.
 //!
+//! Unknown fields (`component.unknown-field`, [`unknown_fields`]): members the
+//! typed model does not know, reported apart as warnings (publishing answers
+//! them in `warnings`; strict publishing and `vnext validate --strict` refuse them).
+//!
 //! The full list of codes is in [`codes`].
 
 mod catalog;
@@ -70,12 +74,14 @@ mod schema;
 mod scripts;
 mod task;
 mod timer;
+mod unknown;
 mod workflow;
 
 use serde_json::Value;
 
 pub use catalog::{Catalog, ChainCatalog, EmptyCatalog, PackageCatalog};
 pub use timer::{CRON_HORIZON_YEARS, MAX_DURATION_YEARS};
+pub use unknown::unknown_fields;
 pub use diagnostic::Diagnostic;
 pub use schema::{SchemaCompileError, compile_schema};
 
