@@ -4,15 +4,16 @@
 //! A folder is walked recursively as one package (so short `{"ref": ...}`
 //! references resolve); `.meta` and other hidden folders and designer files
 //! (`*.diagram.json`) are skipped, and JSON that is not a component (such as
-//! `vnext.config.json`) is skipped with a note. Exit code: 0 when clean, 1 when
-//! any problem was found, 2 for usage or I/O errors.
+//! `vnext.config.json`) is skipped with a note. Fields the model does not know
+//! are warnings (on stderr), problems with `--strict`. Exit code: 0 when clean,
+//! 1 when any problem was found, 2 for usage or I/O errors.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use serde_json::Value;
 use vnext_core::script::ScriptHost;
-use vnext_core::validate::{Diagnostic, codes, looks_like_component, validate_package};
+use vnext_core::validate::{Diagnostic, codes, looks_like_component, unknown_fields, validate_package};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -21,6 +22,9 @@ pub struct Args {
     /// Print diagnostics as a JSON array on stdout (notes and summary go to stderr).
     #[arg(long)]
     pub json: bool,
+    /// Treat unknown fields as problems, as publishing with `strict=true` does.
+    #[arg(long)]
+    pub strict: bool,
 }
 
 const EXIT_PROBLEMS: u8 = 1;
@@ -60,6 +64,19 @@ fn validate(args: &Args) -> Result<ExitCode, String> {
         }
     }
     diagnostics.extend(validate_package(&components, None, &ScriptHost::new()));
+    let mut warnings = Vec::new();
+    for (name, value) in &components {
+        warnings.extend(unknown_fields(value).into_iter().map(|mut w| {
+            w.file = Some(name.clone());
+            w
+        }));
+    }
+    if args.strict {
+        diagnostics.append(&mut warnings);
+    }
+    for w in &warnings {
+        eprintln!("warning: {w}");
+    }
     let order = |d: &Diagnostic| {
         paths
             .iter()
@@ -78,8 +95,9 @@ fn validate(args: &Args) -> Result<ExitCode, String> {
     };
     let summary = if diagnostics.is_empty() {
         format!(
-            "{} component(s) checked, no problems ({skipped} file(s) skipped)",
-            components.len()
+            "{} component(s) checked, no problems, {} warning(s) ({skipped} file(s) skipped)",
+            components.len(),
+            warnings.len()
         )
     } else {
         format!(

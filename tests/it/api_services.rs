@@ -27,7 +27,7 @@ async fn init_app_and_execution_as_three_processes() {
     let exec_url = format!("http://127.0.0.1:{exec_port}");
     let with_urls = |args: &[&str]| {
         let mut cmd = prefix.command(args);
-        cmd.env("VNEXT_APP__URL", &app_url).env("VNEXT_EXECUTION__URL", &exec_url);
+        cmd.env("VNEXT_APP__URL", &app_url).env("VNEXT_EXECUTION__URL", &exec_url).env("VNEXT_EGRESS__ALLOW_LOOPBACK", "true");
         cmd
     };
     let mut app = Running(with_urls(&["app", "--listen", &format!("127.0.0.1:{app_port}")]).spawn().expect("spawn app"));

@@ -11,11 +11,13 @@
 //! - [`merge`], [`version`]: data merge and semantic-version bumping.
 //! - [`schedule`], [`retry`]: when timers fire and how retries back off.
 //! - [`traits`]: the seams between orchestration and execution.
+//! - [`redact`]: secrets masked in what is stored.
 
 pub mod boundary;
 pub mod ident;
 pub mod machine;
 pub mod merge;
+pub mod redact;
 pub mod model;
 pub mod retry;
 pub mod schedule;

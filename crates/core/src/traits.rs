@@ -26,6 +26,29 @@ pub struct TaskInvocation {
     pub task_type: TaskType,
     /// The task's config with the input mapping's result merged in.
     pub config: Value,
+    /// The same for every attempt at this call (a retry by the error boundary,
+    /// a re-run after a crash), different for any other call: HTTP tasks send
+    /// it as `Idempotency-Key`. See [`idempotency_key`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idempotency_key: Option<String>,
+}
+
+/// The idempotency key of a task call, from what identifies the call
+/// independently of its attempt: the instance, the state the hop leaves, the
+/// instance's data version when the hop began, the transition, and the task's
+/// phase, order and key. A retry re-runs the hop from the same state and data
+/// version (the failed hop is undone), so the key repeats; any hop that
+/// changed data in between yields a new one. 32 hex digits.
+pub fn idempotency_key(instance_id: Uuid, parts: &[&str]) -> String {
+    use sha2::{Digest, Sha256};
+    let mut hash = Sha256::new();
+    hash.update(instance_id.as_bytes());
+    for p in parts {
+        // Length-prefixed, so no two part lists hash the same text.
+        hash.update((p.len() as u64).to_be_bytes());
+        hash.update(p.as_bytes());
+    }
+    hex::encode(&hash.finalize()[..16])
 }
 
 /// What a task produced. `ctx.response` in output mappings is this value.

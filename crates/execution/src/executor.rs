@@ -17,6 +17,7 @@ use vnext_core::model::TaskType;
 use vnext_core::traits::{TaskError, TaskExecutor, TaskInvocation, TaskResponse};
 use vnext_init::config::Config;
 
+use crate::tasks::egress::{EgressGuard, OwnEndpoints};
 use crate::tasks::http::HttpTaskRunner;
 use crate::tasks::instance::InstanceTaskRunner;
 use crate::tasks::{self, HttpClients};
@@ -29,21 +30,33 @@ pub struct LocalExecutor {
 }
 
 impl LocalExecutor {
-    /// `app_url` is where instance tasks reach the app's REST API.
+    /// `app_url` is where instance tasks reach the app's REST API. HTTP tasks
+    /// may call public hosts only; [`LocalExecutor::with_egress`] sets other rules.
     ///
     /// # Errors
     /// A message when `app_url` is not an http(s) URL.
     pub fn new(clients: HttpClients, app_url: &str) -> Result<Self, String> {
-        Ok(Self { http: HttpTaskRunner::new(clients.clone()), instance: InstanceTaskRunner::new(clients, app_url)? })
+        Ok(Self { http: HttpTaskRunner::new(EgressGuard::public_only()), instance: InstanceTaskRunner::new(clients, app_url)? })
     }
 
-    /// The executor `vnext up` and the execution service use: instance tasks
-    /// reach the app at `app.url`.
+    /// The same executor with HTTP tasks under `guard`.
+    #[must_use]
+    pub fn with_egress(mut self, guard: EgressGuard) -> Self {
+        self.http = HttpTaskRunner::new(guard);
+        self
+    }
+
+    /// The executor `vnext up` uses: instance tasks reach the app at
+    /// `app.url`; HTTP tasks follow `[egress]` as a development run (loopback
+    /// allowed by `"auto"` when the API listens on a loopback address), never
+    /// reaching the runtime's own ports.
     ///
     /// # Errors
-    /// A message when `app.url` is not an http(s) URL.
+    /// A message when `app.url` is not an http(s) URL or `[egress]` has an
+    /// entry that cannot be read.
     pub fn from_config(config: &Config, clients: HttpClients) -> Result<Self, String> {
-        Self::new(clients, &config.app.url)
+        let guard = EgressGuard::from_config(config, true, OwnEndpoints::from_config(config))?;
+        Ok(Self::new(clients, &config.app.url)?.with_egress(guard))
     }
 
     /// Runs one task to completion.
@@ -62,7 +75,7 @@ impl LocalExecutor {
 
     async fn dispatch(&self, invocation: &TaskInvocation, started: Instant) -> TaskResponse {
         match invocation.task_type {
-            TaskType::Http => self.http.run(&invocation.config).await,
+            TaskType::Http => self.http.run(&invocation.domain, &invocation.config, invocation.idempotency_key.as_deref()).await,
             TaskType::Start | TaskType::DirectTrigger | TaskType::GetInstanceData | TaskType::GetInstance => {
                 self.instance.run(invocation.task_type, &invocation.domain, &invocation.config).await
             }

@@ -21,6 +21,7 @@ use crate::api::{self, ApiState, ReadinessCheck};
 use crate::executor::LocalExecutor;
 use crate::scheduler::{Scheduler, SchedulerConfig};
 use crate::tasks::HttpClients;
+use crate::tasks::egress::{EgressGuard, OwnEndpoints};
 use crate::trigger::HttpTrigger;
 
 /// Why the service could not start or stopped abnormally.
@@ -92,7 +93,13 @@ impl ExecutionService {
         drain: std::time::Duration,
     ) -> Result<BoundService, ServiceError> {
         let config = databases.config().clone();
-        let executor = LocalExecutor::new(HttpClients::new(), &config.app.url).map_err(ServiceError::Config)?;
+        let address = config.execution.listen.clone();
+        let listener = TcpListener::bind(&address).await.map_err(|source| ServiceError::Bind { address, source })?;
+        let addr = listener.local_addr().map_err(ServiceError::Serve)?;
+        let mut own = OwnEndpoints::from_config(&config);
+        own.add(addr);
+        let guard = EgressGuard::from_config(&config, false, own).map_err(ServiceError::Config)?;
+        let executor = LocalExecutor::new(HttpClients::new(), &config.app.url).map_err(ServiceError::Config)?.with_egress(guard);
         let control = databases.control().clone();
         let readiness: ReadinessCheck = Arc::new(move || {
             let control = control.clone();
@@ -106,9 +113,6 @@ impl ExecutionService {
         });
         let state = ApiState::new(Arc::new(executor), &config.execution.shared_secret).with_readiness(readiness);
         let router = api::router(state).layer(TraceLayer::new_for_http());
-        let address = config.execution.listen.clone();
-        let listener = TcpListener::bind(&address).await.map_err(|source| ServiceError::Bind { address, source })?;
-        let addr = listener.local_addr().map_err(ServiceError::Serve)?;
         Ok(BoundService { listener, addr, router, scheduler, drain })
     }
 }

@@ -11,6 +11,8 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+pub mod egress;
+
 /// Why the configuration could not be loaded.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -35,6 +37,10 @@ pub struct Config {
     /// caller can tell a default from a value someone chose.
     #[serde(skip)]
     set_by_user: BTreeSet<String>,
+    /// Where HTTP tasks may connect.
+    pub egress: egress::EgressConfig,
+    /// Header and query parameter names masked in what is stored.
+    pub redaction: vnext_core::redact::RedactionConfig,
 }
 
 /// Where the databases are and how connections are pooled.
@@ -355,6 +361,10 @@ fn parse_env_value(existing: Option<&toml::Value>, raw: &str) -> toml::Value {
         Some(toml::Value::Integer(_)) => raw.parse().map(toml::Value::Integer).unwrap_or_else(|_| raw.into()),
         Some(toml::Value::Boolean(_)) => raw.parse().map(toml::Value::Boolean).unwrap_or_else(|_| raw.into()),
         Some(toml::Value::Float(_)) => raw.parse().map(toml::Value::Float).unwrap_or_else(|_| raw.into()),
+        // Lists as comma-separated text (`VNEXT_EGRESS__ALLOW_HOSTS=a.example,b.example`).
+        Some(toml::Value::Array(_)) => toml::Value::Array(
+            raw.split(',').map(str::trim).filter(|s| !s.is_empty()).map(|s| toml::Value::String(s.to_string())).collect(),
+        ),
         _ => toml::Value::String(raw.to_string()),
     }
 }

@@ -398,6 +398,8 @@ impl Services {
     fn command(&self, name: &str, args: &[&str]) -> std::process::Command {
         let mut cmd = self.prefix.command(args);
         cmd.env("VNEXT_APP__URL", &self.app_url).env("VNEXT_EXECUTION__URL", &self.exec_url);
+        // HTTP tasks call test servers on loopback.
+        cmd.env("VNEXT_EGRESS__ALLOW_LOOPBACK", "true");
         for (k, v) in &self.env {
             cmd.env(k, v);
         }

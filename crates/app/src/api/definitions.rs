@@ -5,11 +5,13 @@
 //!   domain is provisioned when new, and it is stored as an immutable version:
 //!   201 `created`, 200 `unchanged` (same key, version and content), 409
 //!   `definition.conflict` (same key and version, other content), 422
-//!   `definition.invalid` with every diagnostic and its JSON pointer. The store
+//!   `definition.invalid` with every diagnostic and its JSON pointer. Fields the
+//!   model does not know come back as `warnings` (same shape as diagnostics);
+//!   `?strict=true` refuses them like errors. The store
 //!   notifies every app process (`NOTIFY vnext_definitions`) when the publish
 //!   commits, so cached definitions of the domain are dropped everywhere.
 //! - `POST /api/v1/definitions/validate`: the same validation, no write: 200
-//!   `{valid, diagnostics}`.
+//!   `{valid, diagnostics, warnings}`.
 //! - `GET /api/v1/{domain}/definitions/{component-flow}/{key}?version=`: the stored
 //!   text, byte for byte as first published (`version` is exact, a major, a
 //!   major.minor or `latest`, the default).
@@ -96,13 +98,19 @@ async fn validate_only(State(state): State<AppState>, body: JsonBody) -> Result<
     let value = component_document(&body)?;
     let catalog = store_catalog(&state, value).await?;
     let diagnostics = validate::validate_component(value, &catalog, &state.scripts);
-    Ok(Json(json!({ "valid": diagnostics.is_empty(), "diagnostics": diagnostics_json(&diagnostics) })))
+    let warnings = validate::unknown_fields(value);
+    Ok(Json(json!({ "valid": diagnostics.is_empty(), "diagnostics": diagnostics_json(&diagnostics), "warnings": diagnostics_json(&warnings) })))
 }
 
-async fn publish(State(state): State<AppState>, body: JsonBody) -> Result<Response, ApiError> {
+async fn publish(State(state): State<AppState>, params: Params, body: JsonBody) -> Result<Response, ApiError> {
     let value = component_document(&body)?;
+    let strict = params.flag("strict", false)?;
     let catalog = store_catalog(&state, value).await?;
-    let diagnostics = validate::validate_component(value, &catalog, &state.scripts);
+    let mut diagnostics = validate::validate_component(value, &catalog, &state.scripts);
+    let warnings = validate::unknown_fields(value);
+    if strict {
+        diagnostics.extend(warnings.iter().cloned());
+    }
     if !diagnostics.is_empty() {
         let summary = diagnostics.iter().map(ToString::to_string).take(3).collect::<Vec<_>>().join("; ");
         let more = if diagnostics.len() > 3 { format!(" (and {} more)", diagnostics.len() - 3) } else { String::new() };
@@ -136,6 +144,7 @@ async fn publish(State(state): State<AppState>, body: JsonBody) -> Result<Respon
         "flow": identity.kind.flow(),
         "outcome": word,
         "href": location,
+        "warnings": diagnostics_json(&warnings),
     });
     let mut response = (status, Json(answer)).into_response();
     if let Ok(v) = HeaderValue::from_str(&location) {

@@ -433,8 +433,8 @@ impl Run {
             request: Some(json!({
                 "first": first.to_value(),
                 "attributes": if hop_is_first { self.req.body.clone() } else { Value::Null },
-                "headers": if hop_is_first { Value::Object(self.req.headers.clone()) } else { Value::Null },
-                "query": if hop_is_first { Value::Object(self.req.query.clone()) } else { Value::Null },
+                "headers": if hop_is_first { Value::Object(self.eng.databases.config().redaction.headers(&self.req.headers)) } else { Value::Null },
+                "query": if hop_is_first { Value::Object(self.eng.databases.config().redaction.query(&self.req.query)) } else { Value::Null },
                 "origin": self.origin.as_str(),
             })),
         }
@@ -652,7 +652,8 @@ impl Run {
             trigger_type: i64::from(r.transition.trigger_type) as i16,
             origin,
             body: if first_hop { body } else { None },
-            headers: (first_hop && !self.req.headers.is_empty()).then(|| Value::Object(self.req.headers.clone())),
+            headers: (first_hop && !self.req.headers.is_empty())
+                .then(|| Value::Object(self.eng.databases.config().redaction.headers(&self.req.headers))),
             actor: Some(self.req.actor().unwrap_or_else(|| if self.origin == Origin::Api { "client".into() } else { "system".into() })),
             data_version: changed.then(|| self.w.data_version.clone()),
             data_version_no: changed.then_some(self.w.data_version_no),

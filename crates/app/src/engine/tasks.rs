@@ -68,6 +68,10 @@ impl Run {
                 task_version: p.entry.task.version.clone(),
                 task_type: p.entry.task.task_type,
                 config: p.config.clone(),
+                idempotency_key: Some(vnext_core::traits::idempotency_key(
+                    self.row.id,
+                    &[&r.from, &self.w.data_version_no.to_string(), &self.hop_key, g.phase.as_str(), &p.order.to_string(), &p.entry.task.key],
+                )),
             };
             let script_data = p.input.clone().unwrap_or_else(|| json!({}));
             let clock = self.eng.clock.clone();
@@ -86,6 +90,7 @@ impl Run {
         let results = join_all(calls).await;
 
         let mut failure = None;
+        let redaction = &self.eng.databases.config().redaction;
         for (p, (response, started_at, finished_at, ms)) in prepared.iter().zip(results) {
             let task = &p.entry.task;
             self.records.task_runs.push(TaskRunRow {
@@ -98,8 +103,8 @@ impl Run {
                 task_order: p.order as i32,
                 attempt: self.attempt as i32,
                 status: if response.is_success { TaskRunStatus::Succeeded } else { TaskRunStatus::Failed },
-                request: Some(p.config.clone()),
-                response: Some(json!({"statusCode": response.status_code, "data": response.data, "headers": response.headers})),
+                request: Some(redaction.task_request(&p.config)),
+                response: Some(json!({"statusCode": response.status_code, "data": response.data, "headers": redaction.headers(&response.headers)})),
                 error: response.error.as_ref().map(|e| json!({"code": e.code, "message": e.message, "retryable": e.retryable})),
                 started_at,
                 finished_at,

@@ -88,7 +88,7 @@ async fn validate_reports_without_writing() {
     app.provision(fixtures::DOMAIN).await;
     let r = app.post_json(VALIDATE, &fixtures::start_schema()).await;
     assert_eq!(r.status(), 200);
-    assert_eq!(r.json::<Value>().await.unwrap(), json!({ "valid": true, "diagnostics": [] }));
+    assert_eq!(r.json::<Value>().await.unwrap(), json!({ "valid": true, "diagnostics": [], "warnings": [] }));
 
     let v: Value = app.post_json(VALIDATE, &fixtures::workflow()).await.json().await.unwrap();
     assert_eq!(v["valid"], false);

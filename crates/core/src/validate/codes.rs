@@ -14,6 +14,8 @@ codes! {
     JSON_SYNTAX = "json.syntax";
     /// The document does not fit the typed component model (wrong type, unknown enum code, missing field).
     COMPONENT_PARSE = "component.parse";
+    /// A member the typed model does not know (a warning; an error when publishing strictly).
+    COMPONENT_UNKNOWN_FIELD = "component.unknown-field";
     /// Two files of one package define the same component version.
     PACKAGE_DUPLICATE_COMPONENT = "package.duplicate-component";
 
@@ -83,8 +85,12 @@ codes! {
     TIMER_AMBIGUOUS = "timer.ambiguous";
     /// A duration is not ISO-8601 (`PT8S`, `P1D`).
     TIMER_DURATION_INVALID = "timer.duration.invalid";
+    /// A duration is longer than [`crate::validate::MAX_DURATION_YEARS`] years (`P9999Y`).
+    TIMER_DURATION_TOO_LONG = "timer.duration.too-long";
     /// A cron expression does not parse.
     TIMER_CRON_INVALID = "timer.cron.invalid";
+    /// A cron expression has no fire time within [`crate::validate::CRON_HORIZON_YEARS`] years (`0 0 30 2 *`).
+    TIMER_CRON_NEVER_FIRES = "timer.cron.never-fires";
     /// An `at` instant is not RFC 3339.
     TIMER_AT_INVALID = "timer.at.invalid";
     /// A timezone is not a known IANA zone.

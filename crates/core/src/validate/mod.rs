@@ -33,7 +33,9 @@
 //! default per state; every scheduled transition has a timer, and a declarative
 //! timer has exactly one of `duration` (ISO-8601), `cron`, `at` (RFC 3339), and an
 //! IANA `timezone` only with `cron` (read by [`crate::schedule`], so what validates
-//! is what the scheduler runs); final states have no transitions; shared
+//! is what the scheduler runs), a cron that fires within [`CRON_HORIZON_YEARS`]
+//! years from now and durations (timers, the workflow timeout) of at most
+//! [`MAX_DURATION_YEARS`] years; final states have no transitions; shared
 //! transitions are manual, scheduled or event and `availableIn` names existing
 //! states; subflow states name their child; retry policies read as
 //! [`crate::retry::RetryPolicy::from_spec`] reads them.
@@ -52,6 +54,10 @@
 //! `method`; instance tasks have `domain` and `flow` (DirectTrigger also
 //! `transitionName`). Schemas (`schema.compile`): the JSON Schema compiles.
 //!
+//! Unknown fields (`component.unknown-field`, [`unknown_fields`]): members the
+//! typed model does not know, reported apart as warnings (publishing answers
+//! them in `warnings`; strict publishing and `vnext validate --strict` refuse them).
+//!
 //! The full list of codes is in [`codes`].
 
 mod catalog;
@@ -68,11 +74,14 @@ mod schema;
 mod scripts;
 mod task;
 mod timer;
+mod unknown;
 mod workflow;
 
 use serde_json::Value;
 
 pub use catalog::{Catalog, ChainCatalog, EmptyCatalog, PackageCatalog};
+pub use timer::{CRON_HORIZON_YEARS, MAX_DURATION_YEARS};
+pub use unknown::unknown_fields;
 pub use diagnostic::Diagnostic;
 pub use schema::{SchemaCompileError, compile_schema};
 

@@ -14,6 +14,7 @@ mod script_limits;
 mod validate_baseline;
 mod validate_envelope;
 mod validate_package;
+mod validate_publish_checks;
 mod validate_references;
 mod validate_scripts;
 mod validate_tasks_schemas;

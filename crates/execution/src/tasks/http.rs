@@ -7,6 +7,10 @@
 //! as such) and duration. A status outside 2xx that no `acceptedStatusCodes`
 //! pattern covers is a failure coded `Task:<status>`, retryable for 5xx, 429 and
 //! 408; `Task:timeout` and `Task:connection` are retryable, `Task:config` is not.
+//! Every call carries an `Idempotency-Key` (from the invocation) that repeats
+//! on a retry or a re-run of the same call.
+//! A URL the egress guard refuses (up front, while resolving, or on a redirect)
+//! is `Task:egress-denied`, not retryable.
 
 use std::time::{Duration, Instant};
 
@@ -16,8 +20,12 @@ use serde_json::Value;
 use vnext_core::model::HttpTaskConfig;
 use vnext_core::traits::{TaskError, TaskResponse};
 
+use super::egress::{self, EgressGuard};
 use super::status::{StatusPattern, parse_all};
-use super::{HttpClients, config_error, display_url, elapsed_ms, failed, placeholder, read_response, status_is_retryable, transport_error};
+use super::{config_error, display_url, elapsed_ms, failed, placeholder, read_response, status_is_retryable, transport_error};
+
+/// The header a repeated call carries unchanged, so the callee can recognise it.
+const IDEMPOTENCY_KEY: HeaderName = HeaderName::from_static("idempotency-key");
 
 /// Timeout of a task that does not set `timeoutSeconds`.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
@@ -31,10 +39,10 @@ struct Body {
     content_type: Option<HeaderValue>,
 }
 
-/// Runs HTTP tasks over the process's shared, pooled clients.
+/// Runs HTTP tasks over pooled clients that enforce the egress guard.
 #[derive(Clone, Default)]
 pub struct HttpTaskRunner {
-    clients: HttpClients,
+    egress: EgressGuard,
 }
 
 /// A request ready to send, with everything from the config checked.
@@ -50,24 +58,35 @@ struct Prepared {
 }
 
 impl HttpTaskRunner {
-    pub fn new(clients: HttpClients) -> Self {
-        Self { clients }
+    pub fn new(egress: EgressGuard) -> Self {
+        Self { egress }
     }
 
-    /// Runs one HTTP task. `config` is the task's config after the input mapping.
-    pub async fn run(&self, config: &Value) -> TaskResponse {
+    /// Runs one HTTP task of `domain`. `config` is the task's config after the
+    /// input mapping; `idempotency_key` is sent as `Idempotency-Key` unless the
+    /// config sets that header itself.
+    pub async fn run(&self, domain: &str, config: &Value, idempotency_key: Option<&str>) -> TaskResponse {
         let started = Instant::now();
         let prepared = match prepare(config) {
             Ok(p) => p,
             Err(e) => return failed(e, started),
         };
         let what = format!("{} {}", prepared.method, display_url(&prepared.url));
-        let mut request = self
-            .clients
-            .get(prepared.validate_ssl)
+        let client = match self.egress.client_for(domain, &prepared.url, prepared.validate_ssl) {
+            Ok(c) => c,
+            Err(denied) => return failed(denied_error(&what, &denied), started),
+        };
+        let mut request = client
             .request(prepared.method.clone(), prepared.url.clone())
-            .headers(prepared.headers)
             .timeout(prepared.timeout);
+        let mut headers = prepared.headers;
+        if let Some(key) = idempotency_key
+            && !headers.contains_key(IDEMPOTENCY_KEY)
+            && let Ok(value) = HeaderValue::from_str(key)
+        {
+            headers.insert(IDEMPOTENCY_KEY, value);
+        }
+        request = request.headers(headers);
         if let Some(body) = prepared.body {
             if let Some(ct) = body.content_type {
                 request = request.header(CONTENT_TYPE, ct);
@@ -76,7 +95,13 @@ impl HttpTaskRunner {
         }
         let response = match request.send().await {
             Ok(r) => r,
-            Err(e) => return failed(transport_error(&what, &e, prepared.timeout), started),
+            Err(e) => {
+                let error = match egress::denial(&e) {
+                    Some(denied) => denied_error(&what, &denied),
+                    None => transport_error(&what, &e, prepared.timeout),
+                };
+                return failed(error, started);
+            }
         };
         let read = match read_response(response).await {
             Ok(r) => r,
@@ -104,6 +129,10 @@ impl HttpTaskRunner {
             error,
         }
     }
+}
+
+fn denied_error(what: &str, denied: &egress::EgressDenied) -> TaskError {
+    TaskError::new(egress::DENIED_CODE, format!("{what} refused by the egress guard: {denied}"), false)
 }
 
 /// Checks the config and builds the request parts.

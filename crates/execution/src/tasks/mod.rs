@@ -1,15 +1,17 @@
 //! Task runners: the work that touches the outside world.
 //!
-//! - [`http`]: the HTTP task (type 6).
+//! - [`http`]: the HTTP task (type 6); [`egress`]: where it may connect.
 //! - [`instance`]: Start, DirectTrigger, GetInstanceData and GetInstance
 //!   (types 11, 12, 13, 19), always through the app's REST API.
 //! - [`placeholder`], [`status`]: URL templates and `acceptedStatusCodes`.
 //!
 //! Every runner turns its failures into a [`TaskError`] whose code says what
-//! happened (`Task:<status>`, `Task:timeout`, `Task:connection`, `Task:config`)
+//! happened (`Task:<status>`, `Task:timeout`, `Task:connection`, `Task:config`,
+//! `Task:egress-denied`)
 //! and whether trying again may help; none of them panics or returns early
 //! without a [`TaskResponse`].
 
+pub mod egress;
 pub mod http;
 pub mod instance;
 pub mod placeholder;
@@ -23,7 +25,7 @@ use serde_json::Value;
 use vnext_core::traits::{TaskError, TaskResponse};
 
 /// How long establishing a connection may take, whatever the task's timeout.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+pub(crate) const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Responses larger than this are refused rather than buffered.
 pub const MAX_RESPONSE_BYTES: usize = 16 * 1024 * 1024;
 
@@ -152,7 +154,8 @@ pub(crate) fn status_is_retryable(status: u16) -> bool {
     status >= 500 || status == 429 || status == 408
 }
 
-/// A transport failure as a task error: timeout, connection, or other.
+/// A transport failure as a task error: timeout, connection, or other. The
+/// message never carries the URL's query string or credentials.
 pub(crate) fn transport_error(what: &str, error: &reqwest::Error, timeout: Duration) -> TaskError {
     if error.is_timeout() {
         TaskError::new("Task:timeout", format!("{what} timed out after {}", human(timeout)), true)
@@ -165,9 +168,15 @@ pub(crate) fn transport_error(what: &str, error: &reqwest::Error, timeout: Durat
     }
 }
 
-/// The error and all its causes, `: `-separated, without repeats.
-pub(crate) fn chain(error: &dyn std::error::Error) -> String {
-    let mut parts: Vec<String> = vec![error.to_string()];
+/// The error and all its causes, `: `-separated, without repeats; a URL
+/// reqwest puts in its message is shown as [`display_url`] shows it.
+pub(crate) fn chain(error: &reqwest::Error) -> String {
+    let top = match error.url() {
+        Some(url) => error.to_string().replace(url.as_str(), &display_url(url)),
+        None => error.to_string(),
+    };
+    let error: &dyn std::error::Error = error;
+    let mut parts: Vec<String> = vec![top];
     let mut source = error.source();
     while let Some(e) = source {
         let text = e.to_string();

@@ -12,6 +12,7 @@ use serde_json::{Value, json};
 use uuid::Uuid;
 use vnext_core::model::TaskType;
 use vnext_core::traits::{TaskInvocation, TaskResponse};
+use vnext_execution::tasks::egress::EgressGuard;
 use vnext_execution::{HttpClients, LocalExecutor};
 
 async fn target() -> std::net::SocketAddr {
@@ -50,7 +51,7 @@ async fn target() -> std::net::SocketAddr {
 }
 
 fn executor() -> LocalExecutor {
-    LocalExecutor::new(HttpClients::new(), "http://127.0.0.1:9").unwrap()
+    LocalExecutor::new(HttpClients::new(), "http://127.0.0.1:9").unwrap().with_egress(EgressGuard::allowing_loopback())
 }
 
 async fn run(config: Value) -> TaskResponse {
@@ -63,6 +64,7 @@ async fn run(config: Value) -> TaskResponse {
         task_version: "1.0.0".into(),
         task_type: TaskType::Http,
         config,
+        idempotency_key: None,
     };
     executor().run(&invocation).await
 }

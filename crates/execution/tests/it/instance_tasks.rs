@@ -62,6 +62,7 @@ fn invocation(task_type: TaskType, config: Value) -> TaskInvocation {
         task_version: "1.0.0".into(),
         task_type,
         config,
+        idempotency_key: None,
     }
 }
 

@@ -11,12 +11,13 @@ use uuid::Uuid;
 use vnext_core::model::TaskType;
 use vnext_core::traits::{TaskExecutor, TaskInvocation};
 use vnext_execution::api::{ApiState, router};
+use vnext_execution::tasks::egress::EgressGuard;
 use vnext_execution::{HttpClients, LocalExecutor, RemoteExecutor};
 
 const SECRET: &str = "test-shared-secret";
 
 async fn execution_service() -> std::net::SocketAddr {
-    let local = LocalExecutor::new(HttpClients::new(), "http://127.0.0.1:9").unwrap();
+    let local = LocalExecutor::new(HttpClients::new(), "http://127.0.0.1:9").unwrap().with_egress(EgressGuard::allowing_loopback());
     common::serve(router(ApiState::new(Arc::new(local), SECRET))).await
 }
 
@@ -30,6 +31,7 @@ fn invocation(task_type: TaskType, key: &str, config: Value) -> TaskInvocation {
         task_version: "1.0.0".into(),
         task_type,
         config,
+        idempotency_key: None,
     }
 }
 

@@ -7,6 +7,7 @@ mod common;
 
 mod connections;
 mod domains;
+mod egress;
 mod http_task;
 mod http_trigger;
 mod instance_tasks;

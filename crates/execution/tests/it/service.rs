@@ -52,6 +52,7 @@ async fn serves_and_stops_on_cancellation() {
             task_version: "1.0.0".into(),
             task_type: TaskType::Http,
             config: json!({"method": "GET"}),
+            idempotency_key: None,
         })
         .await;
     assert_eq!(answer.error.unwrap().code, "Task:config");

@@ -70,12 +70,8 @@ pub(crate) fn check(c: &mut Checker<'_>, workflow: &Envelope<Workflow>) {
                 ),
             );
         }
-        if let Err(e) = check_duration(&timeout.timer.duration) {
-            c.report(
-                &t.key("timer").key("duration"),
-                codes::TIMER_DURATION_INVALID,
-                format!("workflow timeout `{}`: {e}", timeout.key),
-            );
+        if let Err((code, e)) = check_duration(&timeout.timer.duration) {
+            c.report(&t.key("timer").key("duration"), code, format!("workflow timeout `{}`: {e}", timeout.key));
         }
         if let Some(mapping) = &timeout.mapping {
             c.script(
