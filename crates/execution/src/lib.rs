@@ -7,7 +7,8 @@
 //! - [`executor`]: [`LocalExecutor`] (in-process) and [`RemoteExecutor`] (over
 //!   the invoke API), the two `TaskExecutor`s the app can hold.
 //! - [`api`]: the invoke endpoint, `/health` and `/ready`.
-//! - [`scheduler`]: the durable job scheduler over `sys_queues.jobs`, with
+//! - [`scheduler`]: the durable job scheduler over `sys_queues.jobs` (its
+//!   statements are [`vnext_init::queue`]'s), with
 //!   lease recovery; [`trigger`]: the `TransitionTrigger` that reaches the app
 //!   over HTTP; [`clock`]: the injectable "now".
 //! - [`service`]: the invoke API and the scheduler as one service

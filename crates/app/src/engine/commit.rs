@@ -13,7 +13,7 @@ use serde_json::Value;
 use sqlx::PgConnection;
 use uuid::Uuid;
 use vnext_core::ident::FlowKey;
-use vnext_init::queues::{self, JobKind, NewJob};
+use vnext_init::queue::{self, JobKind, NewJob};
 
 use super::run::{Hold, Run};
 use super::{EngineError, InstanceSnapshot, InstanceStatus};
@@ -150,10 +150,10 @@ impl Pending {
                 }
             }
             if !self.cancel.is_empty() && self.mode == WriteMode::Update {
-                queues::cancel_for_instance(conn, self.flow.as_str(), self.id, self.cancel).await?;
+                queue::cancel_for_instance(conn, self.flow.as_str(), self.id, self.cancel).await?;
             }
             for job in &self.arm {
-                queues::enqueue(conn, job).await?;
+                queue::enqueue(conn, job).await?;
             }
             Ok(true)
         })

@@ -26,8 +26,8 @@ use vnext_core::version::{bump, INITIAL_DATA_VERSION};
 use super::commit::{Pending, SubflowWrites};
 use super::context::{self, HopView, InstanceView, RequestData};
 use super::definitions::CompiledFlow;
-use vnext_init::queues::{JobKind, NewJob};
-use super::requests::job_body;
+pub(crate) use vnext_init::queue::First;
+use vnext_init::queue::{JobBody, JobKind, NewJob};
 use super::{Engine, EngineError, Inner, InstanceRef, InstanceSnapshot, InstanceStatus, PayloadError};
 use crate::store::{self, IncidentRow, InstanceRow, InstanceWrite, Lease, Records, TransitionRow, WriteMode};
 
@@ -54,46 +54,6 @@ impl Origin {
             Origin::Retry => "retry",
             Origin::Lease => "lease",
             Origin::Subflow => "subflow",
-        }
-    }
-}
-
-/// The first hop of a run.
-#[derive(Debug, Clone, PartialEq)]
-pub(crate) enum First {
-    Start,
-    Named { key: String, caller: Caller },
-    Timeout,
-    /// A parked parent resumes: its child (correlation) completed.
-    Resume { correlation: Uuid },
-}
-
-impl First {
-    /// How a retry or a job finds this hop again.
-    pub(crate) fn to_value(&self) -> Value {
-        match self {
-            First::Start => json!({"kind": "start"}),
-            First::Timeout => json!({"kind": "timeout"}),
-            First::Resume { correlation } => json!({"kind": "resume", "correlation": correlation}),
-            First::Named { key, caller } => json!({
-                "kind": "named", "transition": key,
-                "caller": if *caller == Caller::Client { "client" } else { "system" },
-            }),
-        }
-    }
-
-    pub(crate) fn from_value(v: &Value, fallback_key: &str) -> First {
-        match v.get("kind").and_then(Value::as_str) {
-            Some("start") => First::Start,
-            Some("timeout") => First::Timeout,
-            Some("resume") => match v.get("correlation").and_then(Value::as_str).and_then(|c| Uuid::parse_str(c).ok()) {
-                Some(correlation) => First::Resume { correlation },
-                None => First::Named { key: fallback_key.to_string(), caller: Caller::System },
-            },
-            _ => First::Named {
-                key: v.get("transition").and_then(Value::as_str).unwrap_or(fallback_key).to_string(),
-                caller: if v.get("caller").and_then(Value::as_str) == Some("client") { Caller::Client } else { Caller::System },
-            },
         }
     }
 }
@@ -398,18 +358,10 @@ impl Run {
         let first_hop = self.w.hops == 0;
         let first = if first_hop { self.first.clone() } else { First::Named { key: self.hop_key.clone(), caller: Caller::System } };
         let req = if first_hop { self.req.clone() } else { RequestData::default() };
-        let mut body = job_body(&req, &first);
-        body["attempt"] = json!(self.attempt + 1);
-        let job = NewJob {
-            id: Uuid::now_v7(),
-            kind: JobKind::Retry,
-            flow: self.flow.as_str().to_string(),
-            instance_id: self.row.id,
-            transition_key: self.hop_key.clone(),
-            armed_state: Some(self.w.state.clone()),
-            body: Some(body),
-            due_at: due,
-        };
+        let body = req.job_body(&first).with_attempt(self.attempt + 1);
+        let job = NewJob::new(JobKind::Retry, self.flow.as_str(), self.row.id, &self.hop_key, due)
+            .armed_in(&self.w.state)
+            .with_body(&body);
         let lease_secs = self.eng.databases.config().runtime.lease_seconds as i64;
         self.retry_lease = Some(Lease {
             token: Uuid::new_v4(),
@@ -456,13 +408,9 @@ impl Run {
             status_code,
             boundary_action: boundary.map(str::to_string),
             retry_count: 0,
-            request: Some(json!({
-                "first": first.to_value(),
-                "attributes": if hop_is_first { self.req.body.clone() } else { Value::Null },
-                "headers": if hop_is_first { Value::Object(self.req.headers.clone()) } else { Value::Null },
-                "query": if hop_is_first { Value::Object(self.req.query.clone()) } else { Value::Null },
-                "origin": self.origin.as_str(),
-            })),
+            request: Some(
+                if hop_is_first { self.req.job_body(&first) } else { JobBody::hop(&first) }.with_origin(self.origin.as_str()).to_value(),
+            ),
         }
     }
 
@@ -745,16 +693,7 @@ impl Run {
             let due = schedule
                 .and_then(|sch| sch.next_fire(self.now))
                 .map_err(|m| EngineError::Definition { message: format!("timer of `{}` ({}): {m}", s.transition.key, s.path) })?;
-            self.w.arm.push(NewJob {
-                id: Uuid::now_v7(),
-                kind: JobKind::Timer,
-                flow: self.flow.as_str().to_string(),
-                instance_id: self.row.id,
-                transition_key: s.transition.key.clone(),
-                armed_state: Some(self.w.state.clone()),
-                body: None,
-                due_at: due,
-            });
+            self.w.arm.push(NewJob::new(JobKind::Timer, self.flow.as_str(), self.row.id, &s.transition.key, due).armed_in(&self.w.state));
         }
         Ok(())
     }
@@ -765,16 +704,7 @@ impl Run {
         let due = Schedule::from_duration(&t.timer.duration)
             .and_then(|s| s.next_fire(self.row.created_at))
             .map_err(|m| EngineError::Definition { message: format!("workflow timeout: {m}") })?;
-        Ok(Some(NewJob {
-            id: Uuid::now_v7(),
-            kind: JobKind::Timeout,
-            flow: self.flow.as_str().to_string(),
-            instance_id: self.row.id,
-            transition_key: machine::TIMEOUT_TRANSITION.to_string(),
-            armed_state: None,
-            body: None,
-            due_at: due,
-        }))
+        Ok(Some(NewJob::new(JobKind::Timeout, self.flow.as_str(), self.row.id, machine::TIMEOUT_TRANSITION, due)))
     }
 
     /// Marks the instance busy before the first external call and commits, so

@@ -26,12 +26,12 @@ use vnext_core::merge::deep_merge;
 use vnext_core::model::{Reference, SubFlow, TriggerType};
 use vnext_core::script::ResponseContext;
 use vnext_core::version::{bump, INITIAL_DATA_VERSION};
-use vnext_init::queues::{JobKind, NewJob};
+use vnext_init::queue::{JobBody, JobKind, NewJob};
 
 use super::commit::{Pending, SubflowWrites};
 use super::context::{HopView, RequestData};
 use super::definitions::CompiledFlow;
-use super::requests::{async_job, ensure_schema, job_body};
+use super::requests::{async_job, ensure_schema};
 use super::run::{script_error, Failure, First, Hold, Origin, Run, RunSpec};
 use super::{EngineError, InstanceStatus};
 use crate::store::{correlations, CorrelationRow, IncidentRow, InstanceRow, Lease, ParentLink, Records, TransitionRow, WriteMode};
@@ -45,16 +45,8 @@ pub const MAX_INLINE_DEPTH: u32 = 8;
 
 /// The job that resumes a parked parent once its child completed.
 pub(crate) fn resume_job(link: &ParentLink, now: chrono::DateTime<chrono::Utc>) -> NewJob {
-    NewJob {
-        id: Uuid::now_v7(),
-        kind: JobKind::Async,
-        flow: link.flow.clone(),
-        instance_id: link.instance_id,
-        transition_key: RESUME_KEY.to_string(),
-        armed_state: None,
-        body: Some(json!({"first": First::Resume { correlation: link.correlation_id }.to_value()})),
-        due_at: now,
-    }
+    NewJob::new(JobKind::Async, link.flow.as_str(), link.instance_id, RESUME_KEY, now)
+        .with_body(&JobBody::hop(&First::Resume { correlation: link.correlation_id }))
 }
 
 /// The incident a parked parent gets when its child stops without completing.
@@ -231,7 +223,7 @@ impl Run {
         let lease_secs = self.eng.databases.config().runtime.lease_seconds as i64;
         let lease = Lease { token: Uuid::new_v4(), until: self.now + chrono::Duration::seconds(lease_secs), transition: start_key.clone(), job_id: Some(job_id) };
         let req = RequestData::new(body, Map::new(), Map::new());
-        let job = async_job(job_id, child_flow, row.id, &start_key, None, job_body(&req, &First::Start), self.now);
+        let job = async_job(child_flow, row.id, &start_key, &req.job_body(&First::Start), self.now).with_id(job_id);
         Pending {
             flow: child_flow.clone(),
             mode: WriteMode::Insert,

@@ -5,13 +5,13 @@
 //! job fires its effects at most once; a job already done (or not running)
 //! answers [`TriggerOutcome::Stale`].
 
-use serde_json::Value;
 use uuid::Uuid;
 use vnext_core::ident::{DomainName, FlowKey};
 use vnext_core::machine::Caller;
 use vnext_core::traits::{TriggerError, TriggerOrigin, TriggerOutcome, TriggerRequest};
+use vnext_init::queue::{self, JobBody, JobKind};
 
-use super::requests::from_job_body;
+use super::context::RequestData;
 use super::run::{First, Hold, Origin, Run, RunSpec};
 use super::{Engine, EngineError, InstanceRef, InstanceStatus};
 use crate::store::{self, IncidentRow, InstanceWrite, LockError, OutboxEvent, Records, WriteMode};
@@ -47,12 +47,7 @@ impl Engine {
             Err(LockError::Db(e)) if store::is_missing_schema(&e) => return Ok(TriggerOutcome::Stale),
             Err(LockError::Db(e)) => return Err(retryable(e)),
         };
-        let done = sqlx::query("UPDATE sys_queues.jobs SET status = 'done', finished_at = now() WHERE id = $1 AND status = 'running'")
-            .bind(req.job_id)
-            .execute(&mut *tx)
-            .await
-            .map_err(retryable)?;
-        if done.rows_affected() == 0 {
+        if !queue::mark_done(&mut tx, req.job_id).await.map_err(retryable)? {
             return rollback(tx, TriggerOutcome::Stale).await;
         }
         let status = row.status();
@@ -62,7 +57,7 @@ impl Engine {
         };
         let owned_by_job = |job: Uuid| status == InstanceStatus::Busy && row.lease_job_id == Some(job);
 
-        let attempt_of = |body: &Value| body.get("attempt").and_then(Value::as_u64).map_or(1, |n| n.max(1) as u32);
+        let body = JobBody::from_value(&req.body);
         let mut attempt = 1;
         let (origin, first, data, job_id) = match req.origin {
             TriggerOrigin::Timer => {
@@ -90,7 +85,7 @@ impl Engine {
                 if status.is_finished() {
                     return stale(tx).await;
                 }
-                let (data, first) = from_job_body(&req.body, &req.transition);
+                let (data, first) = (RequestData::from_job(&body), body.first_or(&req.transition));
                 if let First::Resume { correlation } = first {
                     // A parent resumes only while it still waits for this child.
                     if row.parked_on != Some(correlation) {
@@ -102,17 +97,14 @@ impl Engine {
                 } else if status == InstanceStatus::Busy && !owned_by_job(req.job_id) {
                     return rollback(tx, TriggerOutcome::Busy).await;
                 }
-                attempt = attempt_of(&req.body);
+                attempt = body.attempt();
                 let origin = if req.origin == TriggerOrigin::Async { Origin::Async } else { Origin::Retry };
                 (origin, first, data, req.job_id)
             }
             TriggerOrigin::Lease => {
                 let expired = status == InstanceStatus::Busy && row.lease_until.is_some_and(|u| u <= self.inner.clock.now());
                 // A recovery job names the lease it was made for; a newer lease is not its business.
-                let same_lease = match req.body.get("leaseToken").and_then(Value::as_str) {
-                    Some(t) => Uuid::parse_str(t).ok() == row.lease_token,
-                    None => true,
-                };
+                let same_lease = body.lease_token().is_none_or(|t| Some(t) == row.lease_token);
                 if !expired || !same_lease {
                     return stale(tx).await;
                 }
@@ -120,32 +112,18 @@ impl Engine {
                     return self.fault_lost_lease(tx, &domain, &flow, row).await;
                 };
                 // Re-run the job that held the lease, as that job.
-                let (kind, key, body): (String, String, Option<Value>) =
-                    match sqlx::query_as("SELECT kind, transition_key, body FROM sys_queues.jobs WHERE id = $1")
-                        .bind(job)
-                        .fetch_optional(&mut *tx)
-                        .await
-                        .map_err(retryable)?
-                    {
-                        Some(j) => j,
-                        None => return self.fault_lost_lease(tx, &domain, &flow, row).await,
-                    };
+                let Some(held) = queue::held_job(&mut *tx, job).await.map_err(retryable)? else {
+                    return self.fault_lost_lease(tx, &domain, &flow, row).await;
+                };
                 // This run takes the held job's place: close it, so a later claim of
                 // it (a retry still pending, or a dead worker's claim) cannot run it again.
-                sqlx::query(
-                    "UPDATE sys_queues.jobs SET status = 'done', finished_at = now() WHERE id = $1 AND status IN ('pending', 'running')",
-                )
-                .bind(job)
-                .execute(&mut *tx)
-                .await
-                .map_err(retryable)?;
-                let (data, first) = match kind.as_str() {
-                    "timeout" => (Default::default(), First::Timeout),
-                    "timer" => (Default::default(), First::Named { key, caller: Caller::System }),
+                queue::close_held(&mut tx, job).await.map_err(retryable)?;
+                let (data, first) = match held.kind {
+                    Some(JobKind::Timeout) => (Default::default(), First::Timeout),
+                    Some(JobKind::Timer) => (Default::default(), First::Named { key: held.transition_key, caller: Caller::System }),
                     _ => {
-                        let body = body.unwrap_or(Value::Null);
-                        attempt = attempt_of(&body);
-                        from_job_body(&body, &key)
+                        attempt = held.body.attempt();
+                        (RequestData::from_job(&held.body), held.body.first_or(&held.transition_key))
                     }
                 };
                 (Origin::Lease, first, data, job)
@@ -205,7 +183,7 @@ impl Engine {
             status_code: None,
             boundary_action: None,
             retry_count: 0,
-            request: Some(serde_json::json!({"first": First::Named { key: transition, caller: Caller::System }.to_value()})),
+            request: Some(JobBody::hop(&First::Named { key: transition, caller: Caller::System }).to_value()),
         };
         let etag = Uuid::new_v4().simple().to_string();
         let write = InstanceWrite {

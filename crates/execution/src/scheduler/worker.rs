@@ -37,9 +37,8 @@ use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use vnext_core::ident::DomainName;
-use vnext_init::queues::JOBS_CHANNEL;
+use vnext_init::queue::{self, ClaimedJob, Settlement, JOBS_CHANNEL};
 
-use super::store::{self, ClaimedJob, Settlement};
 use super::{SchedulerError, Shared, SourceError, fire, lease, lock};
 
 /// `application_name` of every connection the scheduler opens itself, so they
@@ -292,7 +291,7 @@ impl Worker {
         let config = &shared.config;
         let conn = link.conn().await?;
         if !self.unsettled.is_empty() {
-            store::settle(&mut *conn, &config.worker_id, &self.unsettled).await?;
+            queue::settle(&mut *conn, &config.worker_id, &self.unsettled).await?;
             self.unsettled.clear();
             self.flush_at = None;
         }
@@ -313,7 +312,7 @@ impl Worker {
         let limit = self.room();
         let clock_now = shared.clock.now();
         let claimed =
-            store::claim(&mut *conn, clock_now, limit as i64, &config.worker_id, clock_now + lock(config)).await?;
+            queue::claim(&mut *conn, clock_now, limit as i64, &config.worker_id, clock_now + lock(config)).await?;
         self.more_due = claimed.jobs.len() >= limit;
         if !claimed.jobs.is_empty() {
             self.last_active = now;
@@ -605,7 +604,7 @@ async fn purge(shared: &Shared, domain: &DomainName, conn: &mut PgConnection) {
     let before = shared.clock.now() - retention;
     let mut total = 0;
     loop {
-        match store::purge_finished(&mut *conn, before, PURGE_BATCH).await {
+        match queue::purge_finished(&mut *conn, before, PURGE_BATCH).await {
             Ok(n) => {
                 total += n;
                 if n < PURGE_BATCH as u64 {
@@ -636,7 +635,7 @@ pub(crate) async fn recover_leases(
         return Ok(0);
     }
     let rearm = chrono::Duration::from_std(shared.config.lease_rearm_after).unwrap_or(chrono::Duration::minutes(1));
-    let n = lease::enqueue_recovery(&mut *conn, &expired, now, rearm).await.map_err(db("enqueueing lease recovery"))?;
+    let n = queue::enqueue_lease_recovery(&mut *conn, &expired, now, rearm).await.map_err(db("enqueueing lease recovery"))?;
     if n > 0 {
         tracing::info!(domain = %domain, jobs = n, "expired leases found; recovery jobs enqueued");
     }
