@@ -1,4 +1,5 @@
-//! The pure heart of the runtime: no database, no network, no clock.
+//! The pure heart of the runtime: no database, no network, no clock read
+//! (the [`clock`] seam is here so every crate shares one).
 //!
 //! Layout:
 //! - [`model`]: the vNext component format as typed values.
@@ -10,9 +11,11 @@
 //!   in which order, which automatic transition is taken next.
 //! - [`merge`], [`version`]: data merge and semantic-version bumping.
 //! - [`schedule`], [`retry`]: when timers fire and how retries back off.
-//! - [`traits`]: the seams between orchestration and execution.
+//! - [`traits`]: the seams between orchestration and execution; [`clock`]: the
+//!   injectable "now" ([`clock::SystemClock`], [`clock::ManualClock`]).
 
 pub mod boundary;
+pub mod clock;
 pub mod ident;
 pub mod machine;
 pub mod merge;

@@ -15,7 +15,7 @@ use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 use vnext_core::ident::FlowKey;
 use vnext_core::traits::{TriggerOrigin, TriggerOutcome};
-use vnext_execution::clock::{Clock, ManualClock};
+use vnext_core::clock::{Clock, ManualClock};
 use vnext_execution::scheduler::{StaticDomains, TickReport};
 use vnext_execution::{Scheduler, SchedulerConfig};
 use vnext_init::queue::{self as queues, JobKind, NewJob};

@@ -78,7 +78,6 @@ use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
 use futures::future::BoxFuture;
 use vnext_core::ident::DomainName;
 use vnext_core::traits::{TaskExecutor, TransitionTrigger, TriggerError, TriggerOutcome, TriggerRequest};
@@ -86,28 +85,16 @@ use vnext_core::traits::{TaskExecutor, TransitionTrigger, TriggerError, TriggerO
 pub use vnext_init::db::{Databases, DbError};
 pub use definitions::{CompiledFlow, DefinitionCache};
 pub use error::{EngineError, PayloadError};
+pub use vnext_core::clock::{Clock, ManualClock, SystemClock};
 pub use types::{InstanceRef, InstanceSnapshot, InstanceStatus, Outcome, RetryRequest, StartRequest, TransitionRequest};
 
 use scripts::Scripts;
-
-/// Where time comes from; tests pass a controllable clock.
-pub trait Clock: Send + Sync {
-    fn now(&self) -> DateTime<Utc>;
-}
-
-/// The wall clock.
-pub struct SystemClock;
-
-impl Clock for SystemClock {
-    fn now(&self) -> DateTime<Utc> {
-        Utc::now()
-    }
-}
 
 /// What the engine needs from the outside.
 pub struct EngineDeps {
     pub databases: Databases,
     pub executor: Arc<dyn TaskExecutor>,
+    /// Where "now" comes from (the scheduler firing its jobs reads the same kind).
     pub clock: Arc<dyn Clock>,
 }
 

@@ -37,7 +37,7 @@ use vnext_core::traits::TransitionTrigger;
 use vnext_init::config::Config;
 use vnext_init::queue;
 
-use crate::clock::{Clock, SystemClock};
+use vnext_core::clock::{Clock, SystemClock};
 pub use fire::{Settled, backoff, busy_delay, busy_streak};
 pub use worker::APPLICATION_NAME;
 pub use source::{DomainSource, SourceError, StaticDomains};
