@@ -11,7 +11,13 @@
 //! - `trigger`: what the job scheduler calls; `inline_runner`: async jobs
 //!   in-process until the scheduler runs them;
 //! - `definitions`: compiled workflows; `scripts`: the rhai sandbox;
-//!   `context`: the `ctx` scripts see.
+//!   `context`: the `ctx` scripts see;
+//! - `settings`: [`EngineSettings`], what the engine takes from the
+//!   configuration, given once in [`EngineDeps`] (no call site reads the
+//!   configuration); its clock is [`vnext_core::clock::Clock`].
+//!
+//! Jobs (arming, claiming, settling, their bodies) go through
+//! [`vnext_init::queue`], the one owner of `sys_queues.jobs`.
 //!
 //! # Transactions
 //! A request locks the instance row (`FOR UPDATE NOWAIT`; a held lock is
@@ -69,6 +75,7 @@ mod inline_runner;
 mod requests;
 mod run;
 mod scripts;
+mod settings;
 mod subflow;
 mod tasks;
 mod trigger;
@@ -76,7 +83,6 @@ mod types;
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use futures::future::BoxFuture;
 use vnext_core::ident::DomainName;
@@ -85,6 +91,7 @@ use vnext_core::traits::{TaskExecutor, TransitionTrigger, TriggerError, TriggerO
 pub use vnext_init::db::{Databases, DbError};
 pub use definitions::{CompiledFlow, DefinitionCache};
 pub use error::{EngineError, PayloadError};
+pub use settings::EngineSettings;
 pub use vnext_core::clock::{Clock, ManualClock, SystemClock};
 pub use types::{InstanceRef, InstanceSnapshot, InstanceStatus, Outcome, RetryRequest, StartRequest, TransitionRequest};
 
@@ -96,6 +103,8 @@ pub struct EngineDeps {
     pub executor: Arc<dyn TaskExecutor>,
     /// Where "now" comes from (the scheduler firing its jobs reads the same kind).
     pub clock: Arc<dyn Clock>,
+    /// Read from the configuration by the caller, once.
+    pub settings: EngineSettings,
 }
 
 /// The orchestration engine. Cheap to clone.
@@ -108,6 +117,7 @@ pub(crate) struct Inner {
     pub databases: Databases,
     pub executor: Arc<dyn TaskExecutor>,
     pub clock: Arc<dyn Clock>,
+    pub settings: EngineSettings,
     pub definitions: DefinitionCache,
     pub scripts: Arc<Scripts>,
     /// Flow schemas known to exist, per (domain, flow).
@@ -116,15 +126,16 @@ pub(crate) struct Inner {
 
 impl Engine {
     pub fn new(deps: EngineDeps) -> Engine {
-        let runtime = &deps.databases.config().runtime;
-        let scripts = Arc::new(Scripts::new(runtime.script_max_operations, Duration::from_millis(runtime.script_timeout_ms)));
+        let settings = deps.settings;
+        let scripts = Arc::new(Scripts::new(settings.script_max_operations, settings.script_timeout));
         Engine {
             inner: Arc::new(Inner {
-                definitions: DefinitionCache::new(scripts.clone(), Duration::from_millis(runtime.definitions_recheck_ms)),
+                definitions: DefinitionCache::new(scripts.clone(), settings.definitions_recheck),
                 scripts,
                 databases: deps.databases,
                 executor: deps.executor,
                 clock: deps.clock,
+                settings,
                 ensured: Mutex::default(),
             }),
         }

@@ -214,10 +214,9 @@ impl Engine {
     }
 
     fn lease(&self, transition: &str, job_id: Uuid) -> Lease {
-        let secs = self.inner.databases.config().runtime.lease_seconds as i64;
         Lease {
             token: Uuid::new_v4(),
-            until: self.inner.clock.now() + chrono::Duration::seconds(secs),
+            until: self.inner.clock.now() + self.inner.settings.lease,
             transition: transition.to_string(),
             job_id: Some(job_id),
         }

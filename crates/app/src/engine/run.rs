@@ -362,10 +362,9 @@ impl Run {
         let job = NewJob::new(JobKind::Retry, self.flow.as_str(), self.row.id, &self.hop_key, due)
             .armed_in(&self.w.state)
             .with_body(&body);
-        let lease_secs = self.eng.databases.config().runtime.lease_seconds as i64;
         self.retry_lease = Some(Lease {
             token: Uuid::new_v4(),
-            until: due + chrono::Duration::seconds(lease_secs),
+            until: due + self.eng.settings.lease,
             transition: self.hop_key.clone(),
             job_id: Some(job.id),
         });
@@ -440,7 +439,7 @@ impl Run {
         if let First::Resume { correlation } = self.first {
             self.resume_from_store(&def, correlation).await?;
         }
-        let max = self.eng.databases.config().runtime.max_auto_chain_depth;
+        let max = self.eng.settings.max_auto_chain_depth;
         let mut next = first;
         let mut rearm = true;
         let mut body = Some(self.req.body.clone());
@@ -710,10 +709,9 @@ impl Run {
     /// Marks the instance busy before the first external call and commits, so
     /// no transaction stays open across I/O.
     pub(crate) async fn ensure_lease(&mut self) -> Result<(), Failure> {
-        let lease_secs = self.eng.databases.config().runtime.lease_seconds as i64;
         let lease = Lease {
             token: Uuid::new_v4(),
-            until: self.eng.clock.now() + chrono::Duration::seconds(lease_secs),
+            until: self.eng.clock.now() + self.eng.settings.lease,
             transition: self.first_key(),
             job_id: self.job_id,
         };

@@ -18,7 +18,7 @@ use futures::future::BoxFuture;
 use serde_json::Value;
 use sqlx::{Connection, PgConnection};
 use tokio_util::sync::CancellationToken;
-use vnext_app::engine::{Databases, Engine, EngineDeps, SystemClock};
+use vnext_app::engine::{Databases, Engine, EngineDeps, EngineSettings, SystemClock};
 use vnext_app::server::{Server, ServerConfig};
 use vnext_core::traits::{TaskError, TaskExecutor, TaskInvocation, TaskResponse};
 use vnext_init::config::Config;
@@ -81,6 +81,7 @@ impl TestApp {
             databases,
             executor: Arc::new(NoExecutor),
             clock: Arc::new(SystemClock),
+            settings: EngineSettings::from_config(&config),
         });
         let shutdown = CancellationToken::new();
         let (addr, serve) = Server::bind(ServerConfig {
