@@ -80,12 +80,13 @@ mod subflow;
 mod tasks;
 mod trigger;
 mod types;
+mod writes;
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 
 use futures::future::BoxFuture;
-use vnext_core::ident::DomainName;
+use vnext_core::ident::{DomainName, FlowKey};
 use vnext_core::traits::{TaskExecutor, TransitionTrigger, TriggerError, TriggerOutcome, TriggerRequest};
 
 pub use vnext_init::db::{Databases, DbError};
@@ -122,6 +123,21 @@ pub(crate) struct Inner {
     pub scripts: Arc<Scripts>,
     /// Flow schemas known to exist, per (domain, flow).
     pub ensured: Mutex<HashSet<(String, String)>>,
+}
+
+impl Inner {
+    /// Creates a workflow's schema the first time this process needs it.
+    pub(crate) async fn ensure_schema(&self, pool: &sqlx::PgPool, domain: &DomainName, flow: &FlowKey) -> Result<(), EngineError> {
+        let id = (domain.ident().to_string(), flow.ident().to_string());
+        if self.ensured.lock().expect("ensured schemas").contains(&id) {
+            return Ok(());
+        }
+        vnext_init::flow_schema::ensure_flow_schema(pool, flow)
+            .await
+            .map_err(|e| EngineError::from_init(&format!("creating the schema of workflow `{flow}`"), e))?;
+        self.ensured.lock().expect("ensured schemas").insert(id);
+        Ok(())
+    }
 }
 
 impl Engine {

@@ -13,11 +13,13 @@ use vnext_core::version::INITIAL_DATA_VERSION;
 
 use super::context::RequestData;
 use super::definitions::CompiledFlow;
-use vnext_init::flow_schema;
-use vnext_init::queue::{self, First, JobBody, JobKind, NewJob};
-use super::run::{gate_error, Hold, Origin, Run, RunSpec};
+use vnext_init::queue::{self, First, JobBody};
+
+use super::error::gate_error;
+use super::run::{Hold, Origin, Run, RunSpec};
+use super::writes::async_job;
 use super::{
-    Engine, EngineError, Inner, InstanceRef, InstanceStatus, Outcome, PayloadError, RetryRequest, StartRequest, TransitionRequest,
+    Engine, EngineError, InstanceRef, InstanceStatus, Outcome, PayloadError, RetryRequest, StartRequest, TransitionRequest,
 };
 use crate::store::{self, InstanceRow, InstanceWrite, Lease, LockError, Records, WriteMode};
 
@@ -51,19 +53,6 @@ fn instance_name(r: &InstanceRef) -> String {
     r.to_string()
 }
 
-/// Creates a workflow's schema the first time this process needs it.
-pub(crate) async fn ensure_schema(inner: &Inner, pool: &PgPool, domain: &DomainName, flow: &FlowKey) -> Result<(), EngineError> {
-    let id = (domain.ident().to_string(), flow.ident().to_string());
-    if inner.ensured.lock().expect("ensured schemas").contains(&id) {
-        return Ok(());
-    }
-    flow_schema::ensure_flow_schema(pool, flow)
-        .await
-        .map_err(|e| EngineError::from_init(&format!("creating the schema of workflow `{flow}`"), e))?;
-    inner.ensured.lock().expect("ensured schemas").insert(id);
-    Ok(())
-}
-
 /// What the gate decided for a transition request.
 enum Gate {
     /// Run it on this instance (`sync`, the transition's configured key).
@@ -81,7 +70,7 @@ impl Engine {
     }
 
     async fn ensure_schema(&self, pool: &PgPool, domain: &DomainName, flow: &FlowKey) -> Result<(), EngineError> {
-        ensure_schema(&self.inner, pool, domain, flow).await
+        self.inner.ensure_schema(pool, domain, flow).await
     }
 
     /// Locks an instance for a request and checks it can take one.
@@ -414,11 +403,6 @@ impl Engine {
         run.arm_timeout = fresh_start;
         run.run().await.map(Outcome::Done)
     }
-}
-
-/// An async job that runs `transition` on an instance now.
-pub(crate) fn async_job(flow: &FlowKey, instance_id: Uuid, transition: &str, body: &JobBody, now: chrono::DateTime<chrono::Utc>) -> NewJob {
-    NewJob::new(JobKind::Async, flow.as_str(), instance_id, transition, now).with_body(body)
 }
 
 /// Cancels the not yet started job that holds a busy instance (its lease names

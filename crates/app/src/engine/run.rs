@@ -16,18 +16,19 @@ use serde_json::{json, Value};
 use sqlx::{PgPool, Postgres, Transaction};
 use uuid::Uuid;
 use vnext_core::ident::{DomainName, FlowKey};
-use vnext_core::machine::{self, Caller, GateError, Resolved, TransitionKind};
+use vnext_core::machine::{self, Caller, Resolved, TransitionKind};
 use vnext_core::merge::deep_merge;
 use vnext_core::model::Timer;
 use vnext_core::schedule::Schedule;
 use vnext_core::script::ResponseContext;
 use vnext_core::version::{bump, INITIAL_DATA_VERSION};
 
-use super::commit::{Pending, SubflowWrites};
 use super::context::{self, HopView, InstanceView, RequestData};
 use super::definitions::CompiledFlow;
 pub(crate) use vnext_init::queue::First;
 use vnext_init::queue::{JobBody, JobKind, NewJob};
+use super::error::{gate_error, script_error};
+use super::writes::{Pending, SubflowWrites, RESUME_KEY};
 use super::{Engine, EngineError, Inner, InstanceRef, InstanceSnapshot, InstanceStatus, PayloadError};
 use crate::store::{self, IncidentRow, InstanceRow, InstanceWrite, Lease, Records, TransitionRow, WriteMode};
 
@@ -126,23 +127,6 @@ impl From<sqlx::Error> for Failure {
     fn from(e: sqlx::Error) -> Self {
         Failure::Abort(e.into())
     }
-}
-
-pub(crate) fn gate_error(e: GateError) -> EngineError {
-    match e {
-        GateError::Unknown { transition, state } => EngineError::UnknownTransition { transition, state },
-        GateError::NotAvailable { transition, state, available } => EngineError::NotAvailable { transition, state, available },
-        GateError::BadTarget { transition, target } => EngineError::Definition {
-            message: format!("transition `{transition}` targets `{target}`, which is not a state"),
-        },
-        GateError::UnknownState { state } => EngineError::Definition {
-            message: format!("the instance is in `{state}`, which its workflow version does not define"),
-        },
-    }
-}
-
-pub(crate) fn script_error(location: &str, e: impl std::fmt::Display) -> EngineError {
-    EngineError::Script { location: location.to_string(), message: e.to_string() }
 }
 
 /// One request's run.
@@ -418,7 +402,7 @@ impl Run {
             First::Start => self.def.workflow.start_transition.key.clone(),
             First::Timeout => machine::TIMEOUT_TRANSITION.to_string(),
             First::Named { key, .. } => key.clone(),
-            First::Resume { .. } => super::subflow::RESUME_KEY.to_string(),
+            First::Resume { .. } => RESUME_KEY.to_string(),
         }
     }
 

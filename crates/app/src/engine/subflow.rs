@@ -26,51 +26,18 @@ use vnext_core::merge::deep_merge;
 use vnext_core::model::{Reference, SubFlow, TriggerType};
 use vnext_core::script::ResponseContext;
 use vnext_core::version::{bump, INITIAL_DATA_VERSION};
-use vnext_init::queue::{JobBody, JobKind, NewJob};
 
-use super::commit::{Pending, SubflowWrites};
 use super::context::{HopView, RequestData};
 use super::definitions::CompiledFlow;
-use super::requests::{async_job, ensure_schema};
-use super::run::{script_error, Failure, First, Hold, Origin, Run, RunSpec};
+use super::error::script_error;
+use super::run::{Failure, First, Hold, Origin, Run, RunSpec};
+use super::writes::{async_job, child_stopped, Pending, SubflowWrites, RESUME_KEY};
 use super::{EngineError, InstanceStatus};
-use crate::store::{correlations, CorrelationRow, IncidentRow, InstanceRow, Lease, ParentLink, Records, TransitionRow, WriteMode};
-
-/// The key the resume of a parked parent is recorded under in its history.
-pub const RESUME_KEY: &str = "$subflow";
+use crate::store::{correlations, CorrelationRow, InstanceRow, Lease, ParentLink, Records, TransitionRow, WriteMode};
 
 /// Subflow levels started inline within one request; deeper children start
 /// through a job (one commit each) instead.
 pub const MAX_INLINE_DEPTH: u32 = 8;
-
-/// The job that resumes a parked parent once its child completed.
-pub(crate) fn resume_job(link: &ParentLink, now: chrono::DateTime<chrono::Utc>) -> NewJob {
-    NewJob::new(JobKind::Async, link.flow.as_str(), link.instance_id, RESUME_KEY, now)
-        .with_body(&JobBody::hop(&First::Resume { correlation: link.correlation_id }))
-}
-
-/// The incident a parked parent gets when its child stops without completing.
-pub(crate) fn child_stopped(child_flow: &str, child: Uuid, state: &str, status: InstanceStatus, cause: Option<&str>) -> IncidentRow {
-    let (code, what) = match status {
-        InstanceStatus::Faulted => ("SubFlow:faulted", "faulted"),
-        _ => ("SubFlow:canceled", "was canceled"),
-    };
-    IncidentRow {
-        id: Uuid::now_v7(),
-        state: None,
-        transition_key: None,
-        task_key: None,
-        error_code: code.to_string(),
-        message: format!(
-            "subflow `{child_flow}` instance {child} {what} in state `{state}`{}",
-            cause.map(|c| format!(": {c}")).unwrap_or_default()
-        ),
-        status_code: None,
-        boundary_action: None,
-        retry_count: 0,
-        request: Some(json!({"child": {"flow": child_flow, "id": child}})),
-    }
-}
 
 /// `(key, version selector, domain)` of the workflow a subflow names.
 fn process_ref(r: &Reference) -> (String, String, String) {
@@ -133,7 +100,7 @@ impl Run {
             }
             Err(e) => return Err(e.into()),
         };
-        ensure_schema(&self.eng, &self.pool, &self.domain, &child_flow).await?;
+        self.eng.ensure_schema(&self.pool, &self.domain, &child_flow).await?;
 
         let body = match def.script(&format!("{path}/mapping")) {
             Some(m) if m.has_function("input") => {

@@ -15,7 +15,8 @@ use vnext_core::script::ResponseContext;
 use vnext_core::traits::{TaskError, TaskInvocation, TaskResponse};
 
 use super::definitions::{CompiledEntry, CompiledFlow};
-use super::run::{script_error, Failure, Run};
+use super::error::script_error;
+use super::run::{Failure, Run};
 use crate::store::TaskRunRow;
 
 struct Prepared<'d> {

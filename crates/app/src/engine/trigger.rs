@@ -217,7 +217,7 @@ impl Engine {
         };
         let report = row.parent().map(|link| {
             let cause = incident.message.clone();
-            (link, super::subflow::child_stopped(flow.as_str(), row.id, &row.current_state, InstanceStatus::Faulted, Some(&cause)))
+            (link, super::writes::child_stopped(flow.as_str(), row.id, &row.current_state, InstanceStatus::Faulted, Some(&cause)))
         });
         let records = Records { incidents: vec![incident], events: vec![event], ..Records::default() };
         store::apply(&mut tx, flow, WriteMode::Update, &write, &records).await.map_err(retryable)?;
