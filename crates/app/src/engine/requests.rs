@@ -16,7 +16,7 @@ use super::definitions::CompiledFlow;
 use vnext_init::queue::{self, First, JobBody};
 
 use super::error::gate_error;
-use super::run::{Hold, Origin, Run, RunSpec};
+use super::run::{Origin, Run, Scope};
 use super::writes::async_job;
 use super::{
     Engine, EngineError, InstanceRef, InstanceStatus, Outcome, PayloadError, RetryRequest, StartRequest, TransitionRequest,
@@ -139,21 +139,8 @@ impl Engine {
             validate_payload(&def, "/startTransition", &wf.start_transition.key, &data.body)?;
             return self.accept_start(&pool, &req.domain, &req.flow, row, &data, &wf.start_transition.key).await;
         }
-        let run = Run::new(RunSpec {
-            eng: self.inner.clone(),
-            domain: req.domain,
-            flow: req.flow,
-            def,
-            pool,
-            hold: Hold::Fresh,
-            row,
-            fresh: true,
-            req: data,
-            origin: Origin::Api,
-            first: First::Start,
-            job_id: None,
-        });
-        run.run().await.map(Outcome::Done)
+        let scope = Scope { eng: self.inner.clone(), domain: req.domain, flow: req.flow, def, pool };
+        Run::start(scope, row, data).run().await.map(Outcome::Done)
     }
 
     /// Creates the instance busy, owned by an async job that runs its start.
@@ -249,21 +236,8 @@ impl Engine {
         if !sync {
             return self.accept(tx, &req.domain, &req.flow, &row, &key, &data.job_body(&first)).await;
         }
-        let run = Run::new(RunSpec {
-            eng: self.inner.clone(),
-            domain: req.domain,
-            flow: req.flow,
-            def,
-            pool,
-            hold: Hold::Locked(tx),
-            row,
-            fresh: false,
-            req: data,
-            origin: Origin::Api,
-            first,
-            job_id: None,
-        });
-        run.run().await.map(Outcome::Done)
+        let scope = Scope { eng: self.inner.clone(), domain: req.domain, flow: req.flow, def, pool };
+        Run::request(scope, tx, row, data, Origin::Api, first).run().await.map(Outcome::Done)
     }
 
     /// Whether a transition may run on a locked instance, and where.
@@ -385,23 +359,8 @@ impl Engine {
             let transition = key.unwrap_or_default();
             return self.accept(tx, &req.domain, &req.flow, &row, &transition, &data.job_body(&first)).await;
         }
-        let fresh_start = first == First::Start;
-        let mut run = Run::new(RunSpec {
-            eng: self.inner.clone(),
-            domain: req.domain,
-            flow: req.flow,
-            def,
-            pool,
-            hold: Hold::Locked(tx),
-            row,
-            fresh: false,
-            req: data,
-            origin: Origin::Retry,
-            first,
-            job_id: None,
-        });
-        run.arm_timeout = fresh_start;
-        run.run().await.map(Outcome::Done)
+        let scope = Scope { eng: self.inner.clone(), domain: req.domain, flow: req.flow, def, pool };
+        Run::request(scope, tx, row, data, Origin::Retry, first).run().await.map(Outcome::Done)
     }
 }
 

@@ -171,20 +171,35 @@ pub(crate) struct Run {
     pub(crate) sub: SubflowWrites,
 }
 
-/// How a run is set up; see [`Run::new`].
-pub(crate) struct RunSpec {
+/// What a run works on: the engine, the instance's workflow and its database.
+pub(crate) struct Scope {
     pub eng: Arc<Inner>,
     pub domain: DomainName,
     pub flow: FlowKey,
     pub def: Arc<CompiledFlow>,
     pub pool: PgPool,
-    pub hold: Hold,
-    pub row: InstanceRow,
-    pub fresh: bool,
-    pub req: RequestData,
+}
+
+/// How a run is set up; built only by the constructors of [`Run`], one per origin.
+struct RunSpec {
+    scope: Scope,
+    hold: Hold,
+    row: InstanceRow,
+    fresh: bool,
+    req: RequestData,
+    origin: Origin,
+    first: First,
+    job_id: Option<Uuid>,
+}
+
+/// What a job's run needs besides the instance.
+pub(crate) struct JobRun {
+    pub id: Uuid,
     pub origin: Origin,
     pub first: First,
-    pub job_id: Option<Uuid>,
+    pub req: RequestData,
+    /// The attempt the first hop's tasks run (a retry job runs attempt 2, ...).
+    pub attempt: u32,
 }
 
 /// How a run ended, before anything is written.
@@ -196,39 +211,70 @@ enum Settled {
 }
 
 impl Run {
-    pub(crate) fn new(spec: RunSpec) -> Run {
-        let now = spec.eng.clock.now();
-        let status = spec.row.status();
+    /// An API start: the instance does not exist yet and this run writes it.
+    pub(crate) fn start(scope: Scope, row: InstanceRow, req: RequestData) -> Run {
+        Run::new(RunSpec { scope, hold: Hold::Fresh, row, fresh: true, req, origin: Origin::Api, first: First::Start, job_id: None })
+    }
+
+    /// An API transition or retry on an instance locked in `tx`.
+    pub(crate) fn request(scope: Scope, tx: Transaction<'static, Postgres>, row: InstanceRow, req: RequestData, origin: Origin, first: First) -> Run {
+        Run::new(RunSpec { scope, hold: Hold::Locked(tx), row, fresh: false, req, origin, first, job_id: None })
+    }
+
+    /// Job `job_id`'s run (its attempt `attempt`) on an instance locked in `tx`.
+    pub(crate) fn job(scope: Scope, tx: Transaction<'static, Postgres>, row: InstanceRow, job: JobRun) -> Run {
+        let spec = RunSpec { scope, hold: Hold::Locked(tx), row, fresh: false, req: job.req, origin: job.origin, first: job.first, job_id: Some(job.id) };
+        let mut run = Run::new(spec);
+        run.attempt = job.attempt;
+        run
+    }
+
+    /// A subflow child started inside `self`'s run: its row is new and is
+    /// written in the parent's transaction.
+    pub(crate) fn nested(&self, flow: FlowKey, def: Arc<CompiledFlow>, row: InstanceRow, req: RequestData) -> Run {
+        let scope = Scope { eng: self.eng.clone(), domain: self.domain.clone(), flow, def, pool: self.pool.clone() };
+        let mut child =
+            Run::new(RunSpec { scope, hold: Hold::Nested, row, fresh: true, req, origin: Origin::Subflow, first: First::Start, job_id: None });
+        child.depth = self.depth + 1;
+        child
+    }
+
+    fn new(spec: RunSpec) -> Run {
+        let RunSpec { scope, hold, row, fresh, req, origin, first, job_id } = spec;
+        let Scope { eng, domain, flow, def, pool } = scope;
+        let now = eng.clock.now();
+        let status = row.status();
         let w = Working {
-            state: spec.row.current_state.clone(),
-            data: spec.row.data.clone(),
-            data_version: spec.row.data_version.clone(),
-            data_version_no: spec.row.data_version_no,
+            state: row.current_state.clone(),
+            data: row.data.clone(),
+            data_version: row.data_version.clone(),
+            data_version_no: row.data_version_no,
             status: if status == InstanceStatus::Faulted || status == InstanceStatus::Busy { InstanceStatus::Active } else { status },
             completed_at: None,
             cancel_timers: false,
             arm: Vec::new(),
             hops: 0,
-            parked: spec.row.parked_on,
+            parked: row.parked_on,
             close: Vec::new(),
             child_incident: false,
             canceled: false,
         };
         Run {
-            arm_timeout: spec.fresh,
-            prev_status: if status == InstanceStatus::Busy && spec.row.parked_on.is_none() { InstanceStatus::Active } else { status },
-            eng: spec.eng,
-            domain: spec.domain,
-            flow: spec.flow,
-            def: spec.def,
-            pool: spec.pool,
-            hold: spec.hold,
-            row: spec.row,
-            fresh: spec.fresh,
-            req: spec.req,
-            origin: spec.origin,
-            first: spec.first,
-            job_id: spec.job_id,
+            // A new instance, or a job or retry that runs its start again.
+            arm_timeout: fresh || first == First::Start,
+            prev_status: if status == InstanceStatus::Busy && row.parked_on.is_none() { InstanceStatus::Active } else { status },
+            eng,
+            domain,
+            flow,
+            def,
+            pool,
+            hold,
+            row,
+            fresh,
+            req,
+            origin,
+            first,
+            job_id,
             now,
             initial: Some(w.clone()),
             w,

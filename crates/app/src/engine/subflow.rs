@@ -30,7 +30,7 @@ use vnext_core::version::{bump, INITIAL_DATA_VERSION};
 use super::context::{HopView, RequestData};
 use super::definitions::CompiledFlow;
 use super::error::script_error;
-use super::run::{Failure, First, Hold, Origin, Run, RunSpec};
+use super::run::{Failure, First, Hold, Origin, Run};
 use super::writes::{async_job, child_stopped, Pending, SubflowWrites, RESUME_KEY};
 use super::{EngineError, InstanceStatus};
 use crate::store::{correlations, CorrelationRow, InstanceRow, Lease, ParentLink, Records, TransitionRow, WriteMode};
@@ -124,21 +124,7 @@ impl Run {
             outcome: None,
         };
         let nested = if self.depth < MAX_INLINE_DEPTH {
-            let mut child = Run::new(RunSpec {
-                eng: self.eng.clone(),
-                domain: self.domain.clone(),
-                flow: child_flow.clone(),
-                def: child_def.clone(),
-                pool: self.pool.clone(),
-                hold: Hold::Nested,
-                row: row.clone(),
-                fresh: true,
-                req: RequestData::new(body.clone(), Map::new(), Map::new()),
-                origin: Origin::Subflow,
-                first: First::Start,
-                job_id: None,
-            });
-            child.depth = self.depth + 1;
+            let child = self.nested(child_flow.clone(), child_def.clone(), row.clone(), RequestData::new(body.clone(), Map::new(), Map::new()));
             Box::pin(child.run_nested()).await?
         } else {
             None

@@ -12,7 +12,7 @@ use vnext_core::traits::{TriggerError, TriggerOrigin, TriggerOutcome, TriggerReq
 use vnext_init::queue::{self, JobBody, JobKind};
 
 use super::context::RequestData;
-use super::run::{First, Hold, Origin, Run, RunSpec};
+use super::run::{First, JobRun, Origin, Run, Scope};
 use super::{Engine, EngineError, InstanceRef, InstanceStatus};
 use crate::store::{self, IncidentRow, InstanceWrite, LockError, OutboxEvent, Records, WriteMode};
 
@@ -136,23 +136,8 @@ impl Engine {
                 return Err(if e.is_transient() { retryable(e) } else { fatal(e.to_string()) });
             }
         };
-        let arm_timeout = first == First::Start;
-        let mut run = Run::new(RunSpec {
-            eng: self.inner.clone(),
-            domain,
-            flow,
-            def,
-            pool,
-            hold: Hold::Locked(tx),
-            row,
-            fresh: false,
-            req: data,
-            origin,
-            first,
-            job_id: Some(job_id),
-        });
-        run.arm_timeout = arm_timeout;
-        run.attempt = attempt;
+        let scope = Scope { eng: self.inner.clone(), domain, flow, def, pool };
+        let run = Run::job(scope, tx, row, JobRun { id: job_id, origin, first, req: data, attempt });
         match run.run().await {
             Ok(_) => Ok(TriggerOutcome::Applied),
             Err(EngineError::Busy { .. }) => Ok(TriggerOutcome::Busy),
