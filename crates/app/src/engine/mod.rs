@@ -4,20 +4,27 @@
 //! gate, payload validation, mapping, merge, tasks around the state change,
 //! automatic chaining and timers. Layout:
 //! - `requests`: entry points, run now (`sync`) or accepted as an async job;
-//! - `run`: one request's run (`tasks`: task groups); `commit`: what it
-//!   writes, gathered as one pending write and committed once;
-//! - `subflow`: SubFlow states (children started in the parent's
-//!   transaction, parked parents, resumes);
 //! - `trigger`: what the job scheduler calls; `inline_runner`: async jobs
 //!   in-process until the scheduler runs them;
+//! - `run`: one run, built by one constructor per origin (API start, API
+//!   request, job, nested child), its fields private to it and its parts:
+//!   `run/chain` (the hops and the automatic chain), `run/tasks` (task
+//!   groups), `run/subflow` (SubFlow states: children started in the
+//!   parent's transaction, parked parents, resumes), `run/hold` (the lease
+//!   around external I/O), `run/commit` (gathering and committing the write);
+//! - `writes`: the write set, `Pending` and the jobs and
+//!   incidents a run writes for other instances;
+//! - `error`: [`EngineError`] and the conversions of core errors into it;
 //! - `definitions`: compiled workflows; `scripts`: the rhai sandbox;
 //!   `context`: the `ctx` scripts see;
 //! - `settings`: [`EngineSettings`], what the engine takes from the
 //!   configuration, given once in [`EngineDeps`] (no call site reads the
 //!   configuration); its clock is [`vnext_core::clock::Clock`].
 //!
-//! Jobs (arming, claiming, settling, their bodies) go through
-//! [`vnext_init::queue`], the one owner of `sys_queues.jobs`.
+//! Modules import each other in one direction: `requests`, `trigger` →
+//! `run` → `writes`, `context`, `definitions`, `error`. Jobs (arming,
+//! claiming, settling, their bodies) go through [`vnext_init::queue`], the one
+//! owner of `sys_queues.jobs`.
 //!
 //! # Transactions
 //! A request locks the instance row (`FOR UPDATE NOWAIT`; a held lock is
@@ -67,7 +74,6 @@
 //!   ones offered in it) are cancelled when a hop leaves it and armed when the
 //!   run rests in a state; `updateData` neither cancels nor re-arms.
 
-mod commit;
 mod context;
 mod definitions;
 mod error;
@@ -76,8 +82,6 @@ mod requests;
 mod run;
 mod scripts;
 mod settings;
-mod subflow;
-mod tasks;
 mod trigger;
 mod types;
 mod writes;

@@ -14,9 +14,9 @@ use vnext_core::model::{ErrorBoundary, TaskType};
 use vnext_core::script::ResponseContext;
 use vnext_core::traits::{TaskError, TaskInvocation, TaskResponse};
 
-use super::definitions::{CompiledEntry, CompiledFlow};
-use super::error::script_error;
-use super::run::{Failure, Run};
+use crate::engine::definitions::{CompiledEntry, CompiledFlow};
+use crate::engine::error::script_error;
+use super::{Failure, Run};
 use crate::store::TaskRunRow;
 
 struct Prepared<'d> {
@@ -165,7 +165,7 @@ impl Run {
 
     fn task_incident(
         &self,
-        task: &super::definitions::TaskDef,
+        task: &crate::engine::definitions::TaskDef,
         error: &TaskError,
         response: &TaskResponse,
         reason: String,

@@ -27,12 +27,12 @@ use vnext_core::model::{Reference, SubFlow, TriggerType};
 use vnext_core::script::ResponseContext;
 use vnext_core::version::{bump, INITIAL_DATA_VERSION};
 
-use super::context::{HopView, RequestData};
-use super::definitions::CompiledFlow;
-use super::error::script_error;
-use super::run::{Failure, First, Hold, Origin, Run};
-use super::writes::{async_job, child_stopped, Pending, SubflowWrites, RESUME_KEY};
-use super::{EngineError, InstanceStatus};
+use crate::engine::context::{HopView, RequestData};
+use crate::engine::definitions::CompiledFlow;
+use crate::engine::error::script_error;
+use super::{Failure, First, Hold, Origin, Run};
+use crate::engine::writes::{async_job, child_stopped, Pending, SubflowWrites, RESUME_KEY};
+use crate::engine::{EngineError, InstanceStatus};
 use crate::store::{correlations, CorrelationRow, InstanceRow, Lease, ParentLink, Records, TransitionRow, WriteMode};
 
 /// Subflow levels started inline within one request; deeper children start

@@ -5,9 +5,9 @@ use serde::Serialize;
 use uuid::Uuid;
 use vnext_init::queue::JobKind;
 
-use super::run::{Hold, Run};
-use super::writes::{child_stopped, resume_job, Pending};
-use super::{EngineError, InstanceSnapshot, InstanceStatus};
+use super::{Hold, Run};
+use crate::engine::writes::{child_stopped, resume_job, Pending};
+use crate::engine::{EngineError, InstanceSnapshot, InstanceStatus};
 use crate::store::{self, OutboxEvent, Records, WriteMode};
 
 impl Run {
