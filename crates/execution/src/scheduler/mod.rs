@@ -22,6 +22,7 @@
 mod fire;
 pub mod lease;
 mod source;
+mod upkeep;
 mod worker;
 
 use std::sync::Arc;
@@ -297,7 +298,7 @@ impl Scheduler {
             .map_err(|source| SchedulerError::Pool { domain: domain.to_string(), source })?;
         let mut conn = pool.acquire().await.map_err(db("connecting"))?;
         let mut report =
-            TickReport { leases_enqueued: worker::recover_leases(shared, domain, &mut conn).await?, ..TickReport::default() };
+            TickReport { leases_enqueued: upkeep::recover_leases(shared, domain, &mut conn).await?, ..TickReport::default() };
         let batch = shared.config.batch_size as usize;
         loop {
             let now = shared.clock.now();
@@ -340,7 +341,7 @@ impl Scheduler {
             .acquire()
             .await
             .map_err(|source| SchedulerError::Db { domain: domain.to_string(), context: "connecting", source })?;
-        worker::recover_leases(&self.shared, domain, &mut conn).await
+        upkeep::recover_leases(&self.shared, domain, &mut conn).await
     }
 
     /// Serves every domain of the source until `shutdown` fires, then lets
