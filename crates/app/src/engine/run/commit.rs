@@ -10,6 +10,61 @@ use crate::engine::writes::{child_stopped, resume_job, Pending};
 use crate::engine::{EngineError, InstanceSnapshot, InstanceStatus};
 use crate::store::{self, OutboxEvent, Records, WriteMode};
 
+/// How a run's write leaves the instance, decided without I/O.
+#[derive(Debug, PartialEq)]
+struct Closing {
+    status: InstanceStatus,
+    has_incident: bool,
+    /// The instance's open incidents are resolved by this write.
+    resolve_incidents: bool,
+    /// Kinds of the instance's pending jobs this write cancels.
+    cancel: &'static [JobKind],
+}
+
+/// `status` is where the run ended, `parked` whether it rests parked on a
+/// subflow, `had_incident` the row's flag before the run, `child_incident`
+/// whether a child it started stopped, `left_timers` whether a hop left a
+/// state with timers.
+fn closing(status: InstanceStatus, parked: bool, had_incident: bool, child_incident: bool, left_timers: bool) -> Closing {
+    // A parked instance is busy until its child is done.
+    let status = if parked && status == InstanceStatus::Active { InstanceStatus::Busy } else { status };
+    // A parked parent keeps the incident of a child that stopped; it is
+    // resolved once the parent moves on.
+    let keep_incident = parked && (had_incident || child_incident);
+    let cancel: &'static [JobKind] = if status == InstanceStatus::Completed {
+        &[JobKind::Timer, JobKind::Timeout, JobKind::Retry]
+    } else if left_timers {
+        &[JobKind::Timer]
+    } else {
+        &[]
+    };
+    Closing {
+        status,
+        has_incident: status == InstanceStatus::Faulted || keep_incident,
+        resolve_incidents: had_incident && !keep_incident,
+        cancel,
+    }
+}
+
+/// What a subflow child that ends tells its parent.
+#[derive(Debug, PartialEq)]
+enum ParentNote {
+    /// It completed: a job resumes the parent.
+    Resume,
+    /// It stopped (faulted, or was canceled, which also closes the
+    /// correlation): the parent gets an incident.
+    Stopped { close: Option<&'static str> },
+}
+
+fn tell_parent(status: InstanceStatus, canceled: bool) -> Option<ParentNote> {
+    match status {
+        InstanceStatus::Completed if !canceled => Some(ParentNote::Resume),
+        InstanceStatus::Completed => Some(ParentNote::Stopped { close: Some("canceled") }),
+        InstanceStatus::Faulted => Some(ParentNote::Stopped { close: None }),
+        _ => None,
+    }
+}
+
 impl Run {
     /// Gathers what the run decided into one pending write.
     ///
@@ -22,26 +77,13 @@ impl Run {
             last.final_snap = true;
         }
         let parked = self.w.parked;
-        let mut status = self.w.status;
-        if parked.is_some() && status == InstanceStatus::Active {
-            status = InstanceStatus::Busy;
-        }
-        let faulted = status == InstanceStatus::Faulted;
-        // A parked parent keeps the incident of a child that stopped; it is
-        // resolved once the parent moves on.
-        let keep_incident = parked.is_some() && (self.row.has_incident || self.w.child_incident);
-        self.records.resolve_incidents = self.row.has_incident && !keep_incident;
+        let close = closing(self.w.status, parked.is_some(), self.row.has_incident, self.w.child_incident, self.w.cancel_timers);
+        let status = close.status;
+        self.records.resolve_incidents = close.resolve_incidents;
         let mut arm = std::mem::take(&mut self.w.arm);
         if self.arm_timeout && (status == InstanceStatus::Active || parked.is_some()) {
             arm.extend(self.timeout_job()?);
         }
-        let cancel: &'static [JobKind] = if status == InstanceStatus::Completed {
-            &[JobKind::Timer, JobKind::Timeout, JobKind::Retry]
-        } else if self.w.cancel_timers {
-            &[JobKind::Timer]
-        } else {
-            &[]
-        };
         // A new row is inserted unless a lease already wrote it (I/O on a start).
         let mode = if matches!(self.hold, Hold::Fresh | Hold::Nested) { WriteMode::Insert } else { WriteMode::Update };
         let now = self.now;
@@ -54,19 +96,18 @@ impl Run {
         if let Some(link) = self.row.parent()
             && !matches!(self.hold, Hold::Nested)
         {
-            match status {
-                InstanceStatus::Completed if !self.w.canceled => {
+            match tell_parent(status, self.w.canceled) {
+                Some(ParentNote::Resume) => {
                     let job = resume_job(&link, self.now);
                     followups.push(job.id);
                     arm.push(job);
                 }
-                InstanceStatus::Completed | InstanceStatus::Faulted => {
+                Some(ParentNote::Stopped { close }) => {
                     let cause = self.records.incidents.last().map(|i| i.message.clone());
                     let incident = child_stopped(self.flow.as_str(), self.row.id, &self.w.state, status, cause.as_deref());
-                    let close = (status == InstanceStatus::Completed).then_some("canceled");
                     report = Some((link.clone(), incident, close));
                 }
-                _ => {}
+                None => {}
             }
         }
 
@@ -85,14 +126,14 @@ impl Run {
             data_version_no: self.w.data_version_no,
             etag: Uuid::new_v4().simple().to_string(),
             tags: self.row.tags.clone(),
-            has_incident: faulted || keep_incident,
+            has_incident: close.has_incident,
             completed_at: self.w.completed_at,
             now,
             lease: self.retry_lease.clone(),
             parked_on: parked,
             parent: self.row.parent(),
             records,
-            cancel,
+            cancel: close.cancel,
             arm,
             sub: std::mem::take(&mut self.sub),
             close: std::mem::take(&mut self.w.close),
@@ -229,4 +270,36 @@ struct EventPayload<'a> {
 struct EventError<'a> {
     code: &'a str,
     message: &'a str,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_completed_run_cancels_every_timer_and_retry_and_resolves_incidents() {
+        let c = closing(InstanceStatus::Completed, false, true, false, true);
+        assert_eq!(c.cancel, &[JobKind::Timer, JobKind::Timeout, JobKind::Retry]);
+        assert!(c.resolve_incidents && !c.has_incident);
+        assert_eq!(closing(InstanceStatus::Active, false, false, false, true).cancel, &[JobKind::Timer]);
+        assert!(closing(InstanceStatus::Active, false, false, false, false).cancel.is_empty());
+    }
+
+    #[test]
+    fn a_parked_run_is_busy_and_keeps_its_child_incident() {
+        let c = closing(InstanceStatus::Active, true, false, true, false);
+        assert_eq!(c.status, InstanceStatus::Busy);
+        assert!(c.has_incident && !c.resolve_incidents);
+        let faulted = closing(InstanceStatus::Faulted, false, false, false, false);
+        assert!(faulted.has_incident);
+        assert_eq!(faulted.status, InstanceStatus::Faulted);
+    }
+
+    #[test]
+    fn a_child_that_ends_resumes_or_reports_to_its_parent() {
+        assert_eq!(tell_parent(InstanceStatus::Completed, false), Some(ParentNote::Resume));
+        assert_eq!(tell_parent(InstanceStatus::Completed, true), Some(ParentNote::Stopped { close: Some("canceled") }));
+        assert_eq!(tell_parent(InstanceStatus::Faulted, false), Some(ParentNote::Stopped { close: None }));
+        assert_eq!(tell_parent(InstanceStatus::Active, false), None);
+    }
 }
