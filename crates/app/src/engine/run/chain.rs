@@ -10,7 +10,6 @@ use vnext_core::merge::deep_merge;
 use vnext_core::model::Timer;
 use vnext_core::schedule::Schedule;
 use vnext_core::script::ResponseContext;
-use vnext_core::version::{bump, INITIAL_DATA_VERSION};
 use vnext_init::queue::{JobKind, NewJob};
 
 use super::{Failure, First, Origin, Run};
@@ -205,12 +204,7 @@ impl Run {
         }
         let changed = self.w.data != before;
         if changed {
-            self.w.data_version = if self.w.data_version_no == 0 {
-                INITIAL_DATA_VERSION.to_string()
-            } else {
-                bump(&self.w.data_version, machine::version_strategy(r))
-            };
-            self.w.data_version_no += 1;
+            self.w.next_data_version(machine::version_strategy(r));
         }
         let first_hop = self.w.hops == 0;
         self.w.hops += 1;

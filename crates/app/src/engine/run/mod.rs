@@ -20,7 +20,9 @@ use sqlx::{PgPool, Postgres, Transaction};
 use uuid::Uuid;
 use vnext_core::ident::{DomainName, FlowKey};
 use vnext_core::machine::{self, Caller};
+use vnext_core::model::VersionStrategy;
 use vnext_core::script::ResponseContext;
+use vnext_core::version::{bump, INITIAL_DATA_VERSION};
 
 use crate::engine::context::RequestData;
 use crate::engine::definitions::CompiledFlow;
@@ -101,6 +103,15 @@ struct Working {
     child_incident: bool,
     /// The last hop was `cancel`.
     canceled: bool,
+}
+
+impl Working {
+    /// A hop changed the data: one new data version for the hop. The first
+    /// change keeps `1.0.0` as number 1; later ones bump by the hop's strategy.
+    fn next_data_version(&mut self, strategy: VersionStrategy) {
+        self.data_version = if self.data_version_no == 0 { INITIAL_DATA_VERSION.to_string() } else { bump(&self.data_version, strategy) };
+        self.data_version_no += 1;
+    }
 }
 
 /// Why a run stopped early.
@@ -455,5 +466,41 @@ impl Run {
             First::Named { key, .. } => key.clone(),
             First::Resume { .. } => RESUME_KEY.to_string(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn working(version: &str, no: i64) -> Working {
+        Working {
+            state: "review".into(),
+            data: json!({}),
+            data_version: version.into(),
+            data_version_no: no,
+            status: InstanceStatus::Active,
+            completed_at: None,
+            cancel_timers: false,
+            arm: Vec::new(),
+            hops: 0,
+            parked: None,
+            close: Vec::new(),
+            child_incident: false,
+            canceled: false,
+        }
+    }
+
+    #[test]
+    fn the_first_data_change_keeps_the_initial_version_and_later_ones_bump() {
+        let mut w = working(INITIAL_DATA_VERSION, 0);
+        w.next_data_version(VersionStrategy::Major);
+        assert_eq!((w.data_version.as_str(), w.data_version_no), (INITIAL_DATA_VERSION, 1));
+        w.next_data_version(VersionStrategy::Minor);
+        assert_eq!((w.data_version.as_str(), w.data_version_no), ("1.1.0", 2));
+        w.next_data_version(VersionStrategy::Major);
+        assert_eq!((w.data_version.as_str(), w.data_version_no), ("2.0.0", 3));
     }
 }

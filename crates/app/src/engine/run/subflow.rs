@@ -25,7 +25,7 @@ use vnext_core::machine;
 use vnext_core::merge::deep_merge;
 use vnext_core::model::{Reference, SubFlow, TriggerType};
 use vnext_core::script::ResponseContext;
-use vnext_core::version::{bump, INITIAL_DATA_VERSION};
+use vnext_core::version::INITIAL_DATA_VERSION;
 
 use crate::engine::context::{HopView, RequestData};
 use crate::engine::definitions::CompiledFlow;
@@ -264,8 +264,7 @@ impl Run {
         let changed = self.w.data != before;
         if changed {
             let strategy = def.workflow.state(&state).map(|s| s.version_strategy).unwrap_or_default();
-            self.w.data_version = if self.w.data_version_no == 0 { INITIAL_DATA_VERSION.to_string() } else { bump(&self.w.data_version, strategy) };
-            self.w.data_version_no += 1;
+            self.w.next_data_version(strategy);
         }
         self.w.hops += 1;
         self.records.transitions.push(TransitionRow {
