@@ -67,7 +67,7 @@ enum Decision {
     /// The instance is held by something else: try again later.
     Busy,
     /// Run `first` as `origin`, with the job's request, at attempt `attempt`.
-    Run { origin: Origin, first: First, req: RequestData, attempt: u32 },
+    Run { origin: Origin, first: First, req: Box<RequestData>, attempt: u32 },
     /// Lease recovery: re-run the job that held the lease, or fault the
     /// instance when no job held it.
     Recover { held: Option<Uuid> },
@@ -76,7 +76,7 @@ enum Decision {
 fn decide(req: &TriggerRequest, body: &JobBody, found: &Found<'_>, now: DateTime<Utc>) -> Decision {
     let busy = found.status == InstanceStatus::Busy;
     let owned_by_job = busy && found.lease_job_id == Some(req.job_id);
-    let run = |origin, first| Decision::Run { origin, first, req: RequestData::default(), attempt: 1 };
+    let run = |origin, first| Decision::Run { origin, first, req: Box::default(), attempt: 1 };
     match req.origin {
         TriggerOrigin::Timer => {
             if found.status.is_finished() || req.armed_state.as_deref().is_some_and(|s| s != found.state) {
@@ -115,7 +115,7 @@ fn decide(req: &TriggerRequest, body: &JobBody, found: &Found<'_>, now: DateTime
                 return Decision::Busy;
             }
             let origin = if req.origin == TriggerOrigin::Async { Origin::Async } else { Origin::Retry };
-            Decision::Run { origin, first, req: RequestData::from_job(body), attempt: body.attempt() }
+            Decision::Run { origin, first, req: Box::new(RequestData::from_job(body)), attempt: body.attempt() }
         }
         TriggerOrigin::Lease => {
             let expired = busy && found.lease_until.is_some_and(|u| u <= now);
@@ -163,7 +163,7 @@ impl Engine {
         let (origin, first, data, job_id, attempt) = match decision {
             Decision::Stale => return stale(tx).await,
             Decision::Busy => return rollback(tx, TriggerOutcome::Busy).await,
-            Decision::Run { origin, first, req: data, attempt } => (origin, first, data, req.job_id, attempt),
+            Decision::Run { origin, first, req: data, attempt } => (origin, first, *data, req.job_id, attempt),
             Decision::Recover { held: None } => return self.fault_lost_lease(tx, &domain, &flow, row).await,
             Decision::Recover { held: Some(job) } => {
                 let Some(held) = queue::held_job(&mut *tx, job).await.map_err(retryable)? else {
