@@ -20,7 +20,7 @@
 
 use serde_json::{json, Map, Value};
 use uuid::Uuid;
-use vnext_core::ident::FlowKey;
+use vnext_core::ident::{DomainName, FlowKey};
 use vnext_core::machine;
 use vnext_core::merge::deep_merge;
 use vnext_core::model::{Reference, SubFlow, TriggerType};
@@ -50,6 +50,27 @@ fn process_ref(r: &Reference) -> (String, String, String) {
     }
 }
 
+/// The workflow (and version selector) a SubFlow state starts, checked
+/// without I/O: only `S` subflows, in the parent's own domain.
+fn subflow_target(sf: &SubFlow, state: &str, path: &str, domain: &DomainName) -> Result<(FlowKey, Option<String>), Failure> {
+    if sf.flow_type != "S" {
+        return Err(unsupported(format!(
+            "state `{state}` ({path}) has a subflow of type `{}`; a state starts only `S` subflows (SubProcesses are started by the SubProcess task)",
+            sf.flow_type
+        )));
+    }
+    let (key, selector, other) = process_ref(&sf.process);
+    if !other.is_empty() && other != domain.as_str() {
+        return Err(unsupported(format!(
+            "cross-domain subflows are not supported yet: state `{state}` ({path}) starts `{key}` in domain `{other}` from domain `{domain}`"
+        )));
+    }
+    let child_flow = FlowKey::new(&key).map_err(|e| EngineError::Definition {
+        message: format!("state `{state}` ({path}) names subflow `{key}`, which is not a workflow key: {e}"),
+    })?;
+    Ok((child_flow, (!selector.is_empty()).then_some(selector)))
+}
+
 fn unsupported(message: String) -> Failure {
     Failure::Abort(EngineError::Unsupported { message })
 }
@@ -60,23 +81,8 @@ impl Run {
     /// resumed (the chain goes on); false when the parent is parked.
     pub(crate) async fn enter_subflow(&mut self, def: &CompiledFlow, sf: &SubFlow, path: &str) -> Result<bool, Failure> {
         let state = self.w.state.clone();
-        if sf.flow_type != "S" {
-            return Err(unsupported(format!(
-                "state `{state}` ({path}) has a subflow of type `{}`; a state starts only `S` subflows (SubProcesses are started by the SubProcess task)",
-                sf.flow_type
-            )));
-        }
-        let (key, selector, domain) = process_ref(&sf.process);
-        if !domain.is_empty() && domain != self.domain.as_str() {
-            return Err(unsupported(format!(
-                "cross-domain subflows are not supported yet: state `{state}` ({path}) starts `{key}` in domain `{domain}` from domain `{}`",
-                self.domain
-            )));
-        }
-        let child_flow = FlowKey::new(&key).map_err(|e| EngineError::Definition {
-            message: format!("state `{state}` ({path}) names subflow `{key}`, which is not a workflow key: {e}"),
-        })?;
-        let selector = (!selector.is_empty()).then_some(selector);
+        let (child_flow, selector) = subflow_target(sf, &state, path, &self.domain)?;
+        let key = child_flow.to_string();
         // On the run's own transaction when it holds one: a second pooled
         // connection per run could starve the pool under load.
         let selected = match &mut self.hold {
@@ -315,5 +321,38 @@ fn child_row(def: &CompiledFlow, link: &ParentLink, now: chrono::DateTime<chrono
         parent_flow: Some(link.flow.clone()),
         parent_instance_id: Some(link.instance_id),
         parent_correlation_id: Some(link.correlation_id),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn subflow(v: serde_json::Value) -> SubFlow {
+        serde_json::from_value(v).expect("a subflow")
+    }
+
+    fn reason(r: Result<(FlowKey, Option<String>), Failure>) -> String {
+        match r {
+            Err(Failure::Abort(e)) => e.to_string(),
+            Err(_) => "another failure".into(),
+            Ok((flow, _)) => format!("starts {flow}"),
+        }
+    }
+
+    #[test]
+    fn a_subflow_state_starts_a_workflow_of_its_own_domain() {
+        let demo = DomainName::new("demo").unwrap();
+        let same = subflow(json!({"type": "S", "process": {"key": "kyc", "domain": "demo", "version": "1.0.0", "flow": "sys-flows"}}));
+        let (flow, selector) = subflow_target(&same, "check", "/states/1", &demo).map_err(|_| ()).unwrap();
+        assert_eq!((flow.as_str(), selector.as_deref()), ("kyc", Some("1.0.0")));
+        let other = subflow(json!({"type": "S", "process": {"key": "kyc", "domain": "bank", "version": "", "flow": "sys-flows"}}));
+        assert!(reason(subflow_target(&other, "check", "/states/1", &demo)).contains("cross-domain"));
+        let process = subflow(json!({"type": "P", "process": {"key": "kyc", "domain": "demo", "version": "", "flow": "sys-flows"}}));
+        assert!(reason(subflow_target(&process, "check", "/states/1", &demo)).contains("of type `P`"));
+        let bad = subflow(json!({"type": "S", "process": {"key": "Not A Key", "domain": "", "version": "", "flow": "sys-flows"}}));
+        assert!(reason(subflow_target(&bad, "check", "/states/1", &demo)).contains("not a workflow key"));
     }
 }
