@@ -15,7 +15,7 @@ use std::sync::Arc;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
-use vnext_app::engine::{Databases, Engine, EngineDeps, SystemClock};
+use vnext_app::engine::{Databases, Engine, EngineDeps, EngineSettings, SystemClock};
 use vnext_app::server::{Server, ServerConfig};
 use vnext_execution::{HttpClients, RemoteExecutor};
 use vnext_init::config::Config;
@@ -48,6 +48,7 @@ pub fn run(config_path: Option<&Path>, args: Args) -> ExitCode {
             databases,
             executor: Arc::new(executor),
             clock: Arc::new(SystemClock),
+            settings: EngineSettings::from_config(&config),
         });
         let listener = match bind(&config.app.listen).await {
             Ok(listener) => listener,

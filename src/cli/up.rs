@@ -18,7 +18,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use tokio_util::sync::CancellationToken;
-use vnext_app::engine::{Databases, Engine, EngineDeps, SystemClock};
+use vnext_app::engine::{Databases, Engine, EngineDeps, EngineSettings, SystemClock};
 use vnext_execution::{HttpClients, LocalExecutor, Scheduler, SchedulerConfig};
 use vnext_core::ident::DomainName;
 use vnext_core::model::ComponentKind;
@@ -144,7 +144,7 @@ pub async fn serve(mut config: Config, databases: Databases, shutdown: Cancellat
         config.app.url = format!("http://{addr}");
     }
     let executor = LocalExecutor::from_config(&config, HttpClients::new())?;
-    let engine = Engine::new(EngineDeps { databases: databases.clone(), executor: Arc::new(executor), clock: Arc::new(SystemClock) });
+    let engine = Engine::new(EngineDeps { databases: databases.clone(), executor: Arc::new(executor), clock: Arc::new(SystemClock), settings: EngineSettings::from_config(&config) });
     // Timers, timeouts, retries, async transitions and lease recovery, fired
     // through the engine in this process.
     let scheduler = Scheduler::new(Arc::new(databases), engine.trigger(), SchedulerConfig::from_config(&config));

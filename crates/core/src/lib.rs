@@ -1,4 +1,5 @@
-//! The pure heart of the runtime: no database, no network, no clock.
+//! The pure heart of the runtime: no database, no network, no clock read
+//! (the [`clock`] seam is here so every crate shares one).
 //!
 //! Layout:
 //! - [`model`]: the vNext component format as typed values.
@@ -10,15 +11,17 @@
 //!   in which order, which automatic transition is taken next.
 //! - [`merge`], [`version`]: data merge and semantic-version bumping.
 //! - [`schedule`], [`retry`]: when timers fire and how retries back off.
-//! - [`traits`]: the seams between orchestration and execution.
+//! - [`traits`]: the seams between orchestration and execution; [`clock`]: the
+//!   injectable "now" ([`clock::SystemClock`], [`clock::ManualClock`]).
 //! - [`redact`]: secrets masked in what is stored.
 
 pub mod boundary;
+pub mod clock;
 pub mod ident;
 pub mod machine;
 pub mod merge;
-pub mod redact;
 pub mod model;
+pub mod redact;
 pub mod retry;
 pub mod schedule;
 pub mod script;

@@ -7,9 +7,10 @@
 //! - [`executor`]: [`LocalExecutor`] (in-process) and [`RemoteExecutor`] (over
 //!   the invoke API), the two `TaskExecutor`s the app can hold.
 //! - [`api`]: the invoke endpoint, `/health` and `/ready`.
-//! - [`scheduler`]: the durable job scheduler over `sys_queues.jobs`, with
+//! - [`scheduler`]: the durable job scheduler over `sys_queues.jobs` (its
+//!   statements are [`vnext_init::queue`]'s), with
 //!   lease recovery; [`trigger`]: the `TransitionTrigger` that reaches the app
-//!   over HTTP; [`clock`]: the injectable "now".
+//!   over HTTP. Its "now" is a [`vnext_core::clock::Clock`].
 //! - [`service`]: the invoke API and the scheduler as one service
 //!   (`vnext execution`).
 //!
@@ -30,7 +31,6 @@
 //! other instances through the app's REST API.
 
 pub mod api;
-pub mod clock;
 pub mod executor;
 pub mod scheduler;
 pub mod service;

@@ -11,7 +11,8 @@
 //! - [`components`]: the store of immutable component versions.
 //! - [`package`]: loading a component folder and publishing it in dependency order.
 //! - [`bootstrap`]: `vnext init`: provision every domain, migrate every flow schema, publish.
-//! - [`queues`]: durable jobs, enqueued in the caller's transaction.
+//! - [`queue`]: the durable job queue: every statement on `sys_queues.jobs`,
+//!   job kinds and statuses, and the body the app stores in a job.
 //! - [`error`]: [`InitError`], what every fallible function here returns.
 
 pub mod bootstrap;
@@ -23,6 +24,6 @@ pub mod flow_schema;
 pub mod migrate;
 pub mod package;
 pub mod provision;
-pub mod queues;
+pub mod queue;
 
 pub use error::InitError;

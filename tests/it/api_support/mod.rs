@@ -167,7 +167,7 @@ impl InProcess {
     /// As [`InProcess::start`], with the configuration adjusted by `configure`
     /// (after the database settings are filled in).
     pub async fn start_with(configure: impl FnOnce(&mut vnext_init::config::Config)) -> InProcess {
-        use vnext_app::engine::{Databases, Engine, EngineDeps, SystemClock};
+        use vnext_app::engine::{Databases, Engine, EngineDeps, EngineSettings, SystemClock};
         use vnext_execution::{HttpClients, LocalExecutor, Scheduler, SchedulerConfig};
 
         let prefix = Prefix::new().await;
@@ -181,7 +181,7 @@ impl InProcess {
         configure(&mut config);
         let databases = Databases::connect(&config).await.expect("connect");
         let executor = LocalExecutor::from_config(&config, HttpClients::new()).unwrap();
-        let engine = Engine::new(EngineDeps { databases: databases.clone(), executor: Arc::new(executor), clock: Arc::new(SystemClock) });
+        let engine = Engine::new(EngineDeps { databases: databases.clone(), executor: Arc::new(executor), clock: Arc::new(SystemClock), settings: EngineSettings::from_config(&config) });
         let shutdown = tokio_util::sync::CancellationToken::new();
         let scheduler = Scheduler::new(Arc::new(databases), engine.trigger(), SchedulerConfig::from_config(&config));
         tokio::spawn(scheduler.run(shutdown.clone()));

@@ -8,6 +8,7 @@ use serde_json::{Map, Value};
 use uuid::Uuid;
 use vnext_core::model::TriggerType;
 use vnext_core::script::{InstanceContext, ResponseContext, RuntimeContext, ScriptContext, TransitionContext};
+use vnext_init::queue::{First, JobBody};
 
 /// What the request brought: the same for every hop of a chain.
 #[derive(Debug, Clone, Default)]
@@ -23,6 +24,16 @@ impl RequestData {
     pub fn new(body: Value, headers: Map<String, Value>, query: Map<String, Value>) -> RequestData {
         let headers = headers.into_iter().map(|(k, v)| (k.to_ascii_lowercase(), v)).collect();
         RequestData { body, headers, query }
+    }
+
+    /// The request a job body carries.
+    pub fn from_job(body: &JobBody) -> RequestData {
+        RequestData::new(body.attributes(), body.headers(), body.query())
+    }
+
+    /// The body of a job that runs `first` for this request later.
+    pub fn job_body(&self, first: &First) -> JobBody {
+        JobBody::request(first, self.body.clone(), self.headers.clone(), self.query.clone())
     }
 
     /// Who asked, when the caller says so.

@@ -2,6 +2,7 @@
 
 use serde::Serialize;
 use vnext_init::InitError;
+use vnext_core::machine::GateError;
 use vnext_init::db::DbError;
 
 /// One way a payload failed its transition's JSON Schema.
@@ -95,4 +96,22 @@ impl From<sqlx::Error> for EngineError {
     fn from(e: sqlx::Error) -> Self {
         if unreachable_sql(&e) { EngineError::Unavailable(e.to_string()) } else { EngineError::Internal(format!("database: {e}")) }
     }
+}
+
+/// A transition the state machine refused, as the engine reports it.
+pub(crate) fn gate_error(e: GateError) -> EngineError {
+    match e {
+        GateError::Unknown { transition, state } => EngineError::UnknownTransition { transition, state },
+        GateError::NotAvailable { transition, state, available } => EngineError::NotAvailable { transition, state, available },
+        GateError::BadTarget { transition, target } => EngineError::Definition {
+            message: format!("transition `{transition}` targets `{target}`, which is not a state"),
+        },
+        GateError::UnknownState { state } => EngineError::Definition {
+            message: format!("the instance is in `{state}`, which its workflow version does not define"),
+        },
+    }
+}
+
+pub(crate) fn script_error(location: &str, e: impl std::fmt::Display) -> EngineError {
+    EngineError::Script { location: location.to_string(), message: e.to_string() }
 }

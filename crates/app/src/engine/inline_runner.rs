@@ -1,4 +1,5 @@
-//! In-process runs of async jobs through the same trigger the scheduler calls.
+//! In-process runs of async jobs through the same trigger the scheduler calls,
+//! claimed and settled through the job queue like the scheduler's.
 //!
 //! - [`nudge`]: right after an async request commits, drains the domain's due
 //!   async jobs (until the execution service's scheduler runs in every
@@ -9,15 +10,21 @@
 
 use std::time::Duration;
 
-use serde_json::Value;
-use sqlx::AssertSqlSafe;
 use uuid::Uuid;
 use vnext_core::ident::DomainName;
-use vnext_core::traits::{TriggerOrigin, TriggerOutcome, TriggerRequest};
+use vnext_core::traits::TriggerOutcome;
+use vnext_init::queue::{self, ClaimedJob, JobKind, JobStatus};
 
 use super::Engine;
 
-type Claimed = (Uuid, String, Uuid, String, Option<String>, Option<Value>, i32);
+/// Who holds the jobs this runner claims (`jobs.locked_by`).
+const WORKER: &str = "app-inline";
+/// How long a claim holds; a job still running after that is the scheduler's.
+const LOCK: Duration = Duration::from_secs(60);
+/// A job whose instance was busy is due again after this long.
+const BUSY_DELAY: Duration = Duration::from_millis(50);
+/// Busy answers after which draining stops and leaves the rest to the scheduler.
+const MAX_BUSY_ROUNDS: u32 = 200;
 
 /// Starts draining `domain`'s due async jobs in the background.
 pub(crate) fn nudge(engine: Engine, domain: DomainName) {
@@ -41,11 +48,7 @@ pub(crate) async fn run_followups(engine: &Engine, domain: &DomainName, jobs: Ve
     };
     let mut deferred = false;
     for id in jobs {
-        let claimed: Result<Option<Claimed>, sqlx::Error> = sqlx::query_as(AssertSqlSafe(format!("{CLAIM} WHERE id = $1 AND status = 'pending' {RETURNING}")))
-            .bind(id)
-            .fetch_optional(&pool)
-            .await;
-        match claimed {
+        match queue::claim_by_id(&pool, id, WORKER, LOCK).await {
             Ok(Some(job)) => match Box::pin(run_claimed(engine, domain, &pool, job)).await {
                 Ok(true) => {}
                 Ok(false) => deferred = true,
@@ -63,64 +66,32 @@ pub(crate) async fn run_followups(engine: &Engine, domain: &DomainName, jobs: Ve
     }
 }
 
-const CLAIM: &str = "UPDATE sys_queues.jobs SET status = 'running', locked_by = 'app-inline', \
-     locked_until = now() + interval '60 seconds', attempts = attempts + 1";
-const RETURNING: &str = "RETURNING id, flow, instance_id, transition_key, armed_state, body, attempts";
-
 /// Runs one claimed async job and settles it. False: it is pending again
 /// (its instance was busy).
-async fn run_claimed(engine: &Engine, domain: &DomainName, pool: &sqlx::PgPool, job: Claimed) -> Result<bool, String> {
-    let (id, flow, instance_id, transition, armed_state, body, attempt) = job;
-    let request = TriggerRequest {
-        domain: domain.to_string(),
-        flow,
-        instance_id,
-        transition,
-        origin: TriggerOrigin::Async,
-        armed_state,
-        body: body.unwrap_or(Value::Null),
-        job_id: id,
-        attempt,
-    };
-    let (status, error) = match engine.do_trigger(request).await {
+async fn run_claimed(engine: &Engine, domain: &DomainName, pool: &sqlx::PgPool, job: ClaimedJob) -> Result<bool, String> {
+    let id = job.id;
+    let (status, error) = match engine.do_trigger(job.trigger_request(domain.as_str())).await {
         Ok(TriggerOutcome::Applied) => return Ok(true),
-        Ok(TriggerOutcome::Stale) => ("cancelled", None),
-        Ok(TriggerOutcome::Busy) => ("pending", None),
-        Err(e) => ("failed", Some(e.message)),
+        Ok(TriggerOutcome::Stale) => (JobStatus::Cancelled, None),
+        Ok(TriggerOutcome::Busy) => (JobStatus::Pending, None),
+        Err(e) => (JobStatus::Failed, Some(e.message)),
     };
-    sqlx::query(
-        "UPDATE sys_queues.jobs SET status = $2, last_error = $3, locked_by = NULL, locked_until = NULL, \
-         due_at = CASE WHEN $2 = 'pending' THEN now() + interval '50 milliseconds' ELSE due_at END, \
-         finished_at = CASE WHEN $2 = 'pending' THEN NULL ELSE now() END \
-         WHERE id = $1 AND status = 'running'",
-    )
-    .bind(id)
-    .bind(status)
-    .bind(error)
-    .execute(pool)
-    .await
-    .map_err(|e| e.to_string())?;
-    Ok(status != "pending")
+    queue::settle_inline(pool, id, status, error, BUSY_DELAY).await.map_err(|e| e.to_string())?;
+    Ok(status != JobStatus::Pending)
 }
 
 async fn drain(engine: &Engine, domain: &DomainName) -> Result<(), String> {
     let pool = engine.pool(domain).await.map_err(|e| e.to_string())?;
     let mut busy_rounds = 0;
     loop {
-        let job: Option<Claimed> = sqlx::query_as(AssertSqlSafe(format!(
-            "{CLAIM} WHERE id = (SELECT id FROM sys_queues.jobs WHERE status = 'pending' AND kind = 'async' AND due_at <= now() \
-             ORDER BY due_at LIMIT 1 FOR UPDATE SKIP LOCKED) {RETURNING}"
-        )))
-        .fetch_optional(&pool)
-        .await
-        .map_err(|e| e.to_string())?;
+        let job = queue::claim_due(&pool, JobKind::Async, WORKER, LOCK).await.map_err(|e| e.to_string())?;
         let Some(job) = job else { return Ok(()) };
         if !Box::pin(run_claimed(engine, domain, &pool, job)).await? {
             busy_rounds += 1;
-            if busy_rounds > 200 {
+            if busy_rounds > MAX_BUSY_ROUNDS {
                 return Ok(());
             }
-            tokio::time::sleep(Duration::from_millis(50)).await;
+            tokio::time::sleep(BUSY_DELAY).await;
         }
     }
 }

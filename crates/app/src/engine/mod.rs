@@ -4,14 +4,27 @@
 //! gate, payload validation, mapping, merge, tasks around the state change,
 //! automatic chaining and timers. Layout:
 //! - `requests`: entry points, run now (`sync`) or accepted as an async job;
-//! - `run`: one request's run (`tasks`: task groups); `commit`: what it
-//!   writes, gathered as one pending write and committed once;
-//! - `subflow`: SubFlow states (children started in the parent's
-//!   transaction, parked parents, resumes);
 //! - `trigger`: what the job scheduler calls; `inline_runner`: async jobs
 //!   in-process until the scheduler runs them;
+//! - `run`: one run, built by one constructor per origin (API start, API
+//!   request, job, nested child), its fields private to it and its parts:
+//!   `run/chain` (the hops and the automatic chain), `run/tasks` (task
+//!   groups), `run/subflow` (SubFlow states: children started in the
+//!   parent's transaction, parked parents, resumes), `run/hold` (the lease
+//!   around external I/O), `run/commit` (gathering and committing the write);
+//! - `writes`: the write set, `Pending` and the jobs and
+//!   incidents a run writes for other instances;
+//! - `error`: [`EngineError`] and the conversions of core errors into it;
 //! - `definitions`: compiled workflows; `scripts`: the rhai sandbox;
-//!   `context`: the `ctx` scripts see.
+//!   `context`: the `ctx` scripts see;
+//! - `settings`: [`EngineSettings`], what the engine takes from the
+//!   configuration, given once in [`EngineDeps`] (no call site reads the
+//!   configuration); its clock is [`vnext_core::clock::Clock`].
+//!
+//! Modules import each other in one direction: `requests`, `trigger` →
+//! `run` → `writes`, `context`, `definitions`, `error`. Jobs (arming,
+//! claiming, settling, their bodies) go through [`vnext_init::queue`], the one
+//! owner of `sys_queues.jobs`.
 //!
 //! # Transactions
 //! A request locks the instance row (`FOR UPDATE NOWAIT`; a held lock is
@@ -61,7 +74,6 @@
 //!   ones offered in it) are cancelled when a hop leaves it and armed when the
 //!   run rests in a state; `updateData` neither cancels nor re-arms.
 
-mod commit;
 mod context;
 mod definitions;
 mod error;
@@ -69,46 +81,35 @@ mod inline_runner;
 mod requests;
 mod run;
 mod scripts;
-mod subflow;
-mod tasks;
+mod settings;
 mod trigger;
 mod types;
+mod writes;
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
-use chrono::{DateTime, Utc};
 use futures::future::BoxFuture;
-use vnext_core::ident::DomainName;
+use vnext_core::ident::{DomainName, FlowKey};
 use vnext_core::traits::{TaskExecutor, TransitionTrigger, TriggerError, TriggerOutcome, TriggerRequest};
 
 pub use vnext_init::db::{Databases, DbError};
 pub use definitions::{CompiledFlow, DefinitionCache};
 pub use error::{EngineError, PayloadError};
+pub use settings::EngineSettings;
+pub use vnext_core::clock::{Clock, ManualClock, SystemClock};
 pub use types::{InstanceRef, InstanceSnapshot, InstanceStatus, Outcome, RetryRequest, StartRequest, TransitionRequest};
 
 use scripts::Scripts;
-
-/// Where time comes from; tests pass a controllable clock.
-pub trait Clock: Send + Sync {
-    fn now(&self) -> DateTime<Utc>;
-}
-
-/// The wall clock.
-pub struct SystemClock;
-
-impl Clock for SystemClock {
-    fn now(&self) -> DateTime<Utc> {
-        Utc::now()
-    }
-}
 
 /// What the engine needs from the outside.
 pub struct EngineDeps {
     pub databases: Databases,
     pub executor: Arc<dyn TaskExecutor>,
+    /// Where "now" comes from (the scheduler firing its jobs reads the same kind).
     pub clock: Arc<dyn Clock>,
+    /// Read from the configuration by the caller, once.
+    pub settings: EngineSettings,
 }
 
 /// The orchestration engine. Cheap to clone.
@@ -121,23 +122,40 @@ pub(crate) struct Inner {
     pub databases: Databases,
     pub executor: Arc<dyn TaskExecutor>,
     pub clock: Arc<dyn Clock>,
+    pub settings: EngineSettings,
     pub definitions: DefinitionCache,
     pub scripts: Arc<Scripts>,
     /// Flow schemas known to exist, per (domain, flow).
     pub ensured: Mutex<HashSet<(String, String)>>,
 }
 
+impl Inner {
+    /// Creates a workflow's schema the first time this process needs it.
+    pub(crate) async fn ensure_schema(&self, pool: &sqlx::PgPool, domain: &DomainName, flow: &FlowKey) -> Result<(), EngineError> {
+        let id = (domain.ident().to_string(), flow.ident().to_string());
+        if self.ensured.lock().expect("ensured schemas").contains(&id) {
+            return Ok(());
+        }
+        vnext_init::flow_schema::ensure_flow_schema(pool, flow)
+            .await
+            .map_err(|e| EngineError::from_init(&format!("creating the schema of workflow `{flow}`"), e))?;
+        self.ensured.lock().expect("ensured schemas").insert(id);
+        Ok(())
+    }
+}
+
 impl Engine {
     pub fn new(deps: EngineDeps) -> Engine {
-        let runtime = &deps.databases.config().runtime;
-        let scripts = Arc::new(Scripts::new(runtime.script_max_operations, Duration::from_millis(runtime.script_timeout_ms)));
+        let settings = deps.settings;
+        let scripts = Arc::new(Scripts::new(settings.script_max_operations, settings.script_timeout));
         Engine {
             inner: Arc::new(Inner {
-                definitions: DefinitionCache::new(scripts.clone(), Duration::from_millis(runtime.definitions_recheck_ms)),
+                definitions: DefinitionCache::new(scripts.clone(), settings.definitions_recheck),
                 scripts,
                 databases: deps.databases,
                 executor: deps.executor,
                 clock: deps.clock,
+                settings,
                 ensured: Mutex::default(),
             }),
         }

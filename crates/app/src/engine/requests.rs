@@ -12,10 +12,13 @@ use vnext_core::model::Transition;
 
 use super::context::RequestData;
 use super::definitions::CompiledFlow;
-use vnext_init::{flow_schema, queues};
-use super::run::{gate_error, First, Hold, Origin, Run, RunSpec};
+use vnext_init::queue::{self, First, JobBody};
+
+use super::error::gate_error;
+use super::run::{Origin, Run, Scope};
+use super::writes::async_job;
 use super::{
-    Engine, EngineError, Inner, InstanceRef, InstanceStatus, Outcome, PayloadError, RetryRequest, StartRequest, TransitionRequest,
+    Engine, EngineError, InstanceRef, InstanceStatus, Outcome, PayloadError, RetryRequest, StartRequest, TransitionRequest,
 };
 use crate::store::{self, InstanceRow, Lease, LockError, NewInstance, Records, WriteMode};
 
@@ -26,19 +29,6 @@ fn effective_sync(requested: bool, t: &Transition) -> bool {
         Some("A") => false,
         _ => requested,
     }
-}
-
-/// The body of an async job: everything the run needs later.
-pub(crate) fn job_body(req: &RequestData, first: &First) -> Value {
-    json!({"attributes": req.body, "headers": req.headers, "query": req.query, "first": first.to_value()})
-}
-
-/// Reads a job body written by [`job_body`].
-pub(crate) fn from_job_body(body: &Value, fallback_key: &str) -> (RequestData, First) {
-    let map = |k: &str| body.get(k).and_then(Value::as_object).cloned().unwrap_or_default();
-    let req = RequestData::new(body.get("attributes").cloned().unwrap_or(Value::Null), map("headers"), map("query"));
-    let first = First::from_value(body.get("first").unwrap_or(&Value::Null), fallback_key);
-    (req, first)
 }
 
 fn validate_payload(def: &CompiledFlow, path: &str, key: &str, body: &Value) -> Result<(), EngineError> {
@@ -62,19 +52,6 @@ fn instance_name(r: &InstanceRef) -> String {
     r.to_string()
 }
 
-/// Creates a workflow's schema the first time this process needs it.
-pub(crate) async fn ensure_schema(inner: &Inner, pool: &PgPool, domain: &DomainName, flow: &FlowKey) -> Result<(), EngineError> {
-    let id = (domain.ident().to_string(), flow.ident().to_string());
-    if inner.ensured.lock().expect("ensured schemas").contains(&id) {
-        return Ok(());
-    }
-    flow_schema::ensure_flow_schema(pool, flow)
-        .await
-        .map_err(|e| EngineError::from_init(&format!("creating the schema of workflow `{flow}`"), e))?;
-    inner.ensured.lock().expect("ensured schemas").insert(id);
-    Ok(())
-}
-
 /// What the gate decided for a transition request.
 enum Gate {
     /// Run it on this instance (`sync`, the transition's configured key).
@@ -92,7 +69,7 @@ impl Engine {
     }
 
     async fn ensure_schema(&self, pool: &PgPool, domain: &DomainName, flow: &FlowKey) -> Result<(), EngineError> {
-        ensure_schema(&self.inner, pool, domain, flow).await
+        self.inner.ensure_schema(pool, domain, flow).await
     }
 
     /// Locks an instance for a request and checks it can take one.
@@ -145,21 +122,8 @@ impl Engine {
             validate_payload(&def, "/startTransition", &wf.start_transition.key, &data.body)?;
             return self.accept_start(&pool, &req.domain, &req.flow, row, &data, &wf.start_transition.key).await;
         }
-        let run = Run::new(RunSpec {
-            eng: self.inner.clone(),
-            domain: req.domain,
-            flow: req.flow,
-            def,
-            pool,
-            hold: Hold::Fresh,
-            row,
-            fresh: true,
-            req: data,
-            origin: Origin::Api,
-            first: First::Start,
-            job_id: None,
-        });
-        run.run().await.map(Outcome::Done)
+        let scope = Scope { eng: self.inner.clone(), domain: req.domain, flow: req.flow, def, pool };
+        Run::start(scope, row, data).run().await.map(Outcome::Done)
     }
 
     /// Creates the instance busy, owned by an async job that runs its start.
@@ -184,18 +148,17 @@ impl Engine {
             let existing = existing.ok_or_else(|| EngineError::Internal("instance key conflict without an instance".into()))?;
             return Ok(Outcome::Accepted { id: existing.id, status: existing.status() });
         }
-        let job = async_job(job_id, flow, row.id, start_key, None, job_body(data, &First::Start), now);
-        queues::enqueue(&mut tx, &job).await?;
+        let job = async_job(flow, row.id, start_key, &data.job_body(&First::Start), now).with_id(job_id);
+        queue::enqueue(&mut tx, &job).await?;
         tx.commit().await?;
         self.after_accept(domain);
         Ok(Outcome::Accepted { id: row.id, status: InstanceStatus::Busy })
     }
 
     fn lease(&self, transition: &str, job_id: Uuid) -> Lease {
-        let secs = self.inner.databases.config().runtime.lease_seconds as i64;
         Lease {
             token: Uuid::new_v4(),
-            until: self.inner.clock.now() + chrono::Duration::seconds(secs),
+            until: self.inner.clock.now() + self.inner.settings.lease,
             transition: transition.to_string(),
             job_id: Some(job_id),
         }
@@ -237,23 +200,10 @@ impl Engine {
         let data = RequestData::new(req.attributes, req.headers, req.query);
         let first = First::Named { key: req.transition.clone(), caller: Caller::Client };
         if !sync {
-            return self.accept(tx, &req.domain, &req.flow, &row, &key, job_body(&data, &first)).await;
+            return self.accept(tx, &req.domain, &req.flow, &row, &key, &data.job_body(&first)).await;
         }
-        let run = Run::new(RunSpec {
-            eng: self.inner.clone(),
-            domain: req.domain,
-            flow: req.flow,
-            def,
-            pool,
-            hold: Hold::Locked(tx),
-            row,
-            fresh: false,
-            req: data,
-            origin: Origin::Api,
-            first,
-            job_id: None,
-        });
-        run.run().await.map(Outcome::Done)
+        let scope = Scope { eng: self.inner.clone(), domain: req.domain, flow: req.flow, def, pool };
+        Run::request(scope, tx, row, data, Origin::Api, first).run().await.map(Outcome::Done)
     }
 
     /// Whether a transition may run on a locked instance, and where.
@@ -329,14 +279,14 @@ impl Engine {
         flow: &FlowKey,
         row: &InstanceRow,
         transition: &str,
-        body: Value,
+        body: &JobBody,
     ) -> Result<Outcome, EngineError> {
         let now = self.inner.clock.now();
         let job_id = Uuid::now_v7();
         let lease = self.lease(transition, job_id);
         store::instances::write_lease(&mut tx, flow, row.id, &lease, now).await?;
-        let job = async_job(job_id, flow, row.id, transition, Some(row.current_state.clone()), body, now);
-        queues::enqueue(&mut tx, &job).await?;
+        let job = async_job(flow, row.id, transition, body, now).with_id(job_id).armed_in(&row.current_state);
+        queue::enqueue(&mut tx, &job).await?;
         tx.commit().await?;
         self.after_accept(domain);
         Ok(Outcome::Accepted { id: row.id, status: InstanceStatus::Busy })
@@ -369,49 +319,14 @@ impl Engine {
                 return Err(e);
             }
         };
-        let (data, first) = from_job_body(request.as_ref().unwrap_or(&Value::Null), key.as_deref().unwrap_or_default());
+        let request = request.as_ref().map(JobBody::from_value).unwrap_or_default();
+        let (data, first) = (RequestData::from_job(&request), request.first_or(key.as_deref().unwrap_or_default()));
         if !req.sync {
             let transition = key.unwrap_or_default();
-            return self.accept(tx, &req.domain, &req.flow, &row, &transition, job_body(&data, &first)).await;
+            return self.accept(tx, &req.domain, &req.flow, &row, &transition, &data.job_body(&first)).await;
         }
-        let fresh_start = first == First::Start;
-        let mut run = Run::new(RunSpec {
-            eng: self.inner.clone(),
-            domain: req.domain,
-            flow: req.flow,
-            def,
-            pool,
-            hold: Hold::Locked(tx),
-            row,
-            fresh: false,
-            req: data,
-            origin: Origin::Retry,
-            first,
-            job_id: None,
-        });
-        run.arm_timeout = fresh_start;
-        run.run().await.map(Outcome::Done)
-    }
-}
-
-pub(crate) fn async_job(
-    id: Uuid,
-    flow: &FlowKey,
-    instance_id: Uuid,
-    transition: &str,
-    armed_state: Option<String>,
-    body: Value,
-    now: chrono::DateTime<chrono::Utc>,
-) -> queues::NewJob {
-    queues::NewJob {
-        id,
-        kind: queues::JobKind::Async,
-        flow: flow.as_str().to_string(),
-        instance_id,
-        transition_key: transition.to_string(),
-        armed_state,
-        body: Some(body),
-        due_at: now,
+        let scope = Scope { eng: self.inner.clone(), domain: req.domain, flow: req.flow, def, pool };
+        Run::request(scope, tx, row, data, Origin::Retry, first).run().await.map(Outcome::Done)
     }
 }
 
@@ -420,16 +335,5 @@ pub(crate) fn async_job(
 /// is already running.
 async fn release_pending_job(tx: &mut sqlx::Transaction<'static, sqlx::Postgres>, row: &InstanceRow) -> Result<bool, EngineError> {
     let Some(job) = row.lease_job_id else { return Ok(false) };
-    let status: Option<String> = sqlx::query_scalar("SELECT status FROM sys_queues.jobs WHERE id = $1 FOR UPDATE")
-        .bind(job)
-        .fetch_optional(&mut **tx)
-        .await?;
-    if status.as_deref() != Some("pending") {
-        return Ok(false);
-    }
-    sqlx::query("UPDATE sys_queues.jobs SET status = 'cancelled', finished_at = now() WHERE id = $1")
-        .bind(job)
-        .execute(&mut **tx)
-        .await?;
-    Ok(true)
+    Ok(queue::cancel_if_pending(tx, job).await?)
 }

@@ -5,14 +5,15 @@
 //! job fires its effects at most once; a job already done (or not running)
 //! answers [`TriggerOutcome::Stale`].
 
-use serde_json::Value;
+use chrono::{DateTime, Utc};
 use uuid::Uuid;
 use vnext_core::ident::{DomainName, FlowKey};
 use vnext_core::machine::Caller;
 use vnext_core::traits::{TriggerError, TriggerOrigin, TriggerOutcome, TriggerRequest};
+use vnext_init::queue::{self, HeldJob, JobBody, JobKind};
 
-use super::requests::from_job_body;
-use super::run::{First, Hold, Origin, Run, RunSpec};
+use super::context::RequestData;
+use super::run::{First, JobRun, Origin, Run, Scope};
 use super::{Engine, EngineError, InstanceRef, InstanceStatus};
 use crate::store::{self, IncidentRow, LockError, OutboxEvent, Records, RowChange, WriteMode};
 
@@ -31,6 +32,109 @@ async fn rollback(tx: sqlx::Transaction<'static, sqlx::Postgres>, outcome: Trigg
     Ok(outcome)
 }
 
+/// The instance as the trigger found it, as far as deciding goes.
+#[derive(Debug, Clone)]
+struct Found<'a> {
+    status: InstanceStatus,
+    state: &'a str,
+    /// Parked on a subflow (no lease).
+    parked: bool,
+    parked_on: Option<Uuid>,
+    lease_token: Option<Uuid>,
+    lease_until: Option<DateTime<Utc>>,
+    lease_job_id: Option<Uuid>,
+}
+
+impl<'a> Found<'a> {
+    fn of(row: &'a store::InstanceRow) -> Found<'a> {
+        Found {
+            status: row.status(),
+            state: &row.current_state,
+            parked: row.parked(),
+            parked_on: row.parked_on,
+            lease_token: row.lease_token,
+            lease_until: row.lease_until,
+            lease_job_id: row.lease_job_id,
+        }
+    }
+}
+
+/// What a fired job does with its instance, decided without I/O.
+#[derive(Debug)]
+enum Decision {
+    /// Nothing to do: the job closes.
+    Stale,
+    /// The instance is held by something else: try again later.
+    Busy,
+    /// Run `first` as `origin`, with the job's request, at attempt `attempt`.
+    Run { origin: Origin, first: First, req: Box<RequestData>, attempt: u32 },
+    /// Lease recovery: re-run the job that held the lease, or fault the
+    /// instance when no job held it.
+    Recover { held: Option<Uuid> },
+}
+
+fn decide(req: &TriggerRequest, body: &JobBody, found: &Found<'_>, now: DateTime<Utc>) -> Decision {
+    let busy = found.status == InstanceStatus::Busy;
+    let owned_by_job = busy && found.lease_job_id == Some(req.job_id);
+    let run = |origin, first| Decision::Run { origin, first, req: Box::default(), attempt: 1 };
+    match req.origin {
+        TriggerOrigin::Timer => {
+            if found.status.is_finished() || req.armed_state.as_deref().is_some_and(|s| s != found.state) {
+                Decision::Stale
+            } else if busy {
+                Decision::Busy
+            } else {
+                run(Origin::Timer, First::Named { key: req.transition.clone(), caller: Caller::System })
+            }
+        }
+        TriggerOrigin::Timeout => {
+            if found.status.is_finished() {
+                Decision::Stale
+            // Like cancel and exit, the workflow timeout is not held up by
+            // a parent parked on a subflow.
+            } else if busy && !found.parked {
+                Decision::Busy
+            } else {
+                run(Origin::Timeout, First::Timeout)
+            }
+        }
+        TriggerOrigin::Async | TriggerOrigin::Retry => {
+            if found.status.is_finished() {
+                return Decision::Stale;
+            }
+            let first = body.first_or(&req.transition);
+            if let First::Resume { correlation } = first {
+                // A parent resumes only while it still waits for this child.
+                if found.parked_on != Some(correlation) {
+                    return Decision::Stale;
+                }
+                if !found.parked && !owned_by_job {
+                    return Decision::Busy;
+                }
+            } else if busy && !owned_by_job {
+                return Decision::Busy;
+            }
+            let origin = if req.origin == TriggerOrigin::Async { Origin::Async } else { Origin::Retry };
+            Decision::Run { origin, first, req: Box::new(RequestData::from_job(body)), attempt: body.attempt() }
+        }
+        TriggerOrigin::Lease => {
+            let expired = busy && found.lease_until.is_some_and(|u| u <= now);
+            // A recovery job names the lease it was made for; a newer lease is not its business.
+            let same_lease = body.lease_token().is_none_or(|t| Some(t) == found.lease_token);
+            if expired && same_lease { Decision::Recover { held: found.lease_job_id } } else { Decision::Stale }
+        }
+    }
+}
+
+/// How lease recovery re-runs the job that held the lease, as that job.
+fn rerun(held: &HeldJob) -> (First, RequestData, u32) {
+    match held.kind {
+        Some(JobKind::Timeout) => (First::Timeout, RequestData::default(), 1),
+        Some(JobKind::Timer) => (First::Named { key: held.transition_key.clone(), caller: Caller::System }, RequestData::default(), 1),
+        _ => (held.body.first_or(&held.transition_key), RequestData::from_job(&held.body), held.body.attempt()),
+    }
+}
+
 impl Engine {
     pub(crate) async fn do_trigger(&self, req: TriggerRequest) -> Result<TriggerOutcome, TriggerError> {
         let domain = DomainName::new(&req.domain).map_err(|e| fatal(format!("job {}: domain: {e}", req.job_id)))?;
@@ -47,108 +151,29 @@ impl Engine {
             Err(LockError::Db(e)) if store::is_missing_schema(&e) => return Ok(TriggerOutcome::Stale),
             Err(LockError::Db(e)) => return Err(retryable(e)),
         };
-        let done = sqlx::query("UPDATE sys_queues.jobs SET status = 'done', finished_at = now() WHERE id = $1 AND status = 'running'")
-            .bind(req.job_id)
-            .execute(&mut *tx)
-            .await
-            .map_err(retryable)?;
-        if done.rows_affected() == 0 {
+        if !queue::mark_done(&mut tx, req.job_id).await.map_err(retryable)? {
             return rollback(tx, TriggerOutcome::Stale).await;
         }
-        let status = row.status();
         let stale = |tx: sqlx::Transaction<'static, sqlx::Postgres>| async move {
             tx.commit().await.map_err(retryable)?;
             Ok(TriggerOutcome::Stale)
         };
-        let owned_by_job = |job: Uuid| status == InstanceStatus::Busy && row.lease_job_id == Some(job);
-
-        let attempt_of = |body: &Value| body.get("attempt").and_then(Value::as_u64).map_or(1, |n| n.max(1) as u32);
-        let mut attempt = 1;
-        let (origin, first, data, job_id) = match req.origin {
-            TriggerOrigin::Timer => {
-                if status.is_finished() || req.armed_state.as_deref().is_some_and(|s| s != row.current_state) {
-                    return stale(tx).await;
-                }
-                if status == InstanceStatus::Busy {
-                    return rollback(tx, TriggerOutcome::Busy).await;
-                }
-                let first = First::Named { key: req.transition.clone(), caller: Caller::System };
-                (Origin::Timer, first, Default::default(), req.job_id)
-            }
-            TriggerOrigin::Timeout => {
-                if status.is_finished() {
-                    return stale(tx).await;
-                }
-                // Like cancel and exit, the workflow timeout is not held up by
-                // a parent parked on a subflow.
-                if status == InstanceStatus::Busy && !row.parked() {
-                    return rollback(tx, TriggerOutcome::Busy).await;
-                }
-                (Origin::Timeout, First::Timeout, Default::default(), req.job_id)
-            }
-            TriggerOrigin::Async | TriggerOrigin::Retry => {
-                if status.is_finished() {
-                    return stale(tx).await;
-                }
-                let (data, first) = from_job_body(&req.body, &req.transition);
-                if let First::Resume { correlation } = first {
-                    // A parent resumes only while it still waits for this child.
-                    if row.parked_on != Some(correlation) {
-                        return stale(tx).await;
-                    }
-                    if !row.parked() && !owned_by_job(req.job_id) {
-                        return rollback(tx, TriggerOutcome::Busy).await;
-                    }
-                } else if status == InstanceStatus::Busy && !owned_by_job(req.job_id) {
-                    return rollback(tx, TriggerOutcome::Busy).await;
-                }
-                attempt = attempt_of(&req.body);
-                let origin = if req.origin == TriggerOrigin::Async { Origin::Async } else { Origin::Retry };
-                (origin, first, data, req.job_id)
-            }
-            TriggerOrigin::Lease => {
-                let expired = status == InstanceStatus::Busy && row.lease_until.is_some_and(|u| u <= self.inner.clock.now());
-                // A recovery job names the lease it was made for; a newer lease is not its business.
-                let same_lease = match req.body.get("leaseToken").and_then(Value::as_str) {
-                    Some(t) => Uuid::parse_str(t).ok() == row.lease_token,
-                    None => true,
-                };
-                if !expired || !same_lease {
-                    return stale(tx).await;
-                }
-                let Some(job) = row.lease_job_id else {
+        let body = JobBody::from_value(&req.body);
+        let decision = decide(&req, &body, &Found::of(&row), self.inner.clock.now());
+        let (origin, first, data, job_id, attempt) = match decision {
+            Decision::Stale => return stale(tx).await,
+            Decision::Busy => return rollback(tx, TriggerOutcome::Busy).await,
+            Decision::Run { origin, first, req: data, attempt } => (origin, first, *data, req.job_id, attempt),
+            Decision::Recover { held: None } => return self.fault_lost_lease(tx, &domain, &flow, row).await,
+            Decision::Recover { held: Some(job) } => {
+                let Some(held) = queue::held_job(&mut *tx, job).await.map_err(retryable)? else {
                     return self.fault_lost_lease(tx, &domain, &flow, row).await;
                 };
-                // Re-run the job that held the lease, as that job.
-                let (kind, key, body): (String, String, Option<Value>) =
-                    match sqlx::query_as("SELECT kind, transition_key, body FROM sys_queues.jobs WHERE id = $1")
-                        .bind(job)
-                        .fetch_optional(&mut *tx)
-                        .await
-                        .map_err(retryable)?
-                    {
-                        Some(j) => j,
-                        None => return self.fault_lost_lease(tx, &domain, &flow, row).await,
-                    };
                 // This run takes the held job's place: close it, so a later claim of
                 // it (a retry still pending, or a dead worker's claim) cannot run it again.
-                sqlx::query(
-                    "UPDATE sys_queues.jobs SET status = 'done', finished_at = now() WHERE id = $1 AND status IN ('pending', 'running')",
-                )
-                .bind(job)
-                .execute(&mut *tx)
-                .await
-                .map_err(retryable)?;
-                let (data, first) = match kind.as_str() {
-                    "timeout" => (Default::default(), First::Timeout),
-                    "timer" => (Default::default(), First::Named { key, caller: Caller::System }),
-                    _ => {
-                        let body = body.unwrap_or(Value::Null);
-                        attempt = attempt_of(&body);
-                        from_job_body(&body, &key)
-                    }
-                };
-                (Origin::Lease, first, data, job)
+                queue::close_held(&mut tx, job).await.map_err(retryable)?;
+                let (first, data, attempt) = rerun(&held);
+                (Origin::Lease, first, data, job, attempt)
             }
         };
         let def = match self.inner.definitions.get(&mut tx, &domain, &flow, &row.flow_version).await {
@@ -158,23 +183,8 @@ impl Engine {
                 return Err(if e.is_transient() { retryable(e) } else { fatal(e.to_string()) });
             }
         };
-        let arm_timeout = first == First::Start;
-        let mut run = Run::new(RunSpec {
-            eng: self.inner.clone(),
-            domain,
-            flow,
-            def,
-            pool,
-            hold: Hold::Locked(tx),
-            row,
-            fresh: false,
-            req: data,
-            origin,
-            first,
-            job_id: Some(job_id),
-        });
-        run.arm_timeout = arm_timeout;
-        run.attempt = attempt;
+        let scope = Scope { eng: self.inner.clone(), domain, flow, def, pool };
+        let run = Run::job(scope, tx, row, JobRun { id: job_id, origin, first, req: data, attempt });
         match run.run().await {
             Ok(_) => Ok(TriggerOutcome::Applied),
             Err(EngineError::Busy { .. }) => Ok(TriggerOutcome::Busy),
@@ -205,7 +215,7 @@ impl Engine {
             status_code: None,
             boundary_action: None,
             retry_count: 0,
-            request: Some(serde_json::json!({"first": First::Named { key: transition, caller: Caller::System }.to_value()})),
+            request: Some(JobBody::hop(&First::Named { key: transition, caller: Caller::System }).to_value()),
         };
         let now = self.inner.clock.now();
         let write = row.written(
@@ -234,7 +244,7 @@ impl Engine {
         };
         let report = row.parent().map(|link| {
             let cause = incident.message.clone();
-            (link, super::subflow::child_stopped(flow.as_str(), row.id, &row.current_state, InstanceStatus::Faulted, Some(&cause)))
+            (link, super::writes::child_stopped(flow.as_str(), row.id, &row.current_state, InstanceStatus::Faulted, Some(&cause)))
         });
         let records = Records { incidents: vec![incident], events: vec![event], ..Records::default() };
         store::apply(&mut tx, flow, WriteMode::Update, &write, &records).await.map_err(retryable)?;
@@ -247,5 +257,129 @@ impl Engine {
         }
         tx.commit().await.map_err(retryable)?;
         Ok(TriggerOutcome::Applied)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::{json, Value};
+
+    use super::*;
+
+    fn request(origin: TriggerOrigin, job_id: Uuid, armed_state: Option<&str>) -> TriggerRequest {
+        TriggerRequest {
+            domain: "demo".into(),
+            flow: "order".into(),
+            instance_id: Uuid::now_v7(),
+            transition: "tick".into(),
+            origin,
+            armed_state: armed_state.map(str::to_string),
+            body: Value::Null,
+            job_id,
+            attempt: 1,
+        }
+    }
+
+    fn found(status: InstanceStatus) -> Found<'static> {
+        Found { status, state: "review", parked: false, parked_on: None, lease_token: None, lease_until: None, lease_job_id: None }
+    }
+
+    fn decide_with(req: &TriggerRequest, body: Value, found: &Found<'_>) -> Decision {
+        decide(req, &JobBody::from_value(&body), found, Utc::now())
+    }
+
+    #[test]
+    fn a_timer_is_stale_once_its_state_was_left_and_waits_for_a_busy_instance() {
+        let job = Uuid::now_v7();
+        let here = request(TriggerOrigin::Timer, job, Some("review"));
+        let elsewhere = request(TriggerOrigin::Timer, job, Some("draft"));
+        assert!(matches!(decide_with(&elsewhere, Value::Null, &found(InstanceStatus::Active)), Decision::Stale));
+        assert!(matches!(decide_with(&here, Value::Null, &found(InstanceStatus::Completed)), Decision::Stale));
+        assert!(matches!(decide_with(&here, Value::Null, &found(InstanceStatus::Busy)), Decision::Busy));
+        match decide_with(&here, Value::Null, &found(InstanceStatus::Active)) {
+            Decision::Run { origin, first, attempt, .. } => {
+                assert_eq!(origin, Origin::Timer);
+                assert_eq!(first, First::Named { key: "tick".into(), caller: Caller::System });
+                assert_eq!(attempt, 1);
+            }
+            other => panic!("expected a run, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn the_workflow_timeout_passes_a_parked_parent_but_not_a_run_in_flight() {
+        let req = request(TriggerOrigin::Timeout, Uuid::now_v7(), None);
+        let parked = Found { parked: true, parked_on: Some(Uuid::now_v7()), ..found(InstanceStatus::Busy) };
+        assert!(matches!(decide_with(&req, Value::Null, &parked), Decision::Run { origin: Origin::Timeout, first: First::Timeout, .. }));
+        assert!(matches!(decide_with(&req, Value::Null, &found(InstanceStatus::Busy)), Decision::Busy));
+        assert!(matches!(decide_with(&req, Value::Null, &found(InstanceStatus::Faulted)), Decision::Stale));
+    }
+
+    #[test]
+    fn an_async_job_runs_on_the_instance_it_holds_with_its_request_and_attempt() {
+        let job = Uuid::now_v7();
+        let req = request(TriggerOrigin::Retry, job, None);
+        let body = json!({"attempt": 3, "attributes": {"a": 1}, "first": {"kind": "named", "transition": "approve", "caller": "client"}});
+        let held = Found { lease_job_id: Some(job), lease_token: Some(Uuid::new_v4()), ..found(InstanceStatus::Busy) };
+        match decide_with(&req, body.clone(), &held) {
+            Decision::Run { origin, first, req, attempt } => {
+                assert_eq!(origin, Origin::Retry);
+                assert_eq!(first, First::Named { key: "approve".into(), caller: Caller::Client });
+                assert_eq!(req.body, json!({"a": 1}));
+                assert_eq!(attempt, 3);
+            }
+            other => panic!("expected a run, got {other:?}"),
+        }
+        let other_job = Found { lease_job_id: Some(Uuid::now_v7()), ..held };
+        assert!(matches!(decide_with(&req, body, &other_job), Decision::Busy));
+    }
+
+    #[test]
+    fn a_resume_runs_only_while_the_parent_waits_for_that_child() {
+        let correlation = Uuid::now_v7();
+        let req = request(TriggerOrigin::Async, Uuid::now_v7(), None);
+        let body = json!({"first": {"kind": "resume", "correlation": correlation}});
+        let waiting = Found { parked: true, parked_on: Some(correlation), ..found(InstanceStatus::Busy) };
+        assert!(matches!(
+            decide_with(&req, body.clone(), &waiting),
+            Decision::Run { origin: Origin::Async, first: First::Resume { .. }, .. }
+        ));
+        let moved_on = Found { parked_on: Some(Uuid::now_v7()), ..waiting.clone() };
+        assert!(matches!(decide_with(&req, body.clone(), &moved_on), Decision::Stale));
+        let leased = Found { parked: false, lease_token: Some(Uuid::new_v4()), ..waiting };
+        assert!(matches!(decide_with(&req, body, &leased), Decision::Busy));
+    }
+
+    #[test]
+    fn lease_recovery_takes_over_only_its_own_expired_lease() {
+        let token = Uuid::new_v4();
+        let holder = Uuid::now_v7();
+        let req = request(TriggerOrigin::Lease, token, None);
+        let body = json!({"leaseToken": token});
+        let expired = Found {
+            lease_token: Some(token),
+            lease_until: Some(Utc::now() - chrono::Duration::seconds(1)),
+            lease_job_id: Some(holder),
+            ..found(InstanceStatus::Busy)
+        };
+        assert!(matches!(decide_with(&req, body.clone(), &expired), Decision::Recover { held: Some(h) } if h == holder));
+        let renewed = Found { lease_token: Some(Uuid::new_v4()), ..expired.clone() };
+        assert!(matches!(decide_with(&req, body.clone(), &renewed), Decision::Stale));
+        let running = Found { lease_until: Some(Utc::now() + chrono::Duration::minutes(1)), ..expired.clone() };
+        assert!(matches!(decide_with(&req, body.clone(), &running), Decision::Stale));
+        let no_job = Found { lease_job_id: None, ..expired };
+        assert!(matches!(decide_with(&req, body, &no_job), Decision::Recover { held: None }));
+    }
+
+    #[test]
+    fn a_recovered_job_runs_again_as_it_would_have() {
+        let timer = HeldJob { kind: Some(JobKind::Timer), transition_key: "tick".into(), body: JobBody::default() };
+        assert_eq!(rerun(&timer).0, First::Named { key: "tick".into(), caller: Caller::System });
+        let timeout = HeldJob { kind: Some(JobKind::Timeout), transition_key: "$timeout".into(), body: JobBody::default() };
+        assert_eq!(rerun(&timeout).0, First::Timeout);
+        let body = JobBody::from_value(&json!({"attempt": 2, "first": {"kind": "start"}, "attributes": {"x": true}}));
+        let retry = HeldJob { kind: Some(JobKind::Retry), transition_key: "go".into(), body };
+        let (first, req, attempt) = rerun(&retry);
+        assert_eq!((first, req.body, attempt), (First::Start, json!({"x": true}), 2));
     }
 }

@@ -4,7 +4,6 @@
 //! These are reads: they never compile scripts. A rule-based view binding is
 //! answered with its `default` view (rules need the pipeline's script host).
 
-use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::{Value, json};
 use sqlx::PgPool;
@@ -13,6 +12,7 @@ use vnext_core::machine;
 use vnext_core::model::{Component, ComponentKind, Reference, Transition, ViewBinding, ViewRef, Workflow};
 use vnext_core::version::VersionSelector;
 use vnext_init::components;
+use vnext_init::queue::{self, JobKind};
 
 use super::FlowScope;
 use crate::engine::{InstanceSnapshot, InstanceStatus};
@@ -135,14 +135,6 @@ pub fn find_transition<'w>(workflow: &'w Workflow, key: &str) -> Option<&'w Tran
         .find(|t| t.key == key)
 }
 
-/// A job armed for an instance (timer or workflow timeout).
-#[derive(Debug, sqlx::FromRow)]
-struct ArmedJob {
-    kind: String,
-    transition_key: String,
-    due_at: DateTime<Utc>,
-}
-
 /// Base path of an instance's endpoints.
 pub fn instance_href(scope: &FlowScope, id: Uuid) -> String {
     format!("/api/v1/{}/workflows/{}/instances/{id}", scope.domain, scope.flow)
@@ -183,19 +175,10 @@ pub async fn state_function(scope: &FlowScope, instance: &InstanceSnapshot) -> R
         transitions.push(entry);
     }
     // Armed timers: the jobs table lives in sys_queues of the same database.
-    let jobs: Vec<ArmedJob> = sqlx::query_as(
-        "SELECT kind, transition_key, due_at FROM sys_queues.jobs
-          WHERE instance_id = $1 AND flow = ANY($2) AND kind IN ('timer', 'timeout')
-            AND status IN ('pending', 'running')
-          ORDER BY due_at",
-    )
-    .bind(instance.id)
-    .bind(vec![scope.flow.as_str().to_string(), scope.flow.ident().to_string()])
-    .fetch_all(&scope.pool)
-    .await
-    .map_err(ApiError::database)?;
+    let flows = [scope.flow.as_str().to_string(), scope.flow.ident().to_string()];
+    let jobs = queue::armed_timers(&scope.pool, instance.id, &flows).await.map_err(ApiError::database)?;
     for job in jobs {
-        let kind = if job.kind == "timeout" { TransitionKind::Timeout } else { TransitionKind::Scheduled };
+        let kind = if job.kind == JobKind::Timeout { TransitionKind::Timeout } else { TransitionKind::Scheduled };
         transitions.push(json!({ "name": job.transition_key, "kind": kind, "executeAtUtc": job.due_at }));
     }
     let state_view = workflow.state(&instance.current_state).and_then(|s| s.view.as_ref()).and_then(view_ref);

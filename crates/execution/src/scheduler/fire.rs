@@ -15,12 +15,11 @@ use std::panic::AssertUnwindSafe;
 use chrono::{DateTime, Utc};
 use futures::FutureExt;
 use rand::Rng;
-use serde_json::Value;
 use vnext_core::ident::DomainName;
-use vnext_core::traits::{TransitionTrigger, TriggerOutcome, TriggerRequest};
+use vnext_core::traits::{TransitionTrigger, TriggerOutcome};
+use vnext_init::queue::{ClaimedJob, Settlement};
 
 use super::SchedulerConfig;
-use super::store::{ClaimedJob, Settlement};
 
 /// What became of one fired job.
 #[derive(Debug, Clone, PartialEq)]
@@ -50,17 +49,7 @@ pub async fn fire(
         let error = format!("gave up after {} attempts", job.attempts - 1);
         return (Settled::Failed { error: error.clone() }, Settlement::Failed { id, error });
     }
-    let request = TriggerRequest {
-        domain: domain.to_string(),
-        flow: job.flow.clone(),
-        instance_id: job.instance_id,
-        transition: job.transition_key.clone(),
-        origin: job.origin(),
-        armed_state: job.armed_state.clone(),
-        body: job.body.clone().unwrap_or(Value::Null),
-        job_id: job.id,
-        attempt: job.attempts,
-    };
+    let request = job.trigger_request(domain.as_str());
     let answer = tokio::time::timeout(
         config.trigger_timeout,
         AssertUnwindSafe(trigger.trigger(request)).catch_unwind(),

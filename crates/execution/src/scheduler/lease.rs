@@ -3,35 +3,19 @@
 //! A transition that runs external I/O marks its instance busy (`B`) with a
 //! lease, commits, does the I/O, then commits the outcome. When the process
 //! dies in between, the lease runs out with nobody to finish it. This scan finds
-//! such instances in every flow schema of a domain and enqueues one `lease` job
-//! per lease; the trigger then resumes the transition (job-origin transitions are
-//! re-run) or faults the instance with an incident.
-//!
-//! The job's id is the lease token, so scanning again (here or in another
-//! scheduler) never enqueues a second job for the same lease. If the job was
-//! settled but the very same lease is still expired a while later, the job is
-//! armed again rather than leaving the instance stuck.
+//! such instances in every flow schema of a domain; the worker enqueues one
+//! `lease` job per lease ([`vnext_init::queue::enqueue_lease_recovery`], which
+//! says how a lease gets exactly one job); the trigger then resumes the
+//! transition (job-origin transitions are re-run) or faults the instance with
+//! an incident.
 
-use chrono::{DateTime, Duration, Utc};
-use serde_json::json;
-use sqlx::{PgConnection, PgExecutor, QueryBuilder, Row};
-use uuid::Uuid;
+use chrono::{DateTime, Utc};
+use sqlx::{PgConnection, QueryBuilder, Row};
 use vnext_core::ident::{quote, to_identifier};
+pub use vnext_init::queue::ExpiredLease;
 
 /// Flow schemas read per query.
 const SCHEMAS_PER_QUERY: usize = 50;
-
-/// An instance whose lease ran out.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ExpiredLease {
-    pub flow: String,
-    pub instance_id: Uuid,
-    pub state: String,
-    pub token: Option<Uuid>,
-    pub transition: Option<String>,
-    pub job_id: Option<Uuid>,
-    pub until: DateTime<Utc>,
-}
 
 /// Finds expired leases in every registered flow schema of the connection's domain.
 /// A schema that cannot be read is logged and skipped.
@@ -89,60 +73,4 @@ pub async fn find_expired(conn: &mut PgConnection, now: DateTime<Utc>) -> Result
         }
     }
     Ok(found)
-}
-
-/// Enqueues one `lease` job per expired lease, due at `now`. Returns how many
-/// jobs were created or re-armed.
-///
-/// A job already settled for the same lease is re-armed only once it has been
-/// finished for longer than `rearm_after`.
-///
-/// # Errors
-/// The database error.
-pub async fn enqueue_recovery(
-    db: impl PgExecutor<'_>,
-    leases: &[ExpiredLease],
-    now: DateTime<Utc>,
-    rearm_after: Duration,
-) -> Result<u64, sqlx::Error> {
-    if leases.is_empty() {
-        return Ok(0);
-    }
-    let mut ids = Vec::with_capacity(leases.len());
-    let mut flows = Vec::with_capacity(leases.len());
-    let mut instances = Vec::with_capacity(leases.len());
-    let mut transitions = Vec::with_capacity(leases.len());
-    let mut states = Vec::with_capacity(leases.len());
-    let mut bodies = Vec::with_capacity(leases.len());
-    for l in leases {
-        // One job per lease; an instance without a token gets one per instance.
-        ids.push(l.token.unwrap_or(l.instance_id));
-        flows.push(l.flow.clone());
-        instances.push(l.instance_id);
-        transitions.push(l.transition.clone().unwrap_or_default());
-        states.push(l.state.clone());
-        bodies.push(json!({"leaseToken": l.token, "leaseJobId": l.job_id, "leaseUntil": l.until}));
-    }
-    let done = sqlx::query(
-        "INSERT INTO sys_queues.jobs AS j (id, kind, flow, instance_id, transition_key, armed_state, body, due_at)
-         SELECT id, 'lease', flow, instance_id, transition_key, armed_state, body, $7
-           FROM unnest($1::uuid[], $2::text[], $3::uuid[], $4::text[], $5::text[], $6::jsonb[])
-                AS t(id, flow, instance_id, transition_key, armed_state, body)
-         ON CONFLICT (id) DO UPDATE
-            SET status = 'pending', due_at = EXCLUDED.due_at, locked_by = NULL, locked_until = NULL,
-                finished_at = NULL, attempts = 0,
-                last_error = 'lease still expired after this job was settled; armed again'
-          WHERE j.kind = 'lease' AND j.status IN ('done', 'failed', 'cancelled') AND j.finished_at < $8",
-    )
-    .bind(&ids)
-    .bind(&flows)
-    .bind(&instances)
-    .bind(&transitions)
-    .bind(&states)
-    .bind(&bodies)
-    .bind(now)
-    .bind(now - rearm_after)
-    .execute(db)
-    .await?;
-    Ok(done.rows_affected())
 }

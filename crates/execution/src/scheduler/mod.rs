@@ -22,7 +22,7 @@
 mod fire;
 pub mod lease;
 mod source;
-pub mod store;
+mod upkeep;
 mod worker;
 
 use std::sync::Arc;
@@ -36,8 +36,9 @@ use vnext_core::ident::DomainName;
 use vnext_core::retry::{Backoff, RetryPolicy};
 use vnext_core::traits::TransitionTrigger;
 use vnext_init::config::Config;
+use vnext_init::queue;
 
-use crate::clock::{Clock, SystemClock};
+use vnext_core::clock::{Clock, SystemClock};
 pub use fire::{Settled, backoff, busy_delay, busy_streak};
 pub use worker::APPLICATION_NAME;
 pub use source::{DomainSource, SourceError, StaticDomains};
@@ -297,22 +298,22 @@ impl Scheduler {
             .map_err(|source| SchedulerError::Pool { domain: domain.to_string(), source })?;
         let mut conn = pool.acquire().await.map_err(db("connecting"))?;
         let mut report =
-            TickReport { leases_enqueued: worker::recover_leases(shared, domain, &mut conn).await?, ..TickReport::default() };
+            TickReport { leases_enqueued: upkeep::recover_leases(shared, domain, &mut conn).await?, ..TickReport::default() };
         let batch = shared.config.batch_size as usize;
         loop {
             let now = shared.clock.now();
-            let claim = store::claim(&mut *conn, now, batch as i64, &shared.config.worker_id, now + lock(&shared.config))
+            let claim = queue::claim(&mut *conn, now, batch as i64, &shared.config.worker_id, now + lock(&shared.config))
                 .await
                 .map_err(db("claiming jobs"))?;
             let claimed = claim.jobs.len();
             report.claimed += claimed;
-            let fired: Vec<(Settled, store::Settlement)> = futures::stream::iter(claim.jobs)
+            let fired: Vec<(Settled, queue::Settlement)> = futures::stream::iter(claim.jobs)
                 .map(|job| fire::fire(&*shared.trigger, domain, job, || shared.clock.now(), &shared.config))
                 .buffer_unordered(shared.config.concurrency.max(1))
                 .collect()
                 .await;
-            let (settled, settlements): (Vec<Settled>, Vec<store::Settlement>) = fired.into_iter().unzip();
-            match store::settle(&mut *conn, &shared.config.worker_id, &settlements).await {
+            let (settled, settlements): (Vec<Settled>, Vec<queue::Settlement>) = fired.into_iter().unzip();
+            match queue::settle(&mut *conn, &shared.config.worker_id, &settlements).await {
                 Ok(_) => settled.iter().for_each(|s| report.add(s)),
                 Err(e) => {
                     tracing::warn!(domain = %domain, error = %e, "cannot record fired jobs; their locks expire and they run again");
@@ -340,7 +341,7 @@ impl Scheduler {
             .acquire()
             .await
             .map_err(|source| SchedulerError::Db { domain: domain.to_string(), context: "connecting", source })?;
-        worker::recover_leases(&self.shared, domain, &mut conn).await
+        upkeep::recover_leases(&self.shared, domain, &mut conn).await
     }
 
     /// Serves every domain of the source until `shutdown` fires, then lets

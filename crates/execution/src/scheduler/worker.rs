@@ -37,10 +37,10 @@ use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use vnext_core::ident::DomainName;
-use vnext_init::queues::JOBS_CHANNEL;
+use vnext_init::queue::{self, ClaimedJob, Settlement, JOBS_CHANNEL};
 
-use super::store::{self, ClaimedJob, Settlement};
-use super::{SchedulerError, Shared, SourceError, fire, lease, lock};
+use super::upkeep::{purge, recover_leases};
+use super::{Shared, SourceError, fire, lock};
 
 /// `application_name` of every connection the scheduler opens itself, so they
 /// can be told apart in `pg_stat_activity`.
@@ -58,8 +58,6 @@ const FLUSH_DELAY: Duration = Duration::from_millis(20);
 /// After a failed attempt to listen, the domain is polled this long before
 /// listening is tried again.
 const LISTEN_RETRY: Duration = Duration::from_secs(10);
-/// Deleted per statement when purging finished jobs.
-const PURGE_BATCH: i64 = 5_000;
 /// Jobs a runner fires before it queues for its permit again.
 const RUNNER_TURN: usize = 16;
 
@@ -292,7 +290,7 @@ impl Worker {
         let config = &shared.config;
         let conn = link.conn().await?;
         if !self.unsettled.is_empty() {
-            store::settle(&mut *conn, &config.worker_id, &self.unsettled).await?;
+            queue::settle(&mut *conn, &config.worker_id, &self.unsettled).await?;
             self.unsettled.clear();
             self.flush_at = None;
         }
@@ -313,7 +311,7 @@ impl Worker {
         let limit = self.room();
         let clock_now = shared.clock.now();
         let claimed =
-            store::claim(&mut *conn, clock_now, limit as i64, &config.worker_id, clock_now + lock(config)).await?;
+            queue::claim(&mut *conn, clock_now, limit as i64, &config.worker_id, clock_now + lock(config)).await?;
         self.more_due = claimed.jobs.len() >= limit;
         if !claimed.jobs.is_empty() {
             self.last_active = now;
@@ -597,48 +595,4 @@ async fn pause(stop: &CancellationToken, d: Duration) {
         () = stop.cancelled() => {}
         () = tokio::time::sleep(d) => {}
     }
-}
-
-/// Deletes jobs finished longer than the retention ago, in bounded batches.
-async fn purge(shared: &Shared, domain: &DomainName, conn: &mut PgConnection) {
-    let Ok(retention) = chrono::Duration::from_std(shared.config.retention) else { return };
-    let before = shared.clock.now() - retention;
-    let mut total = 0;
-    loop {
-        match store::purge_finished(&mut *conn, before, PURGE_BATCH).await {
-            Ok(n) => {
-                total += n;
-                if n < PURGE_BATCH as u64 {
-                    break;
-                }
-            }
-            Err(e) => {
-                tracing::warn!(domain = %domain, error = %e, "cannot purge finished jobs");
-                break;
-            }
-        }
-    }
-    if total > 0 {
-        tracing::info!(domain = %domain, jobs = total, "finished jobs past retention deleted");
-    }
-}
-
-/// Scans for expired leases and enqueues their recovery jobs.
-pub(crate) async fn recover_leases(
-    shared: &Shared,
-    domain: &DomainName,
-    conn: &mut PgConnection,
-) -> Result<u64, SchedulerError> {
-    let now = shared.clock.now();
-    let db = |context| move |source| SchedulerError::Db { domain: domain.to_string(), context, source };
-    let expired = lease::find_expired(&mut *conn, now).await.map_err(db("scanning for expired leases"))?;
-    if expired.is_empty() {
-        return Ok(0);
-    }
-    let rearm = chrono::Duration::from_std(shared.config.lease_rearm_after).unwrap_or(chrono::Duration::minutes(1));
-    let n = lease::enqueue_recovery(&mut *conn, &expired, now, rearm).await.map_err(db("enqueueing lease recovery"))?;
-    if n > 0 {
-        tracing::info!(domain = %domain, jobs = n, "expired leases found; recovery jobs enqueued");
-    }
-    Ok(n)
 }

@@ -18,7 +18,7 @@ use vnext_core::ident::DomainName;
 use vnext_execution::scheduler::{APPLICATION_NAME, StaticDomains};
 use vnext_execution::{Scheduler, SchedulerConfig};
 use vnext_init::config::Config;
-use vnext_init::queues::{self, JobKind, NewJob};
+use vnext_init::queue::{self as queues, JobKind, NewJob};
 
 use common::db::TestDomain;
 use common::trigger::RecordingTrigger;

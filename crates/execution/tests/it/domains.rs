@@ -14,7 +14,7 @@ use vnext_core::ident::DomainName;
 use vnext_core::traits::{TransitionTrigger, TriggerError, TriggerOutcome, TriggerRequest};
 use vnext_execution::{Scheduler, SchedulerConfig};
 use vnext_init::db::Databases;
-use vnext_init::queues::{self, JobKind, NewJob};
+use vnext_init::queue::{self as queues, JobKind, NewJob};
 
 use common::env::TestEnv;
 

@@ -18,7 +18,7 @@ use uuid::Uuid;
 use vnext_core::traits::TriggerRequest;
 use vnext_execution::scheduler::StaticDomains;
 use vnext_execution::{HttpClients, HttpTrigger, Scheduler, SchedulerConfig};
-use vnext_init::queues::{self, JobKind, NewJob};
+use vnext_init::queue::{self as queues, JobKind, NewJob};
 
 use common::db::TestDomain;
 

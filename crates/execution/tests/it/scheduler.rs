@@ -15,10 +15,10 @@ use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 use vnext_core::ident::FlowKey;
 use vnext_core::traits::{TriggerOrigin, TriggerOutcome};
-use vnext_execution::clock::{Clock, ManualClock};
+use vnext_core::clock::{Clock, ManualClock};
 use vnext_execution::scheduler::{StaticDomains, TickReport};
 use vnext_execution::{Scheduler, SchedulerConfig};
-use vnext_init::queues::{self, JobKind, NewJob};
+use vnext_init::queue::{self as queues, JobKind, NewJob};
 
 use common::db::TestDomain;
 use common::trigger::{RecordingTrigger, Scripted};
@@ -454,7 +454,7 @@ async fn purge_deletes_only_old_finished_jobs() {
             .await
             .unwrap();
     }
-    let deleted = vnext_execution::scheduler::store::purge_finished(&domain.pool, now - chrono::Duration::days(7), 1000)
+    let deleted = vnext_init::queue::purge_finished(&domain.pool, now - chrono::Duration::days(7), 1000)
         .await
         .unwrap();
     assert_eq!(deleted, 2);

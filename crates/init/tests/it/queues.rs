@@ -7,7 +7,7 @@ use common::TestEnv;
 use sqlx::postgres::PgListener;
 use uuid::Uuid;
 use vnext_init::provision::provision_domain;
-use vnext_init::queues::{self, JobKind, NewJob};
+use vnext_init::queue::{self as queues, JobKind, NewJob};
 
 fn job(kind: JobKind, instance_id: Uuid) -> NewJob {
     NewJob {

@@ -17,7 +17,7 @@ use std::time::Duration;
 use futures::future::BoxFuture;
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
-use vnext_app::engine::{Databases, Engine, EngineDeps, SystemClock};
+use vnext_app::engine::{Databases, Engine, EngineDeps, EngineSettings, SystemClock};
 use vnext_app::server::{Server, ServerConfig};
 use vnext_core::traits::{TaskError, TaskExecutor, TaskInvocation, TaskResponse};
 use vnext_init::config::Config;
@@ -74,6 +74,7 @@ impl TestApp {
             databases,
             executor: Arc::new(NoExecutor),
             clock: Arc::new(SystemClock),
+            settings: EngineSettings::from_config(&config),
         });
         let shutdown = CancellationToken::new();
         let (addr, serve) = Server::bind(ServerConfig {

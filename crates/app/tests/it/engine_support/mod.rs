@@ -10,7 +10,7 @@ use serde_json::{json, Map, Value};
 use sqlx::{AssertSqlSafe, Connection, PgConnection, PgPool};
 use uuid::Uuid;
 use vnext_app::engine::{
-    Engine, EngineDeps, InstanceRef, InstanceSnapshot, Outcome, StartRequest, SystemClock, TransitionRequest,
+    Engine, EngineDeps, EngineSettings, InstanceRef, InstanceSnapshot, Outcome, StartRequest, SystemClock, TransitionRequest,
 };
 use vnext_core::ident::{DomainName, FlowKey};
 use vnext_init::config::Config;
@@ -61,6 +61,7 @@ impl TestEnv {
             databases: dbs.clone(),
             executor: Arc::new(executor.clone()),
             clock: Arc::new(SystemClock),
+            settings: EngineSettings::from_config(&config),
         });
         TestEnv { prefix, config, dbs, engine, executor, domain, pool, admin_url }
     }

@@ -1,9 +1,10 @@
-//! The scheduler's notion of "now", injectable so tests can move time.
+//! Where "now" comes from: one seam for the engine, the job scheduler and
+//! their tests.
 //!
-//! Due times are written by the app from its own clock, so the scheduler
-//! compares them with a clock of the same kind rather than with the database
-//! server's `now()`. The trait has the same shape as the app engine's clock, so
-//! one value can serve both in `vnext up`.
+//! The engine writes due times from its clock and the scheduler compares them
+//! with its own rather than with the database server's `now()`, so both must
+//! read the same kind of clock; in `vnext up` one value serves both. The rest
+//! of this crate takes times as arguments and never reads a clock itself.
 
 use std::sync::Mutex;
 
@@ -47,5 +48,21 @@ impl ManualClock {
 impl Clock for ManualClock {
     fn now(&self) -> DateTime<Utc> {
         *self.now.lock().expect("clock lock")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_manual_clock_moves_only_when_told() {
+        let start = DateTime::parse_from_rfc3339("2026-01-01T00:00:00Z").unwrap().with_timezone(&Utc);
+        let clock = ManualClock::new(start);
+        assert_eq!(clock.now(), start);
+        clock.advance(Duration::seconds(90));
+        assert_eq!(clock.now(), start + Duration::seconds(90));
+        clock.set(start);
+        assert_eq!(clock.now(), start);
     }
 }

@@ -20,65 +20,23 @@
 
 use serde_json::{json, Map, Value};
 use uuid::Uuid;
-use vnext_core::ident::FlowKey;
+use vnext_core::ident::{DomainName, FlowKey};
 use vnext_core::machine;
 use vnext_core::merge::deep_merge;
 use vnext_core::model::{Reference, SubFlow, TriggerType};
 use vnext_core::script::ResponseContext;
-use vnext_core::version::{bump, INITIAL_DATA_VERSION};
-use vnext_init::queues::{JobKind, NewJob};
 
-use super::commit::{Pending, SubflowWrites};
-use super::context::{HopView, RequestData};
-use super::definitions::CompiledFlow;
-use super::requests::{async_job, ensure_schema, job_body};
-use super::run::{script_error, Failure, First, Hold, Origin, Run, RunSpec};
-use super::{EngineError, InstanceStatus};
-use crate::store::{correlations, CorrelationRow, IncidentRow, InstanceRow, Lease, NewInstance, ParentLink, Records, TransitionRow, WriteMode};
-
-/// The key the resume of a parked parent is recorded under in its history.
-pub const RESUME_KEY: &str = "$subflow";
+use crate::engine::context::{HopView, RequestData};
+use crate::engine::definitions::CompiledFlow;
+use crate::engine::error::script_error;
+use super::{Failure, First, Hold, Origin, Run};
+use crate::engine::writes::{async_job, child_stopped, Pending, SubflowWrites, RESUME_KEY};
+use crate::engine::{EngineError, InstanceStatus};
+use crate::store::{correlations, CorrelationRow, InstanceRow, Lease, NewInstance, ParentLink, Records, TransitionRow, WriteMode};
 
 /// Subflow levels started inline within one request; deeper children start
 /// through a job (one commit each) instead.
 pub const MAX_INLINE_DEPTH: u32 = 8;
-
-/// The job that resumes a parked parent once its child completed.
-pub(crate) fn resume_job(link: &ParentLink, now: chrono::DateTime<chrono::Utc>) -> NewJob {
-    NewJob {
-        id: Uuid::now_v7(),
-        kind: JobKind::Async,
-        flow: link.flow.clone(),
-        instance_id: link.instance_id,
-        transition_key: RESUME_KEY.to_string(),
-        armed_state: None,
-        body: Some(json!({"first": First::Resume { correlation: link.correlation_id }.to_value()})),
-        due_at: now,
-    }
-}
-
-/// The incident a parked parent gets when its child stops without completing.
-pub(crate) fn child_stopped(child_flow: &str, child: Uuid, state: &str, status: InstanceStatus, cause: Option<&str>) -> IncidentRow {
-    let (code, what) = match status {
-        InstanceStatus::Faulted => ("SubFlow:faulted", "faulted"),
-        _ => ("SubFlow:canceled", "was canceled"),
-    };
-    IncidentRow {
-        id: Uuid::now_v7(),
-        state: None,
-        transition_key: None,
-        task_key: None,
-        error_code: code.to_string(),
-        message: format!(
-            "subflow `{child_flow}` instance {child} {what} in state `{state}`{}",
-            cause.map(|c| format!(": {c}")).unwrap_or_default()
-        ),
-        status_code: None,
-        boundary_action: None,
-        retry_count: 0,
-        request: Some(json!({"child": {"flow": child_flow, "id": child}})),
-    }
-}
 
 /// `(key, version selector, domain)` of the workflow a subflow names.
 fn process_ref(r: &Reference) -> (String, String, String) {
@@ -91,6 +49,27 @@ fn process_ref(r: &Reference) -> (String, String, String) {
     }
 }
 
+/// The workflow (and version selector) a SubFlow state starts, checked
+/// without I/O: only `S` subflows, in the parent's own domain.
+fn subflow_target(sf: &SubFlow, state: &str, path: &str, domain: &DomainName) -> Result<(FlowKey, Option<String>), Failure> {
+    if sf.flow_type != "S" {
+        return Err(unsupported(format!(
+            "state `{state}` ({path}) has a subflow of type `{}`; a state starts only `S` subflows (SubProcesses are started by the SubProcess task)",
+            sf.flow_type
+        )));
+    }
+    let (key, selector, other) = process_ref(&sf.process);
+    if !other.is_empty() && other != domain.as_str() {
+        return Err(unsupported(format!(
+            "cross-domain subflows are not supported yet: state `{state}` ({path}) starts `{key}` in domain `{other}` from domain `{domain}`"
+        )));
+    }
+    let child_flow = FlowKey::new(&key).map_err(|e| EngineError::Definition {
+        message: format!("state `{state}` ({path}) names subflow `{key}`, which is not a workflow key: {e}"),
+    })?;
+    Ok((child_flow, (!selector.is_empty()).then_some(selector)))
+}
+
 fn unsupported(message: String) -> Failure {
     Failure::Abort(EngineError::Unsupported { message })
 }
@@ -101,23 +80,8 @@ impl Run {
     /// resumed (the chain goes on); false when the parent is parked.
     pub(crate) async fn enter_subflow(&mut self, def: &CompiledFlow, sf: &SubFlow, path: &str) -> Result<bool, Failure> {
         let state = self.w.state.clone();
-        if sf.flow_type != "S" {
-            return Err(unsupported(format!(
-                "state `{state}` ({path}) has a subflow of type `{}`; a state starts only `S` subflows (SubProcesses are started by the SubProcess task)",
-                sf.flow_type
-            )));
-        }
-        let (key, selector, domain) = process_ref(&sf.process);
-        if !domain.is_empty() && domain != self.domain.as_str() {
-            return Err(unsupported(format!(
-                "cross-domain subflows are not supported yet: state `{state}` ({path}) starts `{key}` in domain `{domain}` from domain `{}`",
-                self.domain
-            )));
-        }
-        let child_flow = FlowKey::new(&key).map_err(|e| EngineError::Definition {
-            message: format!("state `{state}` ({path}) names subflow `{key}`, which is not a workflow key: {e}"),
-        })?;
-        let selector = (!selector.is_empty()).then_some(selector);
+        let (child_flow, selector) = subflow_target(sf, &state, path, &self.domain)?;
+        let key = child_flow.to_string();
         // On the run's own transaction when it holds one: a second pooled
         // connection per run could starve the pool under load.
         let selected = match &mut self.hold {
@@ -141,7 +105,7 @@ impl Run {
             }
             Err(e) => return Err(e.into()),
         };
-        ensure_schema(&self.eng, &self.pool, &self.domain, &child_flow).await?;
+        self.eng.ensure_schema(&self.pool, &self.domain, &child_flow).await?;
 
         let body = match def.script(&format!("{path}/mapping")) {
             Some(m) if m.has_function("input") => {
@@ -165,21 +129,7 @@ impl Run {
             outcome: None,
         };
         let nested = if self.depth < MAX_INLINE_DEPTH {
-            let mut child = Run::new(RunSpec {
-                eng: self.eng.clone(),
-                domain: self.domain.clone(),
-                flow: child_flow.clone(),
-                def: child_def.clone(),
-                pool: self.pool.clone(),
-                hold: Hold::Nested,
-                row: row.clone(),
-                fresh: true,
-                req: RequestData::new(body.clone(), Map::new(), Map::new()),
-                origin: Origin::Subflow,
-                first: First::Start,
-                job_id: None,
-            });
-            child.depth = self.depth + 1;
+            let child = self.nested(child_flow.clone(), child_def.clone(), row.clone(), RequestData::new(body.clone(), Map::new(), Map::new()));
             Box::pin(child.run_nested()).await?
         } else {
             None
@@ -228,10 +178,9 @@ impl Run {
     fn child_start_job(&self, row: InstanceRow, child_def: &CompiledFlow, child_flow: &FlowKey, body: Value) -> Pending {
         let job_id = Uuid::now_v7();
         let start_key = child_def.workflow.start_transition.key.clone();
-        let lease_secs = self.eng.databases.config().runtime.lease_seconds as i64;
-        let lease = Lease { token: Uuid::new_v4(), until: self.now + chrono::Duration::seconds(lease_secs), transition: start_key.clone(), job_id: Some(job_id) };
+        let lease = Lease { token: Uuid::new_v4(), until: self.now + self.eng.settings.lease, transition: start_key.clone(), job_id: Some(job_id) };
         let req = RequestData::new(body, Map::new(), Map::new());
-        let job = async_job(job_id, child_flow, row.id, &start_key, None, job_body(&req, &First::Start), self.now);
+        let job = async_job(child_flow, row.id, &start_key, &req.job_body(&First::Start), self.now).with_id(job_id);
         Pending {
             flow: child_flow.clone(),
             mode: WriteMode::Insert,
@@ -305,8 +254,7 @@ impl Run {
         let changed = self.w.data != before;
         if changed {
             let strategy = def.workflow.state(&state).map(|s| s.version_strategy).unwrap_or_default();
-            self.w.data_version = if self.w.data_version_no == 0 { INITIAL_DATA_VERSION.to_string() } else { bump(&self.w.data_version, strategy) };
-            self.w.data_version_no += 1;
+            self.w.next_data_version(strategy);
         }
         self.w.hops += 1;
         self.records.transitions.push(TransitionRow {
@@ -342,4 +290,37 @@ fn child_row(def: &CompiledFlow, link: &ParentLink, now: chrono::DateTime<chrono
         parent: Some(link.clone()),
         now,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn subflow(v: serde_json::Value) -> SubFlow {
+        serde_json::from_value(v).expect("a subflow")
+    }
+
+    fn reason(r: Result<(FlowKey, Option<String>), Failure>) -> String {
+        match r {
+            Err(Failure::Abort(e)) => e.to_string(),
+            Err(_) => "another failure".into(),
+            Ok((flow, _)) => format!("starts {flow}"),
+        }
+    }
+
+    #[test]
+    fn a_subflow_state_starts_a_workflow_of_its_own_domain() {
+        let demo = DomainName::new("demo").unwrap();
+        let same = subflow(json!({"type": "S", "process": {"key": "kyc", "domain": "demo", "version": "1.0.0", "flow": "sys-flows"}}));
+        let (flow, selector) = subflow_target(&same, "check", "/states/1", &demo).map_err(|_| ()).unwrap();
+        assert_eq!((flow.as_str(), selector.as_deref()), ("kyc", Some("1.0.0")));
+        let other = subflow(json!({"type": "S", "process": {"key": "kyc", "domain": "bank", "version": "", "flow": "sys-flows"}}));
+        assert!(reason(subflow_target(&other, "check", "/states/1", &demo)).contains("cross-domain"));
+        let process = subflow(json!({"type": "P", "process": {"key": "kyc", "domain": "demo", "version": "", "flow": "sys-flows"}}));
+        assert!(reason(subflow_target(&process, "check", "/states/1", &demo)).contains("of type `P`"));
+        let bad = subflow(json!({"type": "S", "process": {"key": "Not A Key", "domain": "", "version": "", "flow": "sys-flows"}}));
+        assert!(reason(subflow_target(&bad, "check", "/states/1", &demo)).contains("not a workflow key"));
+    }
 }

@@ -14,8 +14,9 @@ use vnext_core::model::{ErrorBoundary, TaskType};
 use vnext_core::script::ResponseContext;
 use vnext_core::traits::{TaskError, TaskInvocation, TaskResponse};
 
-use super::definitions::{CompiledEntry, CompiledFlow};
-use super::run::{script_error, Failure, Run};
+use crate::engine::definitions::{CompiledEntry, CompiledFlow};
+use crate::engine::error::script_error;
+use super::{Failure, Run};
 use crate::store::{TaskRunRow, TaskRunStatus};
 
 struct Prepared<'d> {
@@ -90,7 +91,7 @@ impl Run {
         let results = join_all(calls).await;
 
         let mut failure = None;
-        let redaction = &self.eng.databases.config().redaction;
+        let redaction = &self.eng.settings.redaction;
         for (p, (response, started_at, finished_at, ms)) in prepared.iter().zip(results) {
             let task = &p.entry.task;
             self.records.task_runs.push(TaskRunRow {
@@ -169,7 +170,7 @@ impl Run {
 
     fn task_incident(
         &self,
-        task: &super::definitions::TaskDef,
+        task: &crate::engine::definitions::TaskDef,
         error: &TaskError,
         response: &TaskResponse,
         reason: String,

@@ -1,109 +1,67 @@
 //! The end of a run: everything it decided, gathered as a [`Pending`] write
-//! and written in one go.
-//!
-//! A pending write is the instance row with its history, task runs, incidents
-//! and outbox events (one statement, [`store::apply`]), plus the jobs it arms
-//! or cancels, the correlations of subflows it started or left, and the
-//! pending writes of the children it started (written in the same
-//! transaction: a parent and a child started by it commit together).
+//! (see `writes`) and written in one go.
 
-use futures::future::BoxFuture;
 use serde::Serialize;
-use sqlx::PgConnection;
 use uuid::Uuid;
-use vnext_core::ident::{DomainName, FlowKey};
-use vnext_init::queues::{self, JobKind, NewJob};
+use vnext_init::queue::JobKind;
 
-use super::run::{Hold, Run};
-use super::{EngineError, InstanceSnapshot, InstanceStatus};
-use crate::store::{self, correlations, CorrelationRow, IncidentRow, InstanceRow, OutboxEvent, ParentLink, Records, RowChange, WriteMode};
+use super::{Hold, Run};
+use crate::engine::writes::{child_stopped, resume_job, Pending};
+use crate::engine::{EngineError, InstanceSnapshot, InstanceStatus};
+use crate::store::{self, OutboxEvent, Records, RowChange, WriteMode};
 
-/// Subflow work of a run that is not undone with a failed hop: the children it
-/// started (and their own pending writes) and the correlation rows to insert.
-#[derive(Default)]
-pub(crate) struct SubflowWrites {
-    pub children: Vec<Pending>,
-    pub correlations: Vec<CorrelationRow>,
+/// How a run's write leaves the instance, decided without I/O.
+#[derive(Debug, PartialEq)]
+struct Closing {
+    status: InstanceStatus,
+    has_incident: bool,
+    /// The instance's open incidents are resolved by this write.
+    resolve_incidents: bool,
+    /// Kinds of the instance's pending jobs this write cancels.
+    cancel: &'static [JobKind],
 }
 
-/// Everything one instance's run writes.
-pub(crate) struct Pending {
-    pub flow: FlowKey,
-    pub mode: WriteMode,
-    /// The instance row as this write leaves it.
-    pub row: InstanceRow,
-    pub records: Records,
-    pub cancel: &'static [JobKind],
-    pub arm: Vec<NewJob>,
-    pub sub: SubflowWrites,
-    /// Correlations of this instance to close, with their outcome.
-    pub close: Vec<(Uuid, &'static str)>,
-    /// A child that stopped without completing tells its parent (an incident);
-    /// a cancelled one also closes the correlation.
-    pub report: Option<(ParentLink, IncidentRow, Option<&'static str>)>,
-    /// Jobs for other instances to run right after the commit (a parent's resume).
-    pub followups: Vec<Uuid>,
-    /// The run ended with `cancel`.
-    pub canceled: bool,
+/// `status` is where the run ended, `parked` whether it rests parked on a
+/// subflow, `had_incident` the row's flag before the run, `child_incident`
+/// whether a child it started stopped, `left_timers` whether a hop left a
+/// state with timers.
+fn closing(status: InstanceStatus, parked: bool, had_incident: bool, child_incident: bool, left_timers: bool) -> Closing {
+    // A parked instance is busy until its child is done.
+    let status = if parked && status == InstanceStatus::Active { InstanceStatus::Busy } else { status };
+    // A parked parent keeps the incident of a child that stopped; it is
+    // resolved once the parent moves on.
+    let keep_incident = parked && (had_incident || child_incident);
+    let cancel: &'static [JobKind] = if status == InstanceStatus::Completed {
+        &[JobKind::Timer, JobKind::Timeout, JobKind::Retry]
+    } else if left_timers {
+        &[JobKind::Timer]
+    } else {
+        &[]
+    };
+    Closing {
+        status,
+        has_incident: status == InstanceStatus::Faulted || keep_incident,
+        resolve_incidents: had_incident && !keep_incident,
+        cancel,
+    }
 }
 
-impl Pending {
-    /// Only the instance statement: no transaction needed for a new row.
-    fn is_single_statement(&self) -> bool {
-        self.mode == WriteMode::Insert
-            && self.arm.is_empty()
-            && self.sub.children.is_empty()
-            && self.sub.correlations.is_empty()
-            && self.close.is_empty()
-            && self.report.is_none()
-    }
+/// What a subflow child that ends tells its parent.
+#[derive(Debug, PartialEq)]
+enum ParentNote {
+    /// It completed: a job resumes the parent.
+    Resume,
+    /// It stopped (faulted, or was canceled, which also closes the
+    /// correlation): the parent gets an incident.
+    Stopped { close: Option<&'static str> },
+}
 
-    /// Follow-up jobs of this write and of the children it carries.
-    pub fn all_followups(&self) -> Vec<Uuid> {
-        let mut out = self.followups.clone();
-        for c in &self.sub.children {
-            out.extend(c.all_followups());
-        }
-        out
-    }
-
-    pub fn snapshot(&self, domain: &DomainName) -> InstanceSnapshot {
-        self.row.snapshot(domain, &self.flow)
-    }
-
-    /// Writes it all on `conn` (inside the caller's transaction unless
-    /// [`Pending::is_single_statement`]). False when the instance statement
-    /// wrote nothing: an insert whose key is taken.
-    pub fn write<'c>(&'c self, conn: &'c mut PgConnection) -> BoxFuture<'c, Result<bool, sqlx::Error>> {
-        Box::pin(async move {
-            for child in &self.sub.children {
-                child.write(conn).await?;
-            }
-            if !store::apply(conn, &self.flow, self.mode, &self.row, &self.records).await? {
-                return Ok(false);
-            }
-            if !self.sub.correlations.is_empty() {
-                correlations::insert(conn, &self.flow, &self.sub.correlations, self.row.modified_at).await?;
-            }
-            for (id, outcome) in &self.close {
-                correlations::close(conn, &self.flow, *id, outcome, self.row.modified_at).await?;
-            }
-            if let Some((link, incident, close)) = &self.report
-                && let Ok(parent_flow) = FlowKey::new(&link.flow)
-            {
-                correlations::report_to_parent(conn, &parent_flow, link.instance_id, link.correlation_id, incident, self.row.modified_at).await?;
-                if let Some(outcome) = close {
-                    correlations::close(conn, &parent_flow, link.correlation_id, outcome, self.row.modified_at).await?;
-                }
-            }
-            if !self.cancel.is_empty() && self.mode == WriteMode::Update {
-                queues::cancel_for_instance(conn, self.flow.as_str(), self.row.id, self.cancel).await?;
-            }
-            for job in &self.arm {
-                queues::enqueue(conn, job).await?;
-            }
-            Ok(true)
-        })
+fn tell_parent(status: InstanceStatus, canceled: bool) -> Option<ParentNote> {
+    match status {
+        InstanceStatus::Completed if !canceled => Some(ParentNote::Resume),
+        InstanceStatus::Completed => Some(ParentNote::Stopped { close: Some("canceled") }),
+        InstanceStatus::Faulted => Some(ParentNote::Stopped { close: None }),
+        _ => None,
     }
 }
 
@@ -119,26 +77,13 @@ impl Run {
             last.final_snap = true;
         }
         let parked = self.w.parked;
-        let mut status = self.w.status;
-        if parked.is_some() && status == InstanceStatus::Active {
-            status = InstanceStatus::Busy;
-        }
-        let faulted = status == InstanceStatus::Faulted;
-        // A parked parent keeps the incident of a child that stopped; it is
-        // resolved once the parent moves on.
-        let keep_incident = parked.is_some() && (self.row.has_incident || self.w.child_incident);
-        self.records.resolve_incidents = self.row.has_incident && !keep_incident;
+        let close = closing(self.w.status, parked.is_some(), self.row.has_incident, self.w.child_incident, self.w.cancel_timers);
+        let status = close.status;
+        self.records.resolve_incidents = close.resolve_incidents;
         let mut arm = std::mem::take(&mut self.w.arm);
         if self.arm_timeout && (status == InstanceStatus::Active || parked.is_some()) {
             arm.extend(self.timeout_job()?);
         }
-        let cancel: &'static [JobKind] = if status == InstanceStatus::Completed {
-            &[JobKind::Timer, JobKind::Timeout, JobKind::Retry]
-        } else if self.w.cancel_timers {
-            &[JobKind::Timer]
-        } else {
-            &[]
-        };
         // A new row is inserted unless a lease already wrote it (I/O on a start).
         let mode = if matches!(self.hold, Hold::Fresh | Hold::Nested) { WriteMode::Insert } else { WriteMode::Update };
         let now = self.now;
@@ -151,19 +96,18 @@ impl Run {
         if let Some(link) = self.row.parent()
             && !matches!(self.hold, Hold::Nested)
         {
-            match status {
-                InstanceStatus::Completed if !self.w.canceled => {
-                    let job = super::subflow::resume_job(&link, self.now);
+            match tell_parent(status, self.w.canceled) {
+                Some(ParentNote::Resume) => {
+                    let job = resume_job(&link, self.now);
                     followups.push(job.id);
                     arm.push(job);
                 }
-                InstanceStatus::Completed | InstanceStatus::Faulted => {
+                Some(ParentNote::Stopped { close }) => {
                     let cause = self.records.incidents.last().map(|i| i.message.clone());
-                    let incident = super::subflow::child_stopped(self.flow.as_str(), self.row.id, &self.w.state, status, cause.as_deref());
-                    let close = (status == InstanceStatus::Completed).then_some("canceled");
+                    let incident = child_stopped(self.flow.as_str(), self.row.id, &self.w.state, status, cause.as_deref());
                     report = Some((link.clone(), incident, close));
                 }
-                _ => {}
+                None => {}
             }
         }
 
@@ -179,7 +123,7 @@ impl Run {
                     data: std::mem::take(&mut self.w.data),
                     data_version: self.w.data_version.clone(),
                     data_version_no: self.w.data_version_no,
-                    has_incident: faulted || keep_incident,
+                    has_incident: close.has_incident,
                     completed_at: self.w.completed_at,
                     lease: self.retry_lease.clone(),
                     parked_on: parked,
@@ -187,7 +131,7 @@ impl Run {
                 now,
             ),
             records,
-            cancel,
+            cancel: close.cancel,
             arm,
             sub: std::mem::take(&mut self.sub),
             close: std::mem::take(&mut self.w.close),
@@ -324,4 +268,36 @@ struct EventPayload<'a> {
 struct EventError<'a> {
     code: &'a str,
     message: &'a str,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_completed_run_cancels_every_timer_and_retry_and_resolves_incidents() {
+        let c = closing(InstanceStatus::Completed, false, true, false, true);
+        assert_eq!(c.cancel, &[JobKind::Timer, JobKind::Timeout, JobKind::Retry]);
+        assert!(c.resolve_incidents && !c.has_incident);
+        assert_eq!(closing(InstanceStatus::Active, false, false, false, true).cancel, &[JobKind::Timer]);
+        assert!(closing(InstanceStatus::Active, false, false, false, false).cancel.is_empty());
+    }
+
+    #[test]
+    fn a_parked_run_is_busy_and_keeps_its_child_incident() {
+        let c = closing(InstanceStatus::Active, true, false, true, false);
+        assert_eq!(c.status, InstanceStatus::Busy);
+        assert!(c.has_incident && !c.resolve_incidents);
+        let faulted = closing(InstanceStatus::Faulted, false, false, false, false);
+        assert!(faulted.has_incident);
+        assert_eq!(faulted.status, InstanceStatus::Faulted);
+    }
+
+    #[test]
+    fn a_child_that_ends_resumes_or_reports_to_its_parent() {
+        assert_eq!(tell_parent(InstanceStatus::Completed, false), Some(ParentNote::Resume));
+        assert_eq!(tell_parent(InstanceStatus::Completed, true), Some(ParentNote::Stopped { close: Some("canceled") }));
+        assert_eq!(tell_parent(InstanceStatus::Faulted, false), Some(ParentNote::Stopped { close: None }));
+        assert_eq!(tell_parent(InstanceStatus::Active, false), None);
+    }
 }
