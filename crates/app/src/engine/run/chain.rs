@@ -3,21 +3,98 @@
 
 use std::time::Instant;
 
-use serde_json::{json, Value};
+use chrono::{DateTime, Utc};
+use serde_json::{json, Map, Value};
 use uuid::Uuid;
-use vnext_core::machine::{self, Caller, Resolved, TransitionKind};
+use vnext_core::machine::{self, Caller, Plan, Resolved, TransitionKind};
 use vnext_core::merge::deep_merge;
 use vnext_core::model::Timer;
 use vnext_core::schedule::Schedule;
 use vnext_core::script::ResponseContext;
 use vnext_init::queue::{JobKind, NewJob};
 
-use super::{Failure, First, Origin, Run};
+use super::{Failure, First, Origin, Run, Working};
 use crate::engine::context::{self, HopView, InstanceView};
 use crate::engine::definitions::CompiledFlow;
 use crate::engine::error::{gate_error, script_error};
 use crate::engine::{EngineError, InstanceStatus, PayloadError};
 use crate::store::TransitionRow;
+
+/// The data a hop's body merges in when no mapping script takes it: a
+/// non-empty object; nothing for `{}` or null; anything else is refused.
+fn body_patch(body: &Value, transition: &str) -> Result<Option<Value>, EngineError> {
+    match body {
+        Value::Object(m) if !m.is_empty() => Ok(Some(body.clone())),
+        Value::Object(_) | Value::Null => Ok(None),
+        _ => Err(EngineError::InvalidPayload {
+            transition: transition.to_string(),
+            errors: vec![PayloadError { pointer: String::new(), message: "attributes must be a JSON object".into() }],
+        }),
+    }
+}
+
+/// Whether a hop leaves the child of a SubFlow state it is parked in (cancel,
+/// exit, the workflow timeout): every hop but `updateData`.
+fn abandons_child(kind: TransitionKind) -> bool {
+    kind != TransitionKind::UpdateData
+}
+
+/// Whether a hop cancels the pending timers of the state it leaves: when it
+/// changes state and re-arms, is not the start, and that state has timers.
+fn cancels_timers(plan: &Plan<'_>, kind: TransitionKind, left_state_has_timers: bool) -> bool {
+    plan.change_state && plan.rearm_timers && kind != TransitionKind::Start && left_state_has_timers
+}
+
+/// Whether a hop completes the instance: a transition that ends it, or a final state reached.
+fn completes(kind: TransitionKind, final_state: bool) -> bool {
+    kind.ends_instance() || final_state
+}
+
+/// Who a hop is recorded as: the request's actor, else the client for an API
+/// run and the system for any other.
+fn hop_actor(request_actor: Option<String>, run_origin: Origin) -> String {
+    request_actor.unwrap_or_else(|| if run_origin == Origin::Api { "client".into() } else { "system".into() })
+}
+
+/// What a hop's history row takes from outside the run's working state.
+struct HopMeta {
+    id: Uuid,
+    origin: Origin,
+    /// The body the hop ran with (the first hop's is the request's).
+    body: Option<Value>,
+    /// The request's headers, redacted.
+    headers: Map<String, Value>,
+    actor: String,
+    started_at: DateTime<Utc>,
+    finished_at: DateTime<Utc>,
+    duration_ms: f64,
+}
+
+/// The history row of a hop, from the working state after it (`w.hops`
+/// already counts it). Only a run's first hop keeps the request's body and
+/// headers; data and its version are recorded only when the hop changed them.
+fn transition_row(r: &Resolved<'_>, w: &Working, meta: HopMeta, changed: bool) -> TransitionRow {
+    let first_hop = w.hops == 1;
+    TransitionRow {
+        id: meta.id,
+        seq: w.hops as i64,
+        transition_key: r.transition.key.clone(),
+        from_state: (r.kind != TransitionKind::Start).then(|| r.from.clone()),
+        to_state: w.state.clone(),
+        trigger_type: i64::from(r.transition.trigger_type) as i16,
+        origin: meta.origin,
+        body: if first_hop { meta.body } else { None },
+        headers: (first_hop && !meta.headers.is_empty()).then_some(Value::Object(meta.headers)),
+        actor: Some(meta.actor),
+        data_version: changed.then(|| w.data_version.clone()),
+        data_version_no: changed.then_some(w.data_version_no),
+        data: changed.then(|| w.data.clone()),
+        final_snap: false,
+        started_at: meta.started_at,
+        finished_at: meta.finished_at,
+        duration_ms: meta.duration_ms,
+    }
+}
 
 impl Run {
     pub(super) async fn chain(&mut self) -> Result<(), Failure> {
@@ -153,22 +230,14 @@ impl Run {
             if let Some(patch) = patch {
                 deep_merge(&mut self.w.data, patch);
             }
-        } else if let Some(b) = body.clone() {
-            match b {
-                Value::Object(m) if !m.is_empty() => deep_merge(&mut self.w.data, Value::Object(m)),
-                Value::Object(_) | Value::Null => {}
-                _ => {
-                    return Err(EngineError::InvalidPayload {
-                        transition: key.clone(),
-                        errors: vec![PayloadError { pointer: String::new(), message: "attributes must be a JSON object".into() }],
-                    }
-                    .into());
-                }
-            }
+        } else if let Some(b) = &body
+            && let Some(patch) = body_patch(b, key)?
+        {
+            deep_merge(&mut self.w.data, patch);
         }
 
         let wf = &def.workflow;
-        if r.kind != TransitionKind::UpdateData
+        if abandons_child(r.kind)
             && let Some(corr) = self.w.parked.take()
         {
             // Leaving a SubFlow state before its child completed (cancel, exit,
@@ -184,7 +253,7 @@ impl Run {
             self.group(def, r, g).await?;
         }
         if plan.change_state {
-            if plan.rearm_timers && r.kind != TransitionKind::Start && !machine::scheduled(wf, &r.from).is_empty() {
+            if cancels_timers(&plan, r.kind, !machine::scheduled(wf, &r.from).is_empty()) {
                 self.w.cancel_timers = true;
             }
             self.w.state = r.to.clone();
@@ -192,7 +261,7 @@ impl Run {
         for g in &plan.entries {
             self.group(def, r, g).await?;
         }
-        if r.kind.ends_instance() || machine::is_final(wf, &self.w.state) {
+        if completes(r.kind, machine::is_final(wf, &self.w.state)) {
             self.w.status = InstanceStatus::Completed;
             self.w.completed_at = Some(self.eng.clock.now());
         }
@@ -206,29 +275,18 @@ impl Run {
         if changed {
             self.w.next_data_version(machine::version_strategy(r));
         }
-        let first_hop = self.w.hops == 0;
         self.w.hops += 1;
-        let finished_at = self.eng.clock.now();
-        self.records.transitions.push(TransitionRow {
+        let meta = HopMeta {
             id: self.hop_id,
-            seq: self.w.hops as i64,
-            transition_key: key.clone(),
-            from_state: (r.kind != TransitionKind::Start).then(|| r.from.clone()),
-            to_state: self.w.state.clone(),
-            trigger_type: i64::from(r.transition.trigger_type) as i16,
             origin,
-            body: if first_hop { body } else { None },
-            headers: (first_hop && !self.req.headers.is_empty())
-                .then(|| Value::Object(self.eng.settings.redaction.headers(&self.req.headers))),
-            actor: Some(self.req.actor().unwrap_or_else(|| if self.origin == Origin::Api { "client".into() } else { "system".into() })),
-            data_version: changed.then(|| self.w.data_version.clone()),
-            data_version_no: changed.then_some(self.w.data_version_no),
-            data: changed.then(|| self.w.data.clone()),
-            final_snap: false,
+            body,
+            headers: self.eng.settings.redaction.headers(&self.req.headers),
+            actor: hop_actor(self.req.actor(), self.origin),
             started_at,
-            finished_at,
+            finished_at: self.eng.clock.now(),
             duration_ms: t0.elapsed().as_secs_f64() * 1000.0,
-        });
+        };
+        self.records.transitions.push(transition_row(r, &self.w, meta, changed));
         Ok(plan.rearm_timers)
     }
 
@@ -298,5 +356,90 @@ impl Run {
             .and_then(|s| s.next_fire(self.row.created_at))
             .map_err(|m| EngineError::Definition { message: format!("workflow timeout: {m}") })?;
         Ok(Some(NewJob::new(JobKind::Timeout, self.flow.as_str(), self.row.id, machine::TIMEOUT_TRANSITION, due)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+    use vnext_core::model::Transition;
+
+    use super::*;
+
+    fn transition(key: &str, target: &str) -> Transition {
+        serde_json::from_value(json!({"key": key, "target": target, "triggerType": 0, "versionStrategy": "Minor",
+            "labels": [{"label": "x", "language": "en"}]}))
+        .expect("a transition")
+    }
+
+    fn resolved(kind: TransitionKind, t: &Transition) -> Resolved<'_> {
+        Resolved { kind, transition: t, path: "/states/0/transitions/0".into(), from: "idle".into(), to: t.target.clone(), self_target: false }
+    }
+
+    fn plan(change_state: bool, rearm_timers: bool) -> Plan<'static> {
+        Plan { execution: Vec::new(), exits: Vec::new(), change_state, entries: Vec::new(), rearm_timers }
+    }
+
+    fn meta(body: Option<Value>, headers: Map<String, Value>) -> HopMeta {
+        let now = Utc::now();
+        HopMeta { id: Uuid::now_v7(), origin: Origin::Api, body, headers, actor: "client".into(), started_at: now, finished_at: now, duration_ms: 1.0 }
+    }
+
+    #[test]
+    fn a_body_merges_only_as_a_non_empty_object() {
+        assert_eq!(body_patch(&json!({"a": 1}), "go").map_err(|e| e.to_string()).unwrap(), Some(json!({"a": 1})));
+        assert_eq!(body_patch(&json!({}), "go").map_err(|e| e.to_string()).unwrap(), None);
+        assert_eq!(body_patch(&Value::Null, "go").map_err(|e| e.to_string()).unwrap(), None);
+        match body_patch(&json!([1]), "go") {
+            Err(EngineError::InvalidPayload { transition, errors }) => {
+                assert_eq!(transition, "go");
+                assert_eq!(errors[0].message, "attributes must be a JSON object");
+            }
+            other => panic!("expected an invalid payload, got {:?}", other.map_err(|e| e.to_string())),
+        }
+    }
+
+    #[test]
+    fn timers_are_cancelled_only_when_a_state_with_timers_is_left_for_good() {
+        assert!(cancels_timers(&plan(true, true), TransitionKind::State, true));
+        assert!(!cancels_timers(&plan(true, true), TransitionKind::State, false));
+        assert!(!cancels_timers(&plan(true, true), TransitionKind::Start, true));
+        assert!(!cancels_timers(&plan(false, false), TransitionKind::UpdateData, true));
+        assert!(!abandons_child(TransitionKind::UpdateData));
+        assert!(abandons_child(TransitionKind::Cancel));
+        assert!(completes(TransitionKind::State, true));
+        assert!(completes(TransitionKind::Cancel, false));
+        assert!(!completes(TransitionKind::State, false));
+    }
+
+    #[test]
+    fn the_actor_is_the_requests_else_the_client_or_the_system() {
+        assert_eq!(hop_actor(Some("ada".into()), Origin::Auto), "ada");
+        assert_eq!(hop_actor(None, Origin::Api), "client");
+        assert_eq!(hop_actor(None, Origin::Timer), "system");
+    }
+
+    #[test]
+    fn only_the_first_hop_keeps_the_request_and_only_a_change_records_data() {
+        let t = transition("go", "busy");
+        let r = resolved(TransitionKind::State, &t);
+        let mut w = crate::engine::run::tests::working("1.0.0", 1);
+        w.state = "busy".into();
+        w.data = json!({"a": 1});
+        w.hops = 1;
+        let headers: Map<String, Value> = json!({"x-actor": "ada"}).as_object().cloned().unwrap();
+        let first = transition_row(&r, &w, meta(Some(json!({"a": 1})), headers.clone()), true);
+        assert_eq!((first.seq, first.transition_key.as_str(), first.from_state.as_deref(), first.to_state.as_str()), (1, "go", Some("idle"), "busy"));
+        assert_eq!(first.body, Some(json!({"a": 1})));
+        assert_eq!(first.headers, Some(json!({"x-actor": "ada"})));
+        assert_eq!((first.data_version.as_deref(), first.data_version_no, first.data), (Some("1.0.0"), Some(1), Some(json!({"a": 1}))));
+        w.hops = 2;
+        let second = transition_row(&r, &w, meta(Some(json!({"a": 1})), headers), false);
+        assert_eq!(second.seq, 2);
+        assert_eq!((second.body, second.headers), (None, None));
+        assert_eq!((second.data_version, second.data_version_no, second.data), (None, None, None));
+        assert_eq!(transition_row(&r, &w, meta(None, Map::new()), false).headers, None);
+        let start = transition_row(&resolved(TransitionKind::Start, &t), &w, meta(None, Map::new()), false);
+        assert_eq!(start.from_state, None);
     }
 }

@@ -459,7 +459,7 @@ mod tests {
 
     use super::*;
 
-    fn working(version: &str, no: i64) -> Working {
+    pub(super) fn working(version: &str, no: i64) -> Working {
         Working {
             state: "review".into(),
             data: json!({}),
