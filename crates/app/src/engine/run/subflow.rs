@@ -18,6 +18,8 @@
 //! done in the parent's resume transaction and checks that the parent still
 //! waits for that correlation, so a parent resumes exactly once.
 
+use std::sync::Arc;
+
 use serde_json::{json, Map, Value};
 use uuid::Uuid;
 use vnext_core::ident::{DomainName, FlowKey};
@@ -74,6 +76,54 @@ fn unsupported(message: String) -> Failure {
     Failure::Abort(EngineError::Unsupported { message })
 }
 
+/// How a child starts.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum ChildStart {
+    /// As a nested run inside the parent's (it may still ask for a job when its
+    /// chain reaches external I/O).
+    Inline,
+    /// Through a start job written with the parent's commit.
+    Job,
+}
+
+/// How the child of a parent at subflow depth `depth` starts: inline up to
+/// [`MAX_INLINE_DEPTH`] levels, through a job below that.
+fn child_start(depth: u32) -> ChildStart {
+    if depth < MAX_INLINE_DEPTH { ChildStart::Inline } else { ChildStart::Job }
+}
+
+/// What the parent does once its child's start has run inline.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum AfterChild {
+    /// The child completed: the correlation closes as `completed` and the parent resumes.
+    Resume,
+    /// The parent parks on the correlation. `outcome` closes it at once (a
+    /// canceled child); `incident` records a child that stopped without completing.
+    Park { outcome: Option<&'static str>, incident: bool },
+}
+
+fn after_child(status: InstanceStatus, canceled: bool) -> AfterChild {
+    match status {
+        InstanceStatus::Completed if !canceled => AfterChild::Resume,
+        InstanceStatus::Completed | InstanceStatus::Faulted => AfterChild::Park { outcome: canceled.then_some("canceled"), incident: true },
+        _ => AfterChild::Park { outcome: None, incident: false },
+    }
+}
+
+/// The open correlation between a parent parked in `parent_state` and its child.
+fn correlation_row(link: &ParentLink, parent_state: &str, domain: &DomainName, child_flow: &FlowKey, child_id: Uuid) -> CorrelationRow {
+    CorrelationRow {
+        id: link.correlation_id,
+        parent_instance_id: link.instance_id,
+        parent_state: parent_state.to_string(),
+        child_domain: domain.to_string(),
+        child_flow: child_flow.to_string(),
+        child_instance_id: child_id,
+        completed: false,
+        outcome: None,
+    }
+}
+
 impl Run {
     /// Enters the SubFlow state the run just moved into: starts the child.
     /// Returns true when the child completed within this run and the parent
@@ -81,58 +131,19 @@ impl Run {
     pub(crate) async fn enter_subflow(&mut self, def: &CompiledFlow, sf: &SubFlow, path: &str) -> Result<bool, Failure> {
         let state = self.w.state.clone();
         let (child_flow, selector) = subflow_target(sf, &state, path, &self.domain)?;
-        let key = child_flow.to_string();
-        // On the run's own transaction when it holds one: a second pooled
-        // connection per run could starve the pool under load.
-        let selected = match &mut self.hold {
-            Hold::Locked(tx) => self.eng.definitions.select(tx, &self.domain, &child_flow, selector.as_deref()).await,
-            _ => {
-                let mut conn = self.pool.acquire().await.map_err(|e| Failure::Abort(e.into()))?;
-                self.eng.definitions.select(&mut conn, &self.domain, &child_flow, selector.as_deref()).await
-            }
-        };
-        let child_def = match selected {
-            Ok(d) => d,
-            Err(EngineError::UnknownFlow { .. }) => {
-                return Err(EngineError::Definition {
-                    message: format!(
-                        "state `{state}` ({path}) starts subflow `{key}` version `{}`, which is not published in domain `{}`",
-                        selector.as_deref().unwrap_or("latest"),
-                        self.domain
-                    ),
-                }
-                .into());
-            }
-            Err(e) => return Err(e.into()),
-        };
+        let child_def = self.child_definition(&child_flow, selector.as_deref(), &state, path).await?;
         self.eng.ensure_schema(&self.pool, &self.domain, &child_flow).await?;
-
-        let body = match def.script(&format!("{path}/mapping")) {
-            Some(m) if m.has_function("input") => {
-                let hop = HopView { key: &self.hop_key, from: None, to: &state, trigger: TriggerType::Automatic };
-                let ctx = self.ctx_at(&hop, None);
-                self.eng.scripts.call_map(m, "input", &ctx).map_err(|e| script_error(&m.location, e))?.unwrap_or_else(|| json!({}))
-            }
-            _ => self.w.data.clone(),
-        };
+        let body = self.child_body(def, path, &state)?;
 
         let link = ParentLink { flow: self.flow.as_str().to_string(), instance_id: self.row.id, correlation_id: Uuid::now_v7() };
         let row = child_row(&child_def, &link, self.now);
-        let mut correlation = CorrelationRow {
-            id: link.correlation_id,
-            parent_instance_id: self.row.id,
-            parent_state: state.clone(),
-            child_domain: self.domain.to_string(),
-            child_flow: child_flow.to_string(),
-            child_instance_id: row.id,
-            completed: false,
-            outcome: None,
-        };
-        let nested = if self.depth < MAX_INLINE_DEPTH {
-            let child = self.nested(child_flow.clone(), child_def.clone(), row.clone(), RequestData::new(body.clone(), Map::new(), Map::new()));
-            Box::pin(child.run_nested()).await?
-        } else {
-            None
+        let mut correlation = correlation_row(&link, &state, &self.domain, &child_flow, row.id);
+        let nested = match child_start(self.depth) {
+            ChildStart::Inline => {
+                let child = self.nested(child_flow.clone(), child_def.clone(), row.clone(), RequestData::new(body.clone(), Map::new(), Map::new()));
+                Box::pin(child.run_nested()).await?
+            }
+            ChildStart::Job => None,
         };
         let Some(child) = nested else {
             let pending = self.child_start_job(row, &child_def, &child_flow, body);
@@ -141,8 +152,8 @@ impl Run {
             self.w.parked = Some(link.correlation_id);
             return Ok(false);
         };
-        match child.row.status {
-            InstanceStatus::Completed if !child.canceled => {
+        match after_child(child.row.status, child.canceled) {
+            AfterChild::Resume => {
                 let data = child.row.data.clone();
                 correlation.completed = true;
                 correlation.outcome = Some("completed".into());
@@ -151,26 +162,59 @@ impl Run {
                 self.resume(def, path, &child_flow, data)?;
                 Ok(true)
             }
-            InstanceStatus::Completed | InstanceStatus::Faulted => {
-                let cause = child.records.incidents.last().map(|i| i.message.clone());
-                self.records.incidents.push(child_stopped(child_flow.as_str(), child.row.id, &child.row.current_state, child.row.status, cause.as_deref()));
-                if child.canceled {
-                    correlation.completed = true;
-                    correlation.outcome = Some("canceled".into());
+            AfterChild::Park { outcome, incident } => {
+                if incident {
+                    let cause = child.records.incidents.last().map(|i| i.message.clone());
+                    self.records.incidents.push(child_stopped(child_flow.as_str(), child.row.id, &child.row.current_state, child.row.status, cause.as_deref()));
+                    self.w.child_incident = true;
                 }
-                self.w.child_incident = true;
-                self.sub.children.push(child);
-                self.sub.correlations.push(correlation);
-                self.w.parked = Some(link.correlation_id);
-                Ok(false)
-            }
-            _ => {
+                if let Some(outcome) = outcome {
+                    correlation.completed = true;
+                    correlation.outcome = Some(outcome.into());
+                }
                 self.sub.children.push(child);
                 self.sub.correlations.push(correlation);
                 self.w.parked = Some(link.correlation_id);
                 Ok(false)
             }
         }
+    }
+
+    /// The published definition of the child's workflow.
+    async fn child_definition(&mut self, child_flow: &FlowKey, selector: Option<&str>, state: &str, path: &str) -> Result<Arc<CompiledFlow>, Failure> {
+        // On the run's own transaction when it holds one: a second pooled
+        // connection per run could starve the pool under load.
+        let selected = match &mut self.hold {
+            Hold::Locked(tx) => self.eng.definitions.select(tx, &self.domain, child_flow, selector).await,
+            _ => {
+                let mut conn = self.pool.acquire().await.map_err(|e| Failure::Abort(e.into()))?;
+                self.eng.definitions.select(&mut conn, &self.domain, child_flow, selector).await
+            }
+        };
+        match selected {
+            Ok(d) => Ok(d),
+            Err(EngineError::UnknownFlow { .. }) => Err(EngineError::Definition {
+                message: format!(
+                    "state `{state}` ({path}) starts subflow `{child_flow}` version `{}`, which is not published in domain `{}`",
+                    selector.unwrap_or("latest"),
+                    self.domain
+                ),
+            }
+            .into()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// What the child starts with: the subflow mapping's `fn input(ctx)`, or the parent's data.
+    fn child_body(&self, def: &CompiledFlow, path: &str, state: &str) -> Result<Value, Failure> {
+        Ok(match def.script(&format!("{path}/mapping")) {
+            Some(m) if m.has_function("input") => {
+                let hop = HopView { key: &self.hop_key, from: None, to: state, trigger: TriggerType::Automatic };
+                let ctx = self.ctx_at(&hop, None);
+                self.eng.scripts.call_map(m, "input", &ctx).map_err(|e| script_error(&m.location, e))?.unwrap_or_else(|| json!({}))
+            }
+            _ => self.w.data.clone(),
+        })
     }
 
     /// A child that cannot start inline: created busy, owned by an async job
@@ -308,6 +352,33 @@ mod tests {
             Err(_) => "another failure".into(),
             Ok((flow, _)) => format!("starts {flow}"),
         }
+    }
+
+    #[test]
+    fn a_child_starts_inline_up_to_the_depth_limit_then_through_a_job() {
+        assert_eq!(child_start(0), ChildStart::Inline);
+        assert_eq!(child_start(MAX_INLINE_DEPTH - 1), ChildStart::Inline);
+        assert_eq!(child_start(MAX_INLINE_DEPTH), ChildStart::Job);
+    }
+
+    #[test]
+    fn a_completed_child_resumes_its_parent_and_any_other_end_parks_it() {
+        assert_eq!(after_child(InstanceStatus::Completed, false), AfterChild::Resume);
+        assert_eq!(after_child(InstanceStatus::Completed, true), AfterChild::Park { outcome: Some("canceled"), incident: true });
+        assert_eq!(after_child(InstanceStatus::Faulted, false), AfterChild::Park { outcome: None, incident: true });
+        assert_eq!(after_child(InstanceStatus::Active, false), AfterChild::Park { outcome: None, incident: false });
+        assert_eq!(after_child(InstanceStatus::Busy, false), AfterChild::Park { outcome: None, incident: false });
+    }
+
+    #[test]
+    fn the_correlation_names_parent_and_child_and_starts_open() {
+        let demo = DomainName::new("demo").unwrap();
+        let link = ParentLink { flow: "order".into(), instance_id: Uuid::now_v7(), correlation_id: Uuid::now_v7() };
+        let child = Uuid::now_v7();
+        let c = correlation_row(&link, "check", &demo, &FlowKey::new("kyc").unwrap(), child);
+        assert_eq!((c.id, c.parent_instance_id, c.child_instance_id), (link.correlation_id, link.instance_id, child));
+        assert_eq!((c.parent_state.as_str(), c.child_domain.as_str(), c.child_flow.as_str()), ("check", "demo", "kyc"));
+        assert_eq!((c.completed, c.outcome), (false, None));
     }
 
     #[test]
