@@ -213,28 +213,7 @@ impl Run {
         self.hop_key = r.transition.key.clone();
         let before = self.w.data.clone();
         let key = &r.transition.key;
-
-        if let Some(b) = &body
-            && let Some(schema) = def.schema(&r.path)
-        {
-            let payload = if b.is_null() { json!({}) } else { b.clone() };
-            let errors = schema.errors(&payload);
-            if !errors.is_empty() {
-                return Err(EngineError::InvalidPayload { transition: key.clone(), errors }.into());
-            }
-        }
-        let mapping_site = format!("{}/mapping", r.path);
-        if let Some(script) = def.script(&mapping_site) {
-            let ctx = self.ctx(r, None);
-            let patch = self.eng.scripts.call_map(script, "handler", &ctx).map_err(|e| script_error(&script.location, e))?;
-            if let Some(patch) = patch {
-                deep_merge(&mut self.w.data, patch);
-            }
-        } else if let Some(b) = &body
-            && let Some(patch) = body_patch(b, key)?
-        {
-            deep_merge(&mut self.w.data, patch);
-        }
+        self.take_body(def, r, body.as_ref())?;
 
         let wf = &def.workflow;
         if abandons_child(r.kind)
@@ -288,6 +267,34 @@ impl Run {
         };
         self.records.transitions.push(transition_row(r, &self.w, meta, changed));
         Ok(plan.rearm_timers)
+    }
+
+    /// Validates a hop's body against the transition's schema and merges it
+    /// into the data: through the transition's mapping script if it has one.
+    fn take_body(&mut self, def: &CompiledFlow, r: &Resolved<'_>, body: Option<&Value>) -> Result<(), Failure> {
+        let key = &r.transition.key;
+        if let Some(b) = body
+            && let Some(schema) = def.schema(&r.path)
+        {
+            let payload = if b.is_null() { json!({}) } else { b.clone() };
+            let errors = schema.errors(&payload);
+            if !errors.is_empty() {
+                return Err(EngineError::InvalidPayload { transition: key.clone(), errors }.into());
+            }
+        }
+        let mapping_site = format!("{}/mapping", r.path);
+        if let Some(script) = def.script(&mapping_site) {
+            let ctx = self.ctx(r, None);
+            let patch = self.eng.scripts.call_map(script, "handler", &ctx).map_err(|e| script_error(&script.location, e))?;
+            if let Some(patch) = patch {
+                deep_merge(&mut self.w.data, patch);
+            }
+        } else if let Some(b) = body
+            && let Some(patch) = body_patch(b, key)?
+        {
+            deep_merge(&mut self.w.data, patch);
+        }
+        Ok(())
     }
 
     /// The automatic transition taken from the current state, if any.
