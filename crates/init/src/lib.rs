@@ -11,6 +11,7 @@
 //! - [`components`]: the store of immutable component versions.
 //! - [`package`]: loading a component folder and publishing it in dependency order.
 //! - [`bootstrap`]: `vnext init`: provision every domain, migrate every flow schema, publish.
+//! - [`keys`]: API keys (hashed secrets, scopes, grants) in the control database.
 //! - [`queues`]: durable jobs, enqueued in the caller's transaction.
 //! - [`error`]: [`InitError`], what every fallible function here returns.
 
@@ -20,6 +21,7 @@ pub mod config;
 pub mod db;
 pub mod error;
 pub mod flow_schema;
+pub mod keys;
 pub mod migrate;
 pub mod package;
 pub mod provision;
