@@ -32,6 +32,10 @@ pub fn run(config_path: Option<&Path>, args: Args) -> ExitCode {
     if let Some(listen) = args.listen {
         config.app.listen = listen;
     }
+    if let Err(e) = config.check_exposed_secrets() {
+        eprintln!("error: {e}");
+        return ExitCode::from(2);
+    }
     runtime().block_on(async move {
         // Tasks with external I/O run in the execution service.
         let executor = match RemoteExecutor::from_config(&config, &HttpClients::new()) {
@@ -56,6 +60,10 @@ pub fn run(config_path: Option<&Path>, args: Args) -> ExitCode {
                 return ExitCode::FAILURE;
             }
         };
+        if let Err(message) = check_auth(&listener, engine.databases()).await {
+            eprintln!("error: {message}");
+            return ExitCode::FAILURE;
+        }
         let api = match start_api(listener, engine, shutdown.clone()) {
             Ok(api) => api,
             Err(message) => {
@@ -126,6 +134,13 @@ pub struct RunningApi {
 /// Binds `listen` (`host:port`; port 0 picks a free port).
 pub(super) async fn bind(listen: &str) -> Result<TcpListener, String> {
     TcpListener::bind(listen).await.map_err(|e| format!("cannot listen on {listen}: {e}"))
+}
+
+/// Refuses to serve without authentication beyond loopback; logs the one WARN
+/// line of an open loopback run (see `vnext_app::api::auth`).
+pub(super) async fn check_auth(listener: &TcpListener, databases: &vnext_init::db::Databases) -> Result<(), String> {
+    let addr = listener.local_addr().map_err(|e| format!("cannot read the listen address: {e}"))?;
+    vnext_app::api::auth::check_startup(databases, addr.ip()).await.map(|_| ())
 }
 
 /// Starts serving the API on `listener`.
