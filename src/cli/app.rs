@@ -53,6 +53,10 @@ pub fn run(config_path: Option<&Path>, args: Args) -> ExitCode {
             executor: Arc::new(executor),
             clock: Arc::new(SystemClock),
         });
+        if let Err(message) = check_auth(&config.app.listen, engine.databases()).await {
+            eprintln!("error: {message}");
+            return ExitCode::FAILURE;
+        }
         let listener = match bind(&config.app.listen).await {
             Ok(listener) => listener,
             Err(message) => {
@@ -60,10 +64,6 @@ pub fn run(config_path: Option<&Path>, args: Args) -> ExitCode {
                 return ExitCode::FAILURE;
             }
         };
-        if let Err(message) = check_auth(&listener, engine.databases()).await {
-            eprintln!("error: {message}");
-            return ExitCode::FAILURE;
-        }
         let api = match start_api(listener, engine, shutdown.clone()) {
             Ok(api) => api,
             Err(message) => {
@@ -136,11 +136,10 @@ pub(super) async fn bind(listen: &str) -> Result<TcpListener, String> {
     TcpListener::bind(listen).await.map_err(|e| format!("cannot listen on {listen}: {e}"))
 }
 
-/// Refuses to serve without authentication beyond loopback; logs the one WARN
-/// line of an open loopback run (see `vnext_app::api::auth`).
-pub(super) async fn check_auth(listener: &TcpListener, databases: &vnext_init::db::Databases) -> Result<(), String> {
-    let addr = listener.local_addr().map_err(|e| format!("cannot read the listen address: {e}"))?;
-    vnext_app::api::auth::check_startup(databases, addr.ip()).await.map(|_| ())
+/// Refuses to serve without authentication beyond loopback (before binding);
+/// logs the one WARN line of an open loopback run (see `vnext_app::api::auth`).
+pub(super) async fn check_auth(listen: &str, databases: &vnext_init::db::Databases) -> Result<(), String> {
+    vnext_app::api::auth::check_startup(databases, listen).await.map(|_| ())
 }
 
 /// Starts serving the API on `listener`.

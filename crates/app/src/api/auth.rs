@@ -30,6 +30,7 @@ use axum::http::{HeaderMap, HeaderValue, Method, header};
 use axum::middleware::Next;
 use axum::RequestExt;
 use axum::response::{IntoResponse, Response};
+use vnext_init::config::secrets::is_loopback_listen;
 use vnext_init::keys::{self, ApiKey, Grant};
 
 use super::AppState;
@@ -107,35 +108,36 @@ pub enum StartupMode {
     Enforced,
 }
 
-/// Whether a server on `ip` may start, given whether a live key exists. A
-/// non-loopback listener without keys would be an open API: refused, with
-/// what to do instead. There is deliberately no setting that allows it.
+/// Whether a server on a loopback (or other) listener may start, given whether
+/// a live key exists. A non-loopback listener without keys would be an open
+/// API: refused, with what to do instead. There is deliberately no setting
+/// that allows it.
 ///
 /// # Errors
 /// The message to print when the server must not start.
-pub fn startup_decision(ip: IpAddr, any_key: bool) -> Result<StartupMode, String> {
-    match (any_key, ip.is_loopback()) {
+pub fn startup_decision(listen: &str, loopback: bool, any_key: bool) -> Result<StartupMode, String> {
+    match (any_key, loopback) {
         (true, _) => Ok(StartupMode::Enforced),
         (false, true) => Ok(StartupMode::OpenLoopback),
         (false, false) => Err(format!(
-            "refusing to serve the API on {ip} without authentication: no API key exists. \
+            "refusing to serve the API on {listen} without authentication: no API key exists. \
              Create an admin key first with `vnext keys create --name admin --scope admin` \
              (or listen on a loopback address for development)"
         )),
     }
 }
 
-/// Reads the key table and applies [`startup_decision`], logging the one WARN
-/// line of an open run.
+/// Reads the key table and applies [`startup_decision`] to `listen` (before
+/// it is bound), logging the one WARN line of an open run.
 ///
 /// # Errors
 /// The message to print when the server must not start, or the database error.
-pub async fn check_startup(databases: &vnext_init::db::Databases, ip: IpAddr) -> Result<StartupMode, String> {
+pub async fn check_startup(databases: &vnext_init::db::Databases, listen: &str) -> Result<StartupMode, String> {
     let any = keys::any_live(databases.control()).await.map_err(|e| format!("cannot read the API keys: {e}"))?;
-    let mode = startup_decision(ip, any)?;
+    let mode = startup_decision(listen, is_loopback_listen(listen), any)?;
     if mode == StartupMode::OpenLoopback {
         tracing::warn!(
-            %ip,
+            listen,
             "the API runs WITHOUT authentication (loopback, no API key); create one with `vnext keys create --name admin --scope admin`"
         );
     }
@@ -257,19 +259,16 @@ mod tests {
 
     #[test]
     fn a_non_loopback_listener_without_keys_does_not_start() {
+        for listen in ["0.0.0.0:4201", "10.1.2.3:80", "[::]:4201", "api.example:443"] {
+            let message = startup_decision(listen, is_loopback_listen(listen), false).unwrap_err();
+            assert!(message.contains("vnext keys create") && message.contains("--scope admin") && message.contains(listen), "{message}");
+            assert_eq!(startup_decision(listen, is_loopback_listen(listen), true), Ok(StartupMode::Enforced));
+        }
+        for listen in ["127.0.0.1:4201", "[::1]:0", "localhost:4201"] {
+            assert_eq!(startup_decision(listen, is_loopback_listen(listen), false), Ok(StartupMode::OpenLoopback));
+            assert_eq!(startup_decision(listen, is_loopback_listen(listen), true), Ok(StartupMode::Enforced));
+        }
         let public: IpAddr = "0.0.0.0".parse().unwrap();
-        let lan: IpAddr = "10.1.2.3".parse().unwrap();
-        let v6: IpAddr = "::".parse().unwrap();
-        for ip in [public, lan, v6] {
-            let message = startup_decision(ip, false).unwrap_err();
-            assert!(message.contains("vnext keys create") && message.contains("--scope admin"), "{message}");
-            assert_eq!(startup_decision(ip, true), Ok(StartupMode::Enforced));
-        }
-        for ip in ["127.0.0.1", "::1", "127.0.0.2"] {
-            let ip: IpAddr = ip.parse().unwrap();
-            assert_eq!(startup_decision(ip, false), Ok(StartupMode::OpenLoopback));
-            assert_eq!(startup_decision(ip, true), Ok(StartupMode::Enforced));
-        }
         assert!(AuthGate::for_listener(public).enforced.load(Ordering::Relaxed));
         assert!(!AuthGate::for_listener("127.0.0.1".parse().unwrap()).enforced.load(Ordering::Relaxed));
     }
