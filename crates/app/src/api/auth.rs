@@ -25,10 +25,10 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use axum::RequestExt;
 use axum::extract::{MatchedPath, RawPathParams, Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, header};
 use axum::middleware::Next;
-use axum::RequestExt;
 use axum::response::{IntoResponse, Response};
 use vnext_init::config::secrets::is_loopback_listen;
 use vnext_init::keys::{self, ApiKey, Grant};
