@@ -32,6 +32,10 @@ pub fn run(config_path: Option<&Path>, args: Args) -> ExitCode {
     if let Some(listen) = args.listen {
         config.app.listen = listen;
     }
+    if let Err(e) = config.check_exposed_secrets() {
+        eprintln!("error: {e}");
+        return ExitCode::from(2);
+    }
     runtime().block_on(async move {
         // Tasks with external I/O run in the execution service.
         let executor = match RemoteExecutor::from_config(&config, &HttpClients::new()) {
@@ -50,6 +54,10 @@ pub fn run(config_path: Option<&Path>, args: Args) -> ExitCode {
             clock: Arc::new(SystemClock),
             settings: EngineSettings::from_config(&config),
         });
+        if let Err(message) = check_auth(&config.app.listen, engine.databases()).await {
+            eprintln!("error: {message}");
+            return ExitCode::FAILURE;
+        }
         let listener = match bind(&config.app.listen).await {
             Ok(listener) => listener,
             Err(message) => {
@@ -127,6 +135,12 @@ pub struct RunningApi {
 /// Binds `listen` (`host:port`; port 0 picks a free port).
 pub(super) async fn bind(listen: &str) -> Result<TcpListener, String> {
     TcpListener::bind(listen).await.map_err(|e| format!("cannot listen on {listen}: {e}"))
+}
+
+/// Refuses to serve without authentication beyond loopback (before binding);
+/// logs the one WARN line of an open loopback run (see `vnext_app::api::auth`).
+pub(super) async fn check_auth(listen: &str, databases: &vnext_init::db::Databases) -> Result<(), String> {
+    vnext_app::api::auth::check_startup(databases, listen).await.map(|_| ())
 }
 
 /// Starts serving the API on `listener`.

@@ -34,6 +34,10 @@ pub fn run(config_path: Option<&Path>, args: Args) -> ExitCode {
     if let Some(listen) = args.listen {
         config.execution.listen = listen;
     }
+    if let Err(e) = config.check_exposed_secrets() {
+        eprintln!("error: {e}");
+        return ExitCode::from(2);
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {

@@ -8,6 +8,7 @@ use clap::{Parser, Subcommand};
 mod app;
 mod execution;
 mod init;
+mod keys;
 mod embedded_pg;
 mod publish;
 mod signals;
@@ -34,6 +35,8 @@ pub enum Command {
     Init(init::Args),
     /// Publish a component folder into its domains.
     Publish(publish::Args),
+    /// Manage API keys: create (the secret is shown once), list, revoke.
+    Keys(keys::Args),
     /// Run the orchestration service (the REST API) alone.
     App(app::Args),
     /// Run everything in one process: init, the API and task execution (development).
@@ -50,6 +53,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Execution(args) => execution::run(cli.config.as_deref(), args),
         Command::Init(args) => init::run(cli.config.as_deref(), args),
         Command::Publish(args) => publish::run(cli.config.as_deref(), args),
+        Command::Keys(args) => keys::run(cli.config.as_deref(), args),
         Command::App(args) => app::run(cli.config.as_deref(), args),
         Command::Up(args) => up::run(cli.config.as_deref(), args),
         Command::Bench(args) => vnext_bench::run(args, cli.config, |config, shutdown| Box::pin(up::launch(config, shutdown))),

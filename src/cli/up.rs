@@ -135,6 +135,8 @@ pub struct Running {
 /// # Errors
 /// A message when the listener cannot be bound or the executor not built.
 pub async fn serve(mut config: Config, databases: Databases, shutdown: CancellationToken) -> Result<Running, String> {
+    config.check_exposed_secrets().map_err(|e| e.to_string())?;
+    app::check_auth(&config.app.listen, &databases).await?;
     // Bind first: instance tasks call this API, so its address must be known
     // before the executor is built.
     let listener = app::bind(&config.app.listen).await?;

@@ -10,6 +10,7 @@ mod api_samples;
 mod api_services;
 mod api_up;
 mod bench_tiny;
+mod cli_keys;
 mod cli_validate;
 mod e2e_execution_kill;
 mod e2e_http_tasks;

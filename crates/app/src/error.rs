@@ -78,11 +78,22 @@ error_codes! {
     BodyTooLarge => ("request.body-too-large", PAYLOAD_TOO_LARGE, "Request body too large"),
     /// Internal endpoint called without the shared secret.
     Unauthorized => ("auth.unauthorized", UNAUTHORIZED, "Missing or wrong credentials"),
+    /// A public endpoint called without an API key (keys are enforced).
+    AuthMissingKey => ("auth.missing-key", UNAUTHORIZED, "Missing API key"),
+    /// The API key is unknown or revoked.
+    AuthInvalidKey => ("auth.invalid-key", UNAUTHORIZED, "Invalid API key"),
+    /// The API key is valid but lacks the grant; `missingGrant` names it.
+    AuthForbidden => ("auth.forbidden", FORBIDDEN, "API key lacks the needed grant"),
     /// No route matches the path.
     RouteNotFound => ("route.not-found", NOT_FOUND, "No such endpoint"),
     /// The path exists but not with this method.
     MethodNotAllowed => ("route.method-not-allowed", METHOD_NOT_ALLOWED, "Method not allowed"),
     DomainNotFound => ("domain.not-found", NOT_FOUND, "Unknown domain"),
+    /// The domain's database name is the control database, another domain's,
+    /// or a database this runtime did not create; nothing was created.
+    DomainDatabaseTaken => ("domain.database-taken", CONFLICT, "Domain database name not available"),
+    /// No API key has this id.
+    KeyNotFound => ("key.not-found", NOT_FOUND, "Unknown API key"),
     WorkflowNotFound => ("workflow.not-found", NOT_FOUND, "Unknown workflow"),
     /// The workflow exists but not in the requested version.
     WorkflowVersionNotFound => ("workflow.version-not-found", NOT_FOUND, "Unknown workflow version"),
@@ -283,6 +294,10 @@ impl From<InitError> for ApiError {
             InitError::InvalidComponent(_) | InitError::InvalidName { .. } | InitError::SchemaTaken { .. } => {
                 ApiError::new(ErrorCode::DefinitionInvalid, detail)
             }
+            InitError::DatabaseTaken { .. } | InitError::ForeignDatabase { .. } => {
+                ApiError::new(ErrorCode::DomainDatabaseTaken, detail)
+            }
+            InitError::InvalidKey(_) => ApiError::new(ErrorCode::InvalidBody, detail),
             InitError::Sql { source, .. } => ApiError::database(source),
             InitError::Database(db) => ApiError::from(*db),
             other => ApiError::internal(other),

@@ -4,7 +4,7 @@
 //! Layers, outermost first: a request id (`x-request-id`, kept when the client
 //! sends one, echoed on the response), a `TraceLayer` span per request carrying
 //! that id, problem rendering (fills `instance` and `traceId`, logs failures),
-//! metrics by route template, and the body limit (413 past
+//! metrics by route template, API keys (`api::auth`), and the body limit (413 past
 //! `app.body_limit_bytes`).
 //!
 //! [`Server::bind`] binds before it returns, so callers (and tests binding port 0)
@@ -12,6 +12,7 @@
 
 use std::future::Future;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
@@ -24,6 +25,7 @@ use tokio_util::sync::CancellationToken;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
 
+use crate::api::auth::{AuthGate, auth_middleware};
 use crate::api::metrics::metrics_middleware;
 use crate::api::{self, AppState};
 use crate::engine::Engine;
@@ -74,7 +76,9 @@ impl Server {
     /// When the listener's address cannot be read.
     pub fn serve(listener: TcpListener, config: ServerConfig) -> std::io::Result<(SocketAddr, impl Future<Output = std::io::Result<()>> + Send + 'static)> {
         let addr = listener.local_addr()?;
-        let app = app(AppState::new(config.engine));
+        let mut state = AppState::new(config.engine);
+        state.auth = Arc::new(AuthGate::for_listener(addr.ip()));
+        let app = app(state);
         let token = config.shutdown;
         let drain = config.drain;
         // Answers go out at once, not held back by Nagle's algorithm waiting
@@ -103,6 +107,7 @@ pub fn app(state: AppState) -> Router {
     let limit = state.settings.body_limit_bytes;
     api::router()
         .layer(DefaultBodyLimit::max(limit))
+        .layer(from_fn_with_state(state.clone(), auth_middleware))
         .layer(from_fn_with_state(state.clone(), metrics_middleware))
         .layer(from_fn(problem_middleware))
         .layer(PropagateRequestIdLayer::x_request_id())

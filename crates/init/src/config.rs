@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 pub mod egress;
+pub mod secrets;
 
 /// Why the configuration could not be loaded.
 #[derive(Debug, thiserror::Error)]

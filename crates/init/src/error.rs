@@ -54,6 +54,19 @@ pub enum InitError {
     #[error("domain `{domain}` maps to database {database}, which already belongs to domain `{owner}`")]
     DatabaseTaken { domain: String, database: String, owner: String },
 
+    /// A domain whose database name is the control database's, or a database
+    /// the registry does not own: provisioning would adopt it. Nothing is created.
+    #[error("domain `{domain}` maps to database {database}, which {reason}; choose another domain name")]
+    ForeignDatabase { domain: String, database: String, reason: &'static str },
+
+    /// An API key request that cannot be honoured (bad name, grants or roles).
+    #[error("invalid API key request: {0}")]
+    InvalidKey(String),
+
+    /// The operating system's random source failed.
+    #[error("the operating system's random source failed: {0}")]
+    Random(String),
+
     /// The registry lists a flow schema that is not in the database.
     #[error("flow schema {schema} is registered but does not exist in the database")]
     MissingSchema { schema: String },

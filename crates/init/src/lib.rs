@@ -11,6 +11,7 @@
 //! - [`components`]: the store of immutable component versions.
 //! - [`package`]: loading a component folder and publishing it in dependency order.
 //! - [`bootstrap`]: `vnext init`: provision every domain, migrate every flow schema, publish.
+//! - [`keys`]: API keys (hashed secrets, scopes, grants) in the control database.
 //! - [`queue`]: the durable job queue: every statement on `sys_queues.jobs`,
 //!   job kinds and statuses, and the body the app stores in a job.
 //! - [`error`]: [`InitError`], what every fallible function here returns.
@@ -21,6 +22,7 @@ pub mod config;
 pub mod db;
 pub mod error;
 pub mod flow_schema;
+pub mod keys;
 pub mod migrate;
 pub mod package;
 pub mod provision;

@@ -116,7 +116,9 @@ pub async fn provision_domain_named(dbs: &Databases, name: &str) -> Result<Provi
 ///
 /// # Errors
 /// [`InitError::Database`] when a server cannot be reached, [`InitError::DatabaseTaken`]
-/// when another domain owns the database name, migration errors, [`InitError::Sql`].
+/// when another domain owns the database name, [`InitError::ForeignDatabase`] when
+/// it is the control database or one the registry does not own, migration
+/// errors, [`InitError::Sql`].
 pub async fn provision_domain(dbs: &Databases, domain: &DomainName) -> Result<(), InitError> {
     provision_domain_with(dbs, domain, Migrations::embedded()).await.map(|_| ())
 }
@@ -140,6 +142,11 @@ pub async fn provision_domain_with(
         .execute(&mut lock_conn)
         .await
         .map_err(InitError::sql(format!("locking domain {domain} for provisioning")))?;
+    // Refused before anything is written: no registry row, no rollout record.
+    if let Err(e) = refuse_foreign_database(dbs, domain).await {
+        let _ = lock_conn.close().await;
+        return Err(e);
+    }
     let result = provision_locked(dbs, domain, migrations).await;
     let _ = lock_conn.close().await;
     if let Err(e) = &result {
@@ -150,6 +157,36 @@ pub async fn provision_domain_with(
     tracing::info!(domain = %domain, database = %report.database, ms = started.elapsed().as_millis() as u64,
         changed = !report.changed_nothing(), "domain provisioned");
     Ok(report)
+}
+
+/// A new domain must not adopt a database it did not create: not the control
+/// database, and no database the registry does not list (provisioning would
+/// hand it to the domain's role and create schemas in it).
+async fn refuse_foreign_database(dbs: &Databases, domain: &DomainName) -> Result<(), InitError> {
+    let database = dbs.database_name(domain);
+    let refuse = |reason| Err(InitError::ForeignDatabase { domain: domain.to_string(), database: database.clone(), reason });
+    let control = dbs.control_options();
+    if control.get_database().unwrap_or(control.get_username()) == database {
+        return refuse("is the control database");
+    }
+    let context = || format!("checking the database name of domain {domain}");
+    let registered: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM vnext_control.domains WHERE database = $1)")
+        .bind(&database)
+        .fetch_one(dbs.control())
+        .await
+        .map_err(InitError::sql(context()))?;
+    if registered {
+        return Ok(());
+    }
+    let exists: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
+        .bind(&database)
+        .fetch_one(dbs.control())
+        .await
+        .map_err(InitError::sql(context()))?;
+    if exists {
+        return refuse("already exists and is not a domain database of this registry");
+    }
+    Ok(())
 }
 
 async fn provision_locked(dbs: &Databases, domain: &DomainName, migrations: &Migrations) -> Result<ProvisionReport, InitError> {

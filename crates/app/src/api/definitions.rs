@@ -2,7 +2,8 @@
 //!
 //! - `POST /api/v1/definitions/publish`: one component document. It is validated
 //!   against the components already published (references must resolve), its
-//!   domain is provisioned when new, and it is stored as an immutable version:
+//!   domain is provisioned when new (only for an admin key; another key gets a
+//!   404 `domain.not-found`, and needs `publish` on the domain), and it is stored as an immutable version:
 //!   201 `created`, 200 `unchanged` (same key, version and content), 409
 //!   `definition.conflict` (same key and version, other content), 422
 //!   `definition.invalid` with every diagnostic and its JSON pointer. Fields the
@@ -22,15 +23,17 @@ use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::{Extension, Json, Router};
 use serde_json::{Value, json};
 use vnext_core::ident::DomainName;
 use vnext_core::model::ComponentKind;
 use vnext_core::validate::{self, Diagnostic, PackageCatalog};
 use vnext_core::version::VersionSelector;
 use vnext_init::components::{self, PublishOutcome};
+use vnext_init::keys::Grant;
 
 use super::AppState;
+use super::auth::{self, Caller};
 use super::body::JsonBody;
 use super::params::{ApiPath, Params};
 use crate::error::{ApiError, ErrorCode, FieldError};
@@ -102,7 +105,12 @@ async fn validate_only(State(state): State<AppState>, body: JsonBody) -> Result<
     Ok(Json(json!({ "valid": diagnostics.is_empty(), "diagnostics": diagnostics_json(&diagnostics), "warnings": diagnostics_json(&warnings) })))
 }
 
-async fn publish(State(state): State<AppState>, params: Params, body: JsonBody) -> Result<Response, ApiError> {
+async fn publish(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    params: Params,
+    body: JsonBody,
+) -> Result<Response, ApiError> {
     let value = component_document(&body)?;
     let strict = params.flag("strict", false)?;
     let catalog = store_catalog(&state, value).await?;
@@ -119,7 +127,10 @@ async fn publish(State(state): State<AppState>, params: Params, body: JsonBody) 
     }
     // Validation guarantees a well-formed envelope.
     let identity = components::ComponentIdentity::of(value).map_err(ApiError::from)?;
-    let pool = provisioned_pool(&state, &identity.domain).await?;
+    if !caller.allows(identity.domain.as_str(), Grant::Publish) {
+        return Err(auth::forbidden(&format!("`publish` on domain `{}`", identity.domain)).with_extra("missingGrant", "publish".into()));
+    }
+    let pool = provisioned_pool(&state, &caller, &identity.domain).await?;
     let outcome = components::publish(&pool, body.text()).await.map_err(ApiError::from)?;
     // The commit notified every process; drop this one's cache right away too.
     state.engine.invalidate(&identity.domain).await;
@@ -153,9 +164,14 @@ async fn publish(State(state): State<AppState>, params: Params, body: JsonBody) 
     Ok(response)
 }
 
-/// The domain's pool, provisioning the domain first when it is new.
-async fn provisioned_pool(state: &AppState, domain: &DomainName) -> Result<sqlx::PgPool, ApiError> {
+/// The domain's pool, provisioning the domain first when it is new and the
+/// caller may provision (an admin key, or an open development run).
+async fn provisioned_pool(state: &AppState, caller: &Caller, domain: &DomainName) -> Result<sqlx::PgPool, ApiError> {
     match scope::domain_pool(state.engine.databases(), domain).await {
+        Err(e) if e.code == ErrorCode::DomainNotFound && !caller.is_admin() => Err(ApiError::new(
+            ErrorCode::DomainNotFound,
+            format!("domain `{domain}` does not exist; only an admin key may create a domain by publishing into it"),
+        )),
         Err(e) if e.code == ErrorCode::DomainNotFound => {
             provision(state, domain).await?;
             tracing::info!(%domain, "provisioned a new domain on publish");

@@ -7,12 +7,14 @@
 //! - [`functions`]: the `state`, `data`, `view` and `schema` functions;
 //! - [`incidents`]: an instance's incidents;
 //! - [`internal`]: the trigger endpoint the execution service calls;
+//! - [`keys`]: the admin API of API keys; [`auth`]: who may call what;
 //! - [`health`]: `/health`, `/ready`; [`metrics`]: `/metrics`.
 //!
 //! Shared pieces: [`body`] (JSON bodies checked at the edge), [`params`] (query
 //! and path parameters), [`command`] (start/transition/retry bodies and answers),
 //! [`envelope`] (the instance as every answer shows it).
 
+pub mod auth;
 pub mod body;
 pub mod command;
 pub mod definitions;
@@ -22,10 +24,12 @@ pub mod health;
 pub mod incidents;
 pub mod instances;
 pub mod internal;
+pub mod keys;
 pub mod metrics;
 pub mod params;
 pub mod transitions;
 
+use std::net::Ipv4Addr;
 use std::sync::Arc;
 
 use axum::Router;
@@ -35,6 +39,7 @@ use vnext_core::script::ScriptHost;
 
 use crate::engine::Engine;
 use crate::error::{ApiError, ErrorCode};
+use auth::AuthGate;
 use metrics::Metrics;
 
 /// Settings the handlers need, taken from the configuration once.
@@ -56,6 +61,8 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     /// Compiles scripts while validating components (publish, validate).
     pub scripts: Arc<ScriptHost>,
+    /// Whether requests need an API key (see [`auth`]).
+    pub auth: Arc<AuthGate>,
 }
 
 impl AppState {
@@ -72,6 +79,8 @@ impl AppState {
             settings: Arc::new(settings),
             metrics: Arc::new(Metrics::new()),
             scripts: Arc::new(ScriptHost::new()),
+            // Enforced until the server knows its listener is loopback.
+            auth: Arc::new(AuthGate::for_listener(Ipv4Addr::UNSPECIFIED.into())),
         }
     }
 }
@@ -85,6 +94,7 @@ pub fn router() -> Router<AppState> {
         .merge(functions::router())
         .merge(incidents::router())
         .merge(internal::router())
+        .merge(keys::router())
         .merge(health::router())
         .merge(metrics::router())
         .fallback(route_not_found)

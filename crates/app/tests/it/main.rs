@@ -6,6 +6,7 @@
 mod api_support;
 mod engine_support;
 
+mod api_auth;
 mod api_definitions;
 mod api_errors;
 mod api_instances;
