@@ -1,24 +1,96 @@
 //! How a run holds its instance across external I/O: the lease taken before
-//! the first call, and giving the instance back unchanged.
+//! the first call (with the request and the step in flight, for lease
+//! recovery), renewed before each later call, and giving the instance back
+//! unchanged.
 
+use std::time::Duration;
+
+use tokio::time::Instant;
 use uuid::Uuid;
+use vnext_init::queue::JobBody;
 
 use super::{Failure, Hold, Run};
+use crate::engine::lost::LeaseStep;
 use crate::engine::EngineError;
 use crate::store::{self, InstanceRow, Lease, Records, WriteMode};
 
+/// First pause between attempts of [`with_db_retry`]; it doubles up to [`RETRY_PAUSE_MAX`].
+const RETRY_PAUSE: Duration = Duration::from_millis(100);
+const RETRY_PAUSE_MAX: Duration = Duration::from_secs(2);
+
+/// Runs `op` again while it fails because the database is unreachable
+/// (`EngineError::Unavailable`: the server restarting, a connection cut, no
+/// connection to spare), pausing between attempts (100 ms doubling, at most
+/// 2 s), for up to `budget` after the first failure; then, or on any other
+/// error, returns the error. For work that holds a result only memory has
+/// (an HTTP task's answer) and must not lose it to a short outage; `op` must be
+/// safe to run again (a statement or a transaction that either committed or
+/// did not).
+pub(crate) async fn with_db_retry<T, E, F, Fut>(budget: chrono::Duration, mut op: F) -> Result<T, EngineError>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, E>>,
+    E: Into<EngineError>,
+{
+    let budget = budget.to_std().unwrap_or_default();
+    let mut deadline = None;
+    let mut pause = RETRY_PAUSE;
+    loop {
+        match op().await.map_err(Into::into) {
+            Ok(v) => return Ok(v),
+            Err(e @ EngineError::Unavailable(_)) => {
+                let deadline = *deadline.get_or_insert_with(|| Instant::now() + budget);
+                if Instant::now() + pause > deadline {
+                    return Err(e);
+                }
+                tracing::warn!(error = %e, retry_in_ms = pause.as_millis() as u64, "database unavailable; trying again");
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(RETRY_PAUSE_MAX);
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
 impl Run {
+    /// What lease recovery runs again if this run is lost: its first hop and
+    /// request (headers and query redacted, as everywhere they are stored) at
+    /// its attempt.
+    fn lease_request(&self) -> JobBody {
+        let r = &self.eng.settings.redaction;
+        JobBody::request(&self.first, self.req.body.clone(), r.headers(&self.req.headers), r.query(&self.req.query))
+            .with_attempt(self.attempt)
+    }
+
     /// Marks the instance busy before the first external call and commits, so
-    /// no transaction stays open across I/O.
-    pub(crate) async fn ensure_lease(&mut self) -> Result<(), Failure> {
+    /// no transaction stays open across I/O; before a later call, records the
+    /// new step on the lease (and extends it).
+    pub(crate) async fn ensure_lease(&mut self, step: LeaseStep) -> Result<(), Failure> {
+        let until = self.eng.clock.now() + self.eng.settings.lease;
         let lease = Lease {
             token: Uuid::new_v4(),
-            until: self.eng.clock.now() + self.eng.settings.lease,
+            until,
             transition: self.first_key(),
             job_id: self.job_id,
+            request: Some(self.lease_request().to_value()),
+            step: Some(step.to_value()),
         };
         match std::mem::replace(&mut self.hold, Hold::Closed) {
-            Hold::Leased(l) => self.hold = Hold::Leased(l),
+            Hold::Leased(mut l) => {
+                let step = lease.step.as_ref();
+                let renewed = with_db_retry(self.eng.settings.lease, || {
+                    store::instances::renew_lease(&self.pool, &self.flow, self.row.id, l.token, until, step)
+                })
+                .await;
+                if matches!(renewed, Ok(true)) {
+                    l.until = until;
+                }
+                self.hold = Hold::Leased(l);
+                if !renewed? {
+                    // Lease recovery took the instance over: this run's outcome would not be written.
+                    return Err(EngineError::Busy { instance: self.row.id.to_string() }.into());
+                }
+            }
             Hold::Nested => {
                 self.hold = Hold::Nested;
                 return Err(Failure::NeedsIo);
