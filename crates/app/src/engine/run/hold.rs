@@ -14,6 +14,11 @@ use crate::engine::lost::LeaseStep;
 use crate::engine::EngineError;
 use crate::store::{self, InstanceRow, Lease, Records, WriteMode};
 
+/// How long a run that holds a lease keeps trying to write through an outage
+/// at least (longer when the lease is longer). The lease's token keeps this
+/// safe past the lease's end: a run whose lease recovery took over backs off.
+const OUTAGE_BUDGET_MIN: chrono::Duration = chrono::Duration::seconds(30);
+
 /// First pause between attempts of [`with_db_retry`]; it doubles up to [`RETRY_PAUSE_MAX`].
 const RETRY_PAUSE: Duration = Duration::from_millis(100);
 const RETRY_PAUSE_MAX: Duration = Duration::from_secs(2);
@@ -53,6 +58,11 @@ where
 }
 
 impl Run {
+    /// How long this run keeps trying to write through an outage.
+    pub(super) fn outage_budget(&self) -> chrono::Duration {
+        self.eng.settings.lease.max(OUTAGE_BUDGET_MIN)
+    }
+
     /// What lease recovery runs again if this run is lost: its first hop and
     /// request (headers and query redacted, as everywhere they are stored) at
     /// its attempt.
@@ -78,7 +88,7 @@ impl Run {
         match std::mem::replace(&mut self.hold, Hold::Closed) {
             Hold::Leased(mut l) => {
                 let step = lease.step.as_ref();
-                let renewed = with_db_retry(self.eng.settings.lease, || {
+                let renewed = with_db_retry(self.outage_budget(), || {
                     store::instances::renew_lease(&self.pool, &self.flow, self.row.id, l.token, until, step)
                 })
                 .await;
@@ -125,6 +135,22 @@ impl Run {
         }
     }
 
+    /// Gives the lease back (a start that leased its new row removes it),
+    /// unless recovery took it over. Safe to repeat.
+    async fn give_back(&self, lease: &Lease) -> Result<(), EngineError> {
+        let mut tx = self.pool.begin().await?;
+        let row = store::instances::lock_wait(&mut tx, &self.flow, self.row.id).await?;
+        if row.and_then(|r| r.lease_token) == Some(lease.token) {
+            if self.fresh {
+                store::instances::delete(&mut tx, &self.flow, self.row.id).await?;
+            } else {
+                store::instances::release_lease(&mut tx, &self.flow, self.row.id, self.prev_status).await?;
+            }
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
     /// Leaves the instance as it was: roll back, or give the lease back.
     pub(super) async fn abandon(&mut self) -> Result<(), EngineError> {
         match std::mem::replace(&mut self.hold, Hold::Closed) {
@@ -133,19 +159,50 @@ impl Run {
                 tx.rollback().await?;
                 Ok(())
             }
-            Hold::Leased(lease) => {
-                let mut tx = self.pool.begin().await?;
-                let row = store::instances::lock_wait(&mut tx, &self.flow, self.row.id).await?;
-                if row.and_then(|r| r.lease_token) == Some(lease.token) {
-                    if self.fresh {
-                        store::instances::delete(&mut tx, &self.flow, self.row.id).await?;
-                    } else {
-                        store::instances::release_lease(&mut tx, &self.flow, self.row.id, self.prev_status).await?;
-                    }
-                }
-                tx.commit().await?;
-                Ok(())
-            }
+            Hold::Leased(lease) => with_db_retry(self.outage_budget(), || self.give_back(&lease)).await,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    use super::*;
+
+    fn outage() -> EngineError {
+        EngineError::Unavailable("terminating connection due to administrator command".into())
+    }
+
+    #[tokio::test]
+    async fn an_outage_is_waited_out_other_errors_are_not() {
+        let calls = AtomicU32::new(0);
+        let out = with_db_retry(chrono::Duration::seconds(5), || async {
+            if calls.fetch_add(1, Ordering::SeqCst) < 2 { Err(outage()) } else { Ok("written") }
+        })
+        .await;
+        assert_eq!((out.ok(), calls.load(Ordering::SeqCst)), (Some("written"), 3));
+
+        let calls = AtomicU32::new(0);
+        let out: Result<(), _> = with_db_retry(chrono::Duration::seconds(5), || async {
+            calls.fetch_add(1, Ordering::SeqCst);
+            Err(EngineError::Internal("a bug".into()))
+        })
+        .await;
+        assert!(matches!(out, Err(EngineError::Internal(_))));
+        assert_eq!(calls.load(Ordering::SeqCst), 1, "not retried");
+    }
+
+    #[tokio::test]
+    async fn an_outage_longer_than_the_budget_is_answered_unavailable() {
+        let calls = AtomicU32::new(0);
+        let out: Result<(), _> = with_db_retry(chrono::Duration::milliseconds(350), || async {
+            calls.fetch_add(1, Ordering::SeqCst);
+            Err(outage())
+        })
+        .await;
+        assert!(matches!(out, Err(EngineError::Unavailable(_))));
+        // 100 ms, 200 ms, then the next pause (400 ms) would pass the budget.
+        assert_eq!(calls.load(Ordering::SeqCst), 3);
     }
 }
