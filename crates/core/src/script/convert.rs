@@ -99,7 +99,7 @@ pub(super) fn call_error(
 
 /// `67108864` as `64 MiB of memory`; sizes below a MiB in bytes.
 fn mebibytes(bytes: usize) -> String {
-    if bytes >= 1024 * 1024 && bytes % (1024 * 1024) == 0 {
+    if bytes >= 1024 * 1024 && bytes.is_multiple_of(1024 * 1024) {
         format!("{} MiB of memory", bytes / (1024 * 1024))
     } else {
         format!("{bytes} bytes of memory")

@@ -109,17 +109,13 @@ fn splits_count_their_parts_before_building_them() {
 #[test]
 fn parse_json_counts_before_parsing() {
     let host = host(ScriptLimits { max_operations: 0, timeout: Duration::from_secs(60), ..ScriptLimits::default() });
-    let array = format!(
-        "fn output(ctx) {{ let t = \"0,\"; for i in 0..18 {{ t += t; }} parse_json(\"[\" + t + \"0]\").len() }}"
-    );
-    assert!(limit_message(&host, &array).contains("Size of array"));
+    let array = "fn output(ctx) { let t = \"0,\"; for i in 0..18 { t += t; } parse_json(\"[\" + t + \"0]\").len() }";
+    assert!(limit_message(&host, array).contains("Size of array"));
     let map = "fn output(ctx) { let t = \"\\\"k\\\":1,\"; for i in 0..17 { t += t; } parse_json(\"{\" + t + \"\\\"z\\\":0}\") }";
     assert!(limit_message(&host, map).contains("Size of map"));
     // Commas and brackets inside strings are text, not elements.
-    let text = format!(
-        "fn output(ctx) {{ let t = \",[{{\"; for i in 0..17 {{ t += t; }} parse_json(to_json([t, 1, 2])).len() }}"
-    );
-    assert_eq!(on_pool(&host, &text).unwrap().into_json().unwrap(), json!(3));
+    let text = "fn output(ctx) { let t = \",[{\"; for i in 0..17 { t += t; } parse_json(to_json([t, 1, 2])).len() }";
+    assert_eq!(on_pool(&host, text).unwrap().into_json().unwrap(), json!(3));
 }
 
 #[cfg(target_os = "linux")]
