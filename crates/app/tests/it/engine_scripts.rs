@@ -59,10 +59,11 @@ fn stopped_after(detail: &str) -> u64 {
     rest.split(" ms").next().unwrap().parse().unwrap_or_else(|_| panic!("{detail}"))
 }
 
-/// Resident memory of this process (the app runs in it), in MiB.
-fn rss_mib() -> Option<u64> {
+/// A memory figure of this process (the app runs in it) from
+/// `/proc/self/status`, in MiB: `VmRSS` now, `VmHWM` at its peak.
+fn status_mib(field: &str) -> Option<u64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let kb: u64 = status.lines().find(|l| l.starts_with("VmRSS:"))?.split_whitespace().nth(1)?.parse().ok()?;
+    let kb: u64 = status.lines().find(|l| l.starts_with(field))?.split_whitespace().nth(1)?.parse().ok()?;
     Some(kb / 1024)
 }
 
@@ -76,7 +77,7 @@ async fn runaway_scripts_leave_health_and_other_domains_alone() {
     app.provision("calm").await;
     let r = app.publish(&scripted("calm", "steady", "#{ steady: ctx.instance.domain }")).await;
     assert_eq!(r.status(), 201, "{}", r.text().await.unwrap());
-    let rss_before = rss_mib();
+    let rss_before = status_mib("VmRSS:");
 
     // Eight runaway starts in `shop`, half spinning, half copying memory.
     let runaways = tokio::spawn({
@@ -116,8 +117,9 @@ async fn runaway_scripts_leave_health_and_other_domains_alone() {
     let outcomes = runaways.await.unwrap();
     let slowest = health.iter().max().unwrap();
     eprintln!(
-        "health max {slowest:?}, other domain's start {calm:?}, RSS {rss_before:?} MiB before, {:?} MiB after",
-        rss_mib()
+        "health max {slowest:?}, other domain's start {calm:?}, RSS {rss_before:?} MiB before, {:?} MiB after, peak {:?} MiB",
+        status_mib("VmRSS:"),
+        status_mib("VmHWM:")
     );
     assert!(*slowest < Duration::from_millis(100), "GET /health took {slowest:?}: {health:?}");
     let (mut stopped, mut busy) = (0, 0);
