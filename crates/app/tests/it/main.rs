@@ -18,5 +18,6 @@ mod engine_lifecycle;
 mod engine_lost_runs;
 mod engine_pipeline;
 mod engine_samples;
+mod engine_scripts;
 mod engine_subflow;
 mod engine_tasks_timers;
