@@ -11,8 +11,9 @@
 //! (and `POST …/retry` completes it). When the transition was fired by a timer,
 //! the execution service was also the app's caller; the app finishes the
 //! transition anyway. When the app dies instead, the lease expires and the
-//! execution service's lease recovery resumes or faults the instance. Whichever
-//! way, no instance stays busy.
+//! execution service's lease recovery applies the task's retry policy, re-runs
+//! a job's transition, or faults the instance keeping the client's body.
+//! Whichever way, no instance stays busy.
 
 use crate::e2e_support;
 
@@ -177,26 +178,37 @@ async fn killing_execution_mid_timer_fired_call_faults_and_retry_completes() {
 /// The app dies while its HTTP tasks are in flight: the instances stay busy
 /// under their 2 s leases until the execution service's lease recovery (a scan
 /// every 15 s) takes them over. A transition fired by a job (the timer) is run
-/// again as that job and completes; one asked for by a client, whose caller is
-/// gone, faults with an incident saying its outcome is unknown.
+/// again as that job and completes. A client's transition whose task has a
+/// retry policy counts the lost call as a failed attempt and is retried with
+/// the client's body: no incident, never `Lease:expired` on the instance. One
+/// with no boundary faults with an incident saying its outcome is unknown,
+/// which keeps the body: `retry` runs it with that body.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killing_the_app_mid_call_is_recovered_after_the_lease() {
     let mut s = Services::start(&components(), ENV).await;
     s.spawn_execution(true);
     let client = reqwest::Client::new();
     let target = Target::start().await;
-    target.set_block_calls(2);
+    target.set_block_calls(3);
 
     let by_client = start(&client, &s, "relay-plain", &target).await;
+    let by_retry = start(&client, &s, "relay-retry", &target).await;
     let by_timer = start(&client, &s, "relay-timer", &target).await;
-    let request = client.patch(format!("{by_client}/transitions/call?sync=true")).json(&json!({ "attributes": {} }));
-    let call = tokio::spawn(send(request));
-    target.wait_blocked(2, Duration::from_secs(20)).await;
+    let calls: Vec<_> = [(&by_client, "plain"), (&by_retry, "retried")]
+        .into_iter()
+        .map(|(i, note)| {
+            let request = client.patch(format!("{i}/transitions/call?sync=true")).json(&json!({ "attributes": { "note": note } }));
+            tokio::spawn(send(request))
+        })
+        .collect();
+    target.wait_blocked(3, Duration::from_secs(20)).await;
     s.kill_app();
-    let _ = call.await;
+    for call in calls {
+        let _ = call.await;
+    }
     s.spawn_app();
 
-    for i in [&by_client, &by_timer] {
+    for i in [&by_client, &by_retry, &by_timer] {
         let (_, v) = send(client.get(i.as_str())).await;
         assert_eq!(at(&v), ("ready", "B"), "busy under the dead app's lease: {v}");
     }
@@ -207,6 +219,28 @@ async fn killing_the_app_mid_call_is_recovered_after_the_lease() {
     assert_eq!(calls.len(), 1, "{history}");
     assert_eq!(calls[0]["origin"], "lease", "{history}");
 
+    // The retry policy: the task's retry, with the client's body, and no incident.
+    let retried = wait_at(&client, &by_retry, "done", "C", Duration::from_secs(40)).await;
+    assert_eq!(retried["attributes"]["note"], "retried", "{retried}");
+    assert_eq!(retried["attributes"]["relayed"]["body"], json!({ "unblocked": true }), "{retried}");
+    let (status, all) = send(client.get(format!("{by_retry}/incidents"))).await;
+    assert_eq!(status, 200, "{all}");
+    assert_eq!(all["data"].as_array().map(Vec::len), Some(0), "never faulted: {all}");
+    let (_, history) = send(client.get(format!("{by_retry}/transitions"))).await;
+    let calls: Vec<&Value> = history["data"].as_array().unwrap().iter().filter(|t| t["transition"] == "call").collect();
+    assert_eq!(calls.len(), 1, "applied once: {history}");
+    assert_eq!((calls[0]["origin"].as_str(), calls[0]["body"]["note"].as_str()), (Some("retry"), Some("retried")), "{history}");
+    let mut db = domain_db(&s.prefix.0, D).await;
+    let id = by_retry.rsplit('/').next().unwrap();
+    let attempts: Vec<(i32, String, Option<String>)> =
+        sqlx::query_as("SELECT attempt, status, error->>'code' FROM relay_retry.task_runs WHERE instance_id = $1::uuid ORDER BY started_at")
+            .bind(id)
+            .fetch_all(&mut db)
+            .await
+            .unwrap();
+    assert_eq!(attempts, vec![(1, "failed".into(), Some("Lease:expired".into())), (2, "succeeded".into(), None)]);
+
+    // No boundary: faulted; the incident keeps the body, and retry uses it.
     let f = poll(&client, &by_client, Duration::from_secs(40), "faults", |v| at(v).1 != "B").await;
     assert_eq!(at(&f), ("ready", "F"), "{f}\n{}", s.logs());
     let found = incidents(&client, &by_client).await;
@@ -214,7 +248,11 @@ async fn killing_the_app_mid_call_is_recovered_after_the_lease() {
     assert_eq!(found[0]["errorCode"], "Lease:expired", "{found:?}");
     let (status, body) = send(client.post(format!("{by_client}/retry?sync=true")).json(&json!({}))).await;
     assert_eq!(status, 200, "{body}\n{}", s.logs());
-    wait_at(&client, &by_client, "done", "C", Duration::from_secs(20)).await;
+    let done = wait_at(&client, &by_client, "done", "C", Duration::from_secs(20)).await;
+    assert_eq!(done["attributes"]["note"], "plain", "retry ran with the original body: {done}");
+    let (_, history) = send(client.get(format!("{by_client}/transitions"))).await;
+    let call = history["data"].as_array().unwrap().iter().find(|t| t["transition"] == "call").cloned().unwrap_or_default();
+    assert_eq!(call["body"], json!({ "note": "plain" }), "{history}");
 }
 
 /// A retry job owns its busy instance under a lease that ends 2 s after the

@@ -5,11 +5,13 @@
 
 mod api_support;
 mod e2e_support;
+mod private_pg;
 
 mod api_samples;
 mod api_services;
 mod api_up;
 mod bench_tiny;
+mod chaos_outage;
 mod cli_keys;
 mod cli_validate;
 mod e2e_execution_kill;

@@ -192,15 +192,23 @@ impl ApiError {
         Self { source: Some(source), ..Self::new(ErrorCode::Internal, "internal error") }
     }
 
-    /// A database error: unavailability is a 503 the client may retry, anything
-    /// else is a bug (every query binds its parameters, so bad input never gets here).
+    /// A database error: unavailability (the server unreachable, restarting,
+    /// out of connections; [`vnext_init::unavailable`]) is a 503 the client may
+    /// retry, anything else is a bug (every query binds its parameters, so bad
+    /// input never gets here).
     pub fn database(error: sqlx::Error) -> Self {
-        match &error {
-            sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => Self {
-                source: Some(Box::new(error)),
-                ..Self::new(ErrorCode::Unavailable, "the database is unreachable or busy; retry shortly")
-            },
-            _ => Self::internal(error),
+        if vnext_init::unavailable::is_unavailable(&error) {
+            Self::unavailable(error)
+        } else {
+            Self::internal(error)
+        }
+    }
+
+    /// 503 `service.unavailable`, logging `source`.
+    pub fn unavailable(source: impl Into<BoxError>) -> Self {
+        Self {
+            source: Some(source.into()),
+            ..Self::new(ErrorCode::Unavailable, "the database is unreachable or busy; retry shortly")
         }
     }
 
@@ -279,10 +287,7 @@ impl From<EngineError> for ApiError {
             EngineError::Script { .. } => ApiError::new(ErrorCode::ScriptFailed, detail),
             EngineError::ScriptsBusy { .. } => ApiError::new(ErrorCode::ScriptsBusy, detail),
             EngineError::Definition { .. } => ApiError::new(ErrorCode::DefinitionUnusable, detail),
-            EngineError::Unavailable(message) => ApiError {
-                source: Some(message.into()),
-                ..ApiError::new(ErrorCode::Unavailable, "the database is unreachable or busy; retry shortly")
-            },
+            EngineError::Unavailable(message) => ApiError::unavailable(message),
             EngineError::Internal(message) => ApiError::internal(message),
         }
     }
@@ -301,6 +306,7 @@ impl From<InitError> for ApiError {
                 ApiError::new(ErrorCode::DomainDatabaseTaken, detail)
             }
             InitError::InvalidKey(_) => ApiError::new(ErrorCode::InvalidBody, detail),
+            e if e.is_unavailable() => ApiError::unavailable(e),
             InitError::Sql { source, .. } => ApiError::database(source),
             InitError::Database(db) => ApiError::from(*db),
             other => ApiError::internal(other),
@@ -413,6 +419,40 @@ mod tests {
         let api = ApiError::from(engine);
         assert_eq!(api.code, ErrorCode::Unavailable);
         assert_eq!(api.code.status(), StatusCode::SERVICE_UNAVAILABLE);
+    }
+
+    #[test]
+    fn a_database_going_away_is_a_503_on_every_path() {
+        use vnext_testkit::db::server_error;
+        let outages = || {
+            [
+                server_error("57P01"), // terminating connection due to administrator command
+                server_error("57P03"), // the database system is starting up
+                server_error("08006"),
+                server_error("53300"),
+                sqlx::Error::Io(std::io::ErrorKind::ConnectionReset.into()),
+                sqlx::Error::PoolClosed,
+            ]
+        };
+        for e in outages() {
+            let text = e.to_string();
+            assert_eq!(ApiError::database(e).code, ErrorCode::Unavailable, "{text}");
+        }
+        for e in outages() {
+            let engine = EngineError::from(e);
+            assert!(matches!(engine, EngineError::Unavailable(_)) && engine.is_transient(), "{engine:?}");
+            assert_eq!(ApiError::from(engine).code, ErrorCode::Unavailable);
+        }
+        for e in outages() {
+            let init = InitError::Sql { context: "publishing".into(), source: e };
+            assert_eq!(ApiError::from(init).code, ErrorCode::Unavailable);
+        }
+        let migration = InitError::Migration { schema: "s".into(), file: "f".into(), source: server_error("57P01") };
+        assert_eq!(ApiError::from(migration).code, ErrorCode::Unavailable);
+        assert_eq!(ApiError::from(DbError::Control(server_error("57P02"))).code, ErrorCode::Unavailable);
+        // Not an outage: still a bug, answered as an opaque 500.
+        assert_eq!(ApiError::database(server_error("42601")).code, ErrorCode::Internal);
+        assert!(matches!(EngineError::from(server_error("23505")), EngineError::Internal(_)));
     }
 
     #[test]

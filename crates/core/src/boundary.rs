@@ -21,6 +21,14 @@
 //! A rule with `logOnly: true` only logs, whatever its action. No matching rule
 //! faults the instance. The task's `retryable` flag does not override a boundary:
 //! a definition that asks for retries gets them.
+//!
+//! A *lost* attempt ([`resolve_lost`]) is one whose outcome never came back:
+//! the process running it stopped and its lease expired. Its error is
+//! [`LOST_CODE`], and every Retry rule applies to it whatever its `errorCodes`
+//! and `errorTypes`: the failure the call would have reported is unknown, and a
+//! task that declares retries is one whose author accepts running it again.
+//! The other rules match it by code (`*`, `Lease:*`, `Lease:expired`) and type
+//! (`expired`) as usual.
 
 use std::fmt;
 
@@ -30,6 +38,18 @@ use crate::traits::TaskError;
 
 /// `priority` of a rule that does not say.
 pub const DEFAULT_PRIORITY: i64 = 100;
+
+/// The error code of an attempt whose outcome was lost (its lease expired).
+pub const LOST_CODE: &str = "Lease:expired";
+
+/// The error a lost attempt of task `task_key` counts as.
+pub fn lost_error(task_key: &str) -> TaskError {
+    TaskError::new(
+        LOST_CODE,
+        format!("the process running task `{task_key}` stopped before its outcome was recorded; the outcome is unknown"),
+        true,
+    )
+}
 
 /// Where a boundary is declared. [`resolve`] takes them in this order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -86,9 +106,19 @@ pub enum BoundaryDecision {
 /// boundaries (in that order; `None` where a level declares none) and `attempt`,
 /// the 1-based number of the attempt that just failed (0 is read as 1).
 pub fn resolve(levels: [Option<&ErrorBoundary>; 3], error: &TaskError, attempt: u32) -> BoundaryDecision {
+    resolve_with(levels, error, attempt, false)
+}
+
+/// As [`resolve`], for attempt `attempt` whose outcome was lost (see the module
+/// docs): the error is [`lost_error`] and every Retry rule matches it.
+pub fn resolve_lost(levels: [Option<&ErrorBoundary>; 3], task_key: &str, attempt: u32) -> BoundaryDecision {
+    resolve_with(levels, &lost_error(task_key), attempt, true)
+}
+
+fn resolve_with(levels: [Option<&ErrorBoundary>; 3], error: &TaskError, attempt: u32, any_retry: bool) -> BoundaryDecision {
     let attempt = attempt.max(1);
     let mut exhausted: Option<RuleOrigin> = None;
-    for (origin, rule) in matching_rules(levels, error) {
+    for (origin, rule) in matching_rules(levels, error, any_retry) {
         if rule.log_only == Some(true) {
             return BoundaryDecision::Continue { log: true, origin };
         }
@@ -143,10 +173,12 @@ fn fault(reason: String, origin: RuleOrigin) -> BoundaryDecision {
     BoundaryDecision::Fault { reason, origin: Some(origin) }
 }
 
-/// Every rule that matches `error`, in the order [`resolve`] considers them.
+/// Every rule that matches `error`, in the order [`resolve`] considers them;
+/// with `any_retry`, every Retry rule too.
 fn matching_rules<'a>(
     levels: [Option<&'a ErrorBoundary>; 3],
     error: &TaskError,
+    any_retry: bool,
 ) -> impl Iterator<Item = (RuleOrigin, &'a ErrorRule)> {
     let kind = error_kind(error);
     let mut out = Vec::new();
@@ -156,7 +188,7 @@ fn matching_rules<'a>(
             .on_error
             .iter()
             .enumerate()
-            .filter(|(_, rule)| rule_matches(rule, &error.code, &kind))
+            .filter(|(_, rule)| (any_retry && rule.action == ErrorAction::Retry) || rule_matches(rule, &error.code, &kind))
             .map(|(index, rule)| {
                 let priority = rule.priority.unwrap_or(DEFAULT_PRIORITY);
                 (RuleOrigin { level, index, priority }, rule)

@@ -267,7 +267,7 @@ fn connect_error(options: &PgConnectOptions, e: sqlx::Error) -> DbError {
     let host = options.get_host().to_string();
     let port = options.get_port();
     match e {
-        sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut => DbError::Unreachable { host, port, source: e },
+        e if crate::unavailable::is_unavailable(&e) => DbError::Unreachable { host, port, source: e },
         other => DbError::Connect {
             host,
             port,

@@ -91,6 +91,21 @@ impl InitError {
         move |source| InitError::Sql { context, source }
     }
 
+    /// The database was unreachable or could not serve (see
+    /// [`crate::unavailable`]): the same operation may succeed later.
+    pub fn is_unavailable(&self) -> bool {
+        use crate::unavailable::is_unavailable;
+        match self {
+            InitError::Sql { source, .. } | InitError::Migration { source, .. } => is_unavailable(source),
+            InitError::Database(db) => match &**db {
+                DbError::Unreachable { .. } => true,
+                DbError::Connect { source, .. } | DbError::Control(source) => is_unavailable(source),
+                _ => false,
+            },
+            _ => false,
+        }
+    }
+
     pub(crate) fn domain_name(source: IdentError) -> InitError {
         InitError::InvalidName { what: "domain", source }
     }

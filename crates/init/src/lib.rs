@@ -27,5 +27,6 @@ pub mod migrate;
 pub mod package;
 pub mod provision;
 pub mod queue;
+pub mod unavailable;
 
 pub use error::InitError;

@@ -329,7 +329,7 @@ async fn create_system_schemas(
     let pool = dbs.pool_for(domain, target);
     let context = || format!("creating the system schemas of domain {domain}");
     let mut tx = pool.begin().await.map_err(|e| match e {
-        sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut => InitError::Database(Box::new(crate::db::DbError::Unreachable {
+        e if crate::unavailable::is_unavailable(&e) => InitError::Database(Box::new(crate::db::DbError::Unreachable {
             host: target.server.get_host().to_string(),
             port: target.server.get_port(),
             source: e,

@@ -107,3 +107,41 @@ impl Drop for Scratch {
         block_in_drop(move || async move { drop_prefixed(&admin_url, &prefix).await });
     }
 }
+
+/// A database error carrying SQLSTATE `code`, as the server would send it
+/// (for unit tests of error classification; sqlx's own type cannot be built).
+pub fn server_error(code: &'static str) -> sqlx::Error {
+    sqlx::Error::Database(Box::new(ServerError(code)))
+}
+
+#[derive(Debug)]
+struct ServerError(&'static str);
+
+impl std::fmt::Display for ServerError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "server error {}", self.0)
+    }
+}
+
+impl std::error::Error for ServerError {}
+
+impl sqlx::error::DatabaseError for ServerError {
+    fn message(&self) -> &str {
+        "server error"
+    }
+    fn code(&self) -> Option<std::borrow::Cow<'_, str>> {
+        Some(std::borrow::Cow::Borrowed(self.0))
+    }
+    fn as_error(&self) -> &(dyn std::error::Error + Send + Sync + 'static) {
+        self
+    }
+    fn as_error_mut(&mut self) -> &mut (dyn std::error::Error + Send + Sync + 'static) {
+        self
+    }
+    fn into_error(self: Box<Self>) -> Box<dyn std::error::Error + Send + Sync + 'static> {
+        self
+    }
+    fn kind(&self) -> sqlx::error::ErrorKind {
+        sqlx::error::ErrorKind::Other
+    }
+}

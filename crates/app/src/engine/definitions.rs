@@ -22,7 +22,7 @@ use sqlx::PgConnection;
 use vnext_core::ident::{DomainName, FlowKey};
 use vnext_core::machine;
 use vnext_core::model::{
-    Component, ComponentKind, Envelope, Reference, ScriptCode, TaskEntry, TaskType, Timer, Transition, Workflow,
+    Component, ComponentKind, Envelope, ErrorBoundary, Reference, ScriptCode, TaskEntry, TaskType, Timer, Transition, Workflow,
 };
 use vnext_core::version::VersionSelector;
 
@@ -45,6 +45,8 @@ pub struct TaskDef {
 pub struct CompiledEntry {
     pub task: Arc<TaskDef>,
     pub mapping: Option<Script>,
+    /// The entry's own error boundary (lease recovery reads it by path).
+    pub boundary: Option<ErrorBoundary>,
 }
 
 /// A compiled JSON Schema and the component it came from.
@@ -401,7 +403,7 @@ impl Compiler<'_> {
                 Some(m) if !m.is_global() && m.code.is_some() => Some(self.script(m, &format!("{path}/mapping"))?),
                 _ => None,
             };
-            out.insert(path, CompiledEntry { task, mapping });
+            out.insert(path, CompiledEntry { task, mapping, boundary: e.error_boundary.clone() });
         }
         Ok(())
     }

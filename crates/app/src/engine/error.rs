@@ -4,6 +4,7 @@ use serde::Serialize;
 use vnext_init::InitError;
 use vnext_core::machine::GateError;
 use vnext_init::db::DbError;
+use vnext_init::unavailable::is_unavailable;
 
 /// One way a payload failed its transition's JSON Schema.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -83,23 +84,17 @@ impl EngineError {
 
     /// A failure of the init layer while doing `context`.
     pub(crate) fn from_init(context: &str, e: InitError) -> EngineError {
-        let unavailable = match &e {
-            InitError::Sql { source, .. } | InitError::Migration { source, .. } => unreachable_sql(source),
-            InitError::Database(db) => matches!(**db, DbError::Unreachable { .. } | DbError::Connect { .. }),
-            _ => false,
-        };
+        // A server that refuses the connection (a domain role it does not
+        // know, a missing database) cannot serve either: retry later.
+        let unavailable = e.is_unavailable() || matches!(&e, InitError::Database(db) if matches!(**db, DbError::Connect { .. }));
         if unavailable { EngineError::Unavailable(format!("{context}: {e}")) } else { EngineError::Internal(format!("{context}: {e}")) }
     }
 }
 
-/// The server is unreachable, or every pooled connection stayed busy.
-fn unreachable_sql(e: &sqlx::Error) -> bool {
-    matches!(e, sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_))
-}
-
 impl From<sqlx::Error> for EngineError {
+    /// An outage ([`vnext_init::unavailable`]) is `Unavailable`; anything else a bug.
     fn from(e: sqlx::Error) -> Self {
-        if unreachable_sql(&e) { EngineError::Unavailable(e.to_string()) } else { EngineError::Internal(format!("database: {e}")) }
+        if is_unavailable(&e) { EngineError::Unavailable(e.to_string()) } else { EngineError::Internal(format!("database: {e}")) }
     }
 }
 

@@ -5,7 +5,8 @@
 //! automatic chaining and timers. Layout:
 //! - `requests`: entry points, run now (`sync`) or accepted as an async job;
 //! - `trigger`: what the job scheduler calls; `inline_runner`: async jobs
-//!   in-process until the scheduler runs them;
+//!   in-process until the scheduler runs them; `recover` (with the decisions
+//!   in `lost`): lease recovery of a run lost with its process;
 //! - `run`: one run, built by one constructor per origin (API start, API
 //!   request, job, nested child), its fields private to it and its parts:
 //!   `run/chain` (the hops and the automatic chain), `run/tasks` (task
@@ -21,8 +22,8 @@
 //!   configuration, given once in [`EngineDeps`] (no call site reads the
 //!   configuration); its clock is [`vnext_core::clock::Clock`].
 //!
-//! Modules import each other in one direction: `requests`, `trigger` →
-//! `run` → `writes`, `context`, `definitions`, `error`. Jobs (arming,
+//! Modules import each other in one direction: `requests`, `trigger`,
+//! `recover` → `run` → `writes`, `lost`, `context`, `definitions`, `error`. Jobs (arming,
 //! claiming, settling, their bodies) go through [`vnext_init::queue`], the one
 //! owner of `sys_queues.jobs`.
 //!
@@ -78,6 +79,8 @@ mod context;
 mod definitions;
 mod error;
 mod inline_runner;
+mod lost;
+mod recover;
 mod requests;
 mod run;
 mod scripts;

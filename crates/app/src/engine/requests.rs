@@ -161,6 +161,8 @@ impl Engine {
             until: self.inner.clock.now() + self.inner.settings.lease,
             transition: transition.to_string(),
             job_id: Some(job_id),
+            request: None,
+            step: None,
         }
     }
 

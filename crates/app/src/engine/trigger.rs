@@ -10,12 +10,13 @@ use uuid::Uuid;
 use vnext_core::ident::{DomainName, FlowKey};
 use vnext_core::machine::Caller;
 use vnext_core::traits::{TriggerError, TriggerOrigin, TriggerOutcome, TriggerRequest};
-use vnext_init::queue::{self, HeldJob, JobBody, JobKind};
+use vnext_init::queue::{self, JobBody};
 
 use super::context::RequestData;
+use super::recover::Recovery;
 use super::run::{First, JobRun, Origin, Run, Scope};
 use super::{Engine, EngineError, InstanceRef, InstanceStatus};
-use crate::store::{self, IncidentRow, LockError, OutboxEvent, Records, RowChange, WriteMode};
+use crate::store::{self, LockError};
 
 fn fatal(message: String) -> TriggerError {
     TriggerError { message, retryable: false }
@@ -68,8 +69,7 @@ enum Decision {
     Busy,
     /// Run `first` as `origin`, with the job's request, at attempt `attempt`.
     Run { origin: Origin, first: First, req: Box<RequestData>, attempt: u32 },
-    /// Lease recovery: re-run the job that held the lease, or fault the
-    /// instance when no job held it.
+    /// Lease recovery (see `recover`): `held` is the job the lease names.
     Recover { held: Option<Uuid> },
 }
 
@@ -126,15 +126,6 @@ fn decide(req: &TriggerRequest, body: &JobBody, found: &Found<'_>, now: DateTime
     }
 }
 
-/// How lease recovery re-runs the job that held the lease, as that job.
-fn rerun(held: &HeldJob) -> (First, RequestData, u32) {
-    match held.kind {
-        Some(JobKind::Timeout) => (First::Timeout, RequestData::default(), 1),
-        Some(JobKind::Timer) => (First::Named { key: held.transition_key.clone(), caller: Caller::System }, RequestData::default(), 1),
-        _ => (held.body.first_or(&held.transition_key), RequestData::from_job(&held.body), held.body.attempt()),
-    }
-}
-
 impl Engine {
     pub(crate) async fn do_trigger(&self, req: TriggerRequest) -> Result<TriggerOutcome, TriggerError> {
         let domain = DomainName::new(&req.domain).map_err(|e| fatal(format!("job {}: domain: {e}", req.job_id)))?;
@@ -160,22 +151,11 @@ impl Engine {
         };
         let body = JobBody::from_value(&req.body);
         let decision = decide(&req, &body, &Found::of(&row), self.inner.clock.now());
-        let (origin, first, data, job_id, attempt) = match decision {
+        match decision {
             Decision::Stale => return stale(tx).await,
             Decision::Busy => return rollback(tx, TriggerOutcome::Busy).await,
-            Decision::Run { origin, first, req: data, attempt } => (origin, first, *data, req.job_id, attempt),
-            Decision::Recover { held: None } => return self.fault_lost_lease(tx, &domain, &flow, row).await,
-            Decision::Recover { held: Some(job) } => {
-                let Some(held) = queue::held_job(&mut *tx, job).await.map_err(retryable)? else {
-                    return self.fault_lost_lease(tx, &domain, &flow, row).await;
-                };
-                // This run takes the held job's place: close it, so a later claim of
-                // it (a retry still pending, or a dead worker's claim) cannot run it again.
-                queue::close_held(&mut tx, job).await.map_err(retryable)?;
-                let (first, data, attempt) = rerun(&held);
-                (Origin::Lease, first, data, job, attempt)
-            }
-        };
+            Decision::Run { .. } | Decision::Recover { .. } => {}
+        }
         let def = match self.inner.definitions.get(&mut tx, &domain, &flow, &row.flow_version).await {
             Ok(d) => d,
             Err(e) => {
@@ -183,80 +163,29 @@ impl Engine {
                 return Err(if e.is_transient() { retryable(e) } else { fatal(e.to_string()) });
             }
         };
+        let job = match decision {
+            Decision::Run { origin, first, req: data, attempt } => JobRun { id: req.job_id, origin, first, req: *data, attempt },
+            Decision::Recover { held } => match self.recover(&mut tx, &domain, &flow, &def, &row, held, req.job_id).await {
+                Ok(Recovery::Run(job)) => *job,
+                Ok(Recovery::Written) => {
+                    tx.commit().await.map_err(retryable)?;
+                    return Ok(TriggerOutcome::Applied);
+                }
+                Err(e) => {
+                    let _ = tx.rollback().await;
+                    return Err(e);
+                }
+            },
+            Decision::Stale | Decision::Busy => return stale(tx).await,
+        };
         let scope = Scope { eng: self.inner.clone(), domain, flow, def, pool };
-        let run = Run::job(scope, tx, row, JobRun { id: job_id, origin, first, req: data, attempt });
+        let run = Run::job(scope, tx, row, job);
         match run.run().await {
             Ok(_) => Ok(TriggerOutcome::Applied),
             Err(EngineError::Busy { .. }) => Ok(TriggerOutcome::Busy),
             Err(e) if e.is_transient() => Err(retryable(e)),
             Err(e) => Err(fatal(e.to_string())),
         }
-    }
-
-    /// A lease expired with no job to re-run: the outcome of the I/O is unknown,
-    /// so the instance faults with an incident saying so.
-    async fn fault_lost_lease(
-        &self,
-        mut tx: sqlx::Transaction<'static, sqlx::Postgres>,
-        domain: &DomainName,
-        flow: &FlowKey,
-        row: store::InstanceRow,
-    ) -> Result<TriggerOutcome, TriggerError> {
-        let transition = row.lease_transition.clone().unwrap_or_default();
-        let incident = IncidentRow {
-            id: Uuid::now_v7(),
-            state: Some(row.current_state.clone()),
-            transition_key: Some(transition.clone()),
-            task_key: None,
-            error_code: "Lease:expired".into(),
-            message: format!(
-                "the lease of transition `{transition}` expired while it ran external I/O; its outcome is unknown (retry re-runs it)"
-            ),
-            status_code: None,
-            boundary_action: None,
-            retry_count: 0,
-            request: Some(JobBody::hop(&First::Named { key: transition, caller: Caller::System }).to_value()),
-        };
-        let now = self.inner.clock.now();
-        let write = row.written(
-            RowChange {
-                status: InstanceStatus::Faulted,
-                current_state: row.current_state.clone(),
-                data: row.data.clone(),
-                data_version: row.data_version.clone(),
-                data_version_no: row.data_version_no,
-                has_incident: true,
-                completed_at: None,
-                lease: None,
-                parked_on: row.parked_on,
-            },
-            now,
-        );
-        let event = OutboxEvent {
-            flow: flow.as_str().to_string(),
-            event_type: "instance.faulted",
-            payload: serde_json::json!({
-                "event": "instance.faulted", "domain": domain.as_str(), "flow": flow.as_str(), "flowVersion": row.flow_version,
-                "instanceId": row.id, "state": row.current_state, "status": "F", "dataVersion": row.data_version,
-                "dataVersionNo": row.data_version_no, "at": now,
-                "error": {"code": incident.error_code, "message": incident.message},
-            }),
-        };
-        let report = row.parent().map(|link| {
-            let cause = incident.message.clone();
-            (link, super::writes::child_stopped(flow.as_str(), row.id, &row.current_state, InstanceStatus::Faulted, Some(&cause)))
-        });
-        let records = Records { incidents: vec![incident], events: vec![event], ..Records::default() };
-        store::apply(&mut tx, flow, WriteMode::Update, &write, &records).await.map_err(retryable)?;
-        if let Some((link, incident)) = report
-            && let Ok(parent_flow) = FlowKey::new(&link.flow)
-        {
-            store::correlations::report_to_parent(&mut tx, &parent_flow, link.instance_id, link.correlation_id, &incident, now)
-                .await
-                .map_err(retryable)?;
-        }
-        tx.commit().await.map_err(retryable)?;
-        Ok(TriggerOutcome::Applied)
     }
 }
 
@@ -369,17 +298,5 @@ mod tests {
         assert!(matches!(decide_with(&req, body.clone(), &running), Decision::Stale));
         let no_job = Found { lease_job_id: None, ..expired };
         assert!(matches!(decide_with(&req, body, &no_job), Decision::Recover { held: None }));
-    }
-
-    #[test]
-    fn a_recovered_job_runs_again_as_it_would_have() {
-        let timer = HeldJob { kind: Some(JobKind::Timer), transition_key: "tick".into(), body: JobBody::default() };
-        assert_eq!(rerun(&timer).0, First::Named { key: "tick".into(), caller: Caller::System });
-        let timeout = HeldJob { kind: Some(JobKind::Timeout), transition_key: "$timeout".into(), body: JobBody::default() };
-        assert_eq!(rerun(&timeout).0, First::Timeout);
-        let body = JobBody::from_value(&json!({"attempt": 2, "first": {"kind": "start"}, "attributes": {"x": true}}));
-        let retry = HeldJob { kind: Some(JobKind::Retry), transition_key: "go".into(), body };
-        let (first, req, attempt) = rerun(&retry);
-        assert_eq!((first, req.body, attempt), (First::Start, json!({"x": true}), 2));
     }
 }

@@ -18,7 +18,7 @@ use vnext_core::version::INITIAL_DATA_VERSION;
 pub const COLUMNS: &str = "id, key, flow_version, status::text AS status, current_state, data, data_version, \
     data_version_no, etag, tags, has_incident, created_at, modified_at, completed_at, \
     lease_token, lease_until, lease_transition, lease_job_id, parked_on, parent_flow, parent_instance_id, \
-    parent_correlation_id";
+    parent_correlation_id, lease_request, lease_step";
 
 /// A stored code that names nothing this version knows: the row was written by
 /// something else, so guessing a meaning would hide the fault.
@@ -149,6 +149,12 @@ pub struct Lease {
     pub transition: String,
     /// The job that started the transition; lease recovery re-runs it.
     pub job_id: Option<Uuid>,
+    /// What the run holding the lease re-runs after a crash (a stored
+    /// `JobBody`: first hop, body, redacted headers and query, attempt);
+    /// `None` for a lease a job holds without running yet.
+    pub request: Option<Value>,
+    /// The step whose external I/O is in flight (`engine::lost::LeaseStep`).
+    pub step: Option<Value>,
 }
 
 /// An instance row as stored, and as a write leaves it.
@@ -179,6 +185,9 @@ pub struct InstanceRow {
     pub parent_flow: Option<String>,
     pub parent_instance_id: Option<Uuid>,
     pub parent_correlation_id: Option<Uuid>,
+    /// The lease's request and step in flight (see [`Lease`]).
+    pub lease_request: Option<Value>,
+    pub lease_step: Option<Value>,
 }
 
 /// What a new instance starts from.
@@ -245,6 +254,8 @@ impl InstanceRow {
             parent_flow,
             parent_instance_id,
             parent_correlation_id,
+            lease_request: None,
+            lease_step: None,
         }
     }
 
@@ -270,6 +281,8 @@ impl InstanceRow {
             lease_token: lease.as_ref().map(|l| l.token),
             lease_until: lease.as_ref().map(|l| l.until),
             lease_job_id: lease.as_ref().and_then(|l| l.job_id),
+            lease_request: lease.as_ref().and_then(|l| l.request.clone()),
+            lease_step: lease.as_ref().and_then(|l| l.step.clone()),
             lease_transition: lease.map(|l| l.transition),
             parked_on: change.parked_on,
             parent_flow: self.parent_flow.clone(),
@@ -286,6 +299,8 @@ impl InstanceRow {
         self.lease_until = Some(lease.until);
         self.lease_transition = Some(lease.transition.clone());
         self.lease_job_id = lease.job_id;
+        self.lease_request = lease.request.clone();
+        self.lease_step = lease.step.clone();
         self.modified_at = now;
         self
     }
@@ -374,7 +389,7 @@ mod tests {
         assert_eq!(row.status, InstanceStatus::Active);
         assert_eq!(row.parent(), Some(parent.clone()));
         let later = now + chrono::Duration::seconds(1);
-        let lease = Lease { token: Uuid::new_v4(), until: later, transition: "go".into(), job_id: None };
+        let lease = Lease { token: Uuid::new_v4(), until: later, transition: "go".into(), job_id: None, request: None, step: None };
         let next = row.written(
             RowChange {
                 status: InstanceStatus::Busy,

@@ -90,7 +90,7 @@ pub async fn load_snapshot<'e>(
 pub async fn write_lease(conn: &mut PgConnection, flow: &FlowKey, id: Uuid, lease: &Lease, now: DateTime<Utc>) -> Result<(), sqlx::Error> {
     let sql = format!(
         "UPDATE {}.instances SET status = 'B', lease_token = $2, lease_until = $3, lease_transition = $4, \
-         lease_job_id = $5, modified_at = $6 WHERE id = $1",
+         lease_job_id = $5, modified_at = $6, lease_request = $7, lease_step = $8 WHERE id = $1",
         flow.quoted()
     );
     sqlx::query(AssertSqlSafe(sql))
@@ -100,9 +100,30 @@ pub async fn write_lease(conn: &mut PgConnection, flow: &FlowKey, id: Uuid, leas
         .bind(&lease.transition)
         .bind(lease.job_id)
         .bind(now)
+        .bind(lease.request.as_ref())
+        .bind(lease.step.as_ref())
         .execute(conn)
         .await?;
     Ok(())
+}
+
+/// Records the next step in flight under a lease still held with `token`,
+/// and extends it to `until`. False when the lease is no longer this one
+/// (recovery took the instance over).
+///
+/// # Errors
+/// Database errors.
+pub async fn renew_lease<'e>(
+    exec: impl PgExecutor<'e>,
+    flow: &FlowKey,
+    id: Uuid,
+    token: Uuid,
+    until: DateTime<Utc>,
+    step: Option<&serde_json::Value>,
+) -> Result<bool, sqlx::Error> {
+    let sql = format!("UPDATE {}.instances SET lease_until = $3, lease_step = $4 WHERE id = $1 AND lease_token = $2", flow.quoted());
+    let done = sqlx::query(AssertSqlSafe(sql)).bind(id).bind(token).bind(until).bind(step).execute(exec).await?;
+    Ok(done.rows_affected() > 0)
 }
 
 /// Sets the instance's key when it has none (a transition that sends `key`).
@@ -123,7 +144,7 @@ pub async fn set_key_if_empty(conn: &mut PgConnection, flow: &FlowKey, id: Uuid,
 pub async fn release_lease(conn: &mut PgConnection, flow: &FlowKey, id: Uuid, status: InstanceStatus) -> Result<(), sqlx::Error> {
     let sql = format!(
         "UPDATE {}.instances SET status = $2::text::\"char\", lease_token = NULL, lease_until = NULL, \
-         lease_transition = NULL, lease_job_id = NULL WHERE id = $1",
+         lease_transition = NULL, lease_job_id = NULL, lease_request = NULL, lease_step = NULL WHERE id = $1",
         flow.quoted()
     );
     sqlx::query(AssertSqlSafe(sql)).bind(id).bind(status.code().to_string()).execute(conn).await?;

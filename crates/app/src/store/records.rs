@@ -96,23 +96,24 @@ fn statement(flow: &FlowKey, mode: WriteMode, parts: Parts) -> String {
     // $11 now, $12 transitions, $13 task runs, $14 incidents, $15 resolve
     // incidents, $16-$19 the lease (token, until, transition, job; NULLs clear
     // it), $20 outbox events, $21 key (set on an update only where none is),
-    // $22 parked_on; inserts add $23 flow_version, $24-$26 the parent link and
-    // $27 created_at.
+    // $22 parked_on, $23-$24 the lease's request and step; inserts add $25
+    // flow_version, $26-$28 the parent link and $29 created_at.
     let s = flow.quoted();
     let head = match mode {
         WriteMode::Insert => format!(
             "WITH i AS (INSERT INTO {s}.instances (id, status, current_state, data, data_version, data_version_no, etag, \
              tags, has_incident, completed_at, created_at, modified_at, key, flow_version, lease_token, lease_until, \
-             lease_transition, lease_job_id, parked_on, parent_flow, parent_instance_id, parent_correlation_id) \
-             VALUES ($1, $2::text::\"char\", $3, $4, $5, $6, $7, $8, $9, $10, $27, $11, \
-             $21, $23, $16, $17, $18, $19, $22, $24, $25, $26) ON CONFLICT (key) DO NOTHING RETURNING id, key), \
+             lease_transition, lease_job_id, parked_on, parent_flow, parent_instance_id, parent_correlation_id, \
+             lease_request, lease_step) \
+             VALUES ($1, $2::text::\"char\", $3, $4, $5, $6, $7, $8, $9, $10, $29, $11, \
+             $21, $25, $16, $17, $18, $19, $22, $26, $27, $28, $23, $24) ON CONFLICT (key) DO NOTHING RETURNING id, key), \
              b AS (SELECT 0::bigint AS s), "
         ),
         WriteMode::Update => format!(
             "WITH i AS (UPDATE {s}.instances SET status = $2::text::\"char\", current_state = $3, data = $4, \
              data_version = $5, data_version_no = $6, etag = $7, tags = $8, has_incident = $9, completed_at = $10, \
              modified_at = $11, lease_token = $16, lease_until = $17, lease_transition = $18, lease_job_id = $19, \
-             key = coalesce(key, $21), parked_on = $22 \
+             key = coalesce(key, $21), parked_on = $22, lease_request = $23, lease_step = $24 \
              WHERE id = $1 RETURNING id, key), \
              b AS (SELECT coalesce(max(seq), 0) AS s FROM {s}.transitions WHERE instance_id = $1), "
         ),
@@ -197,7 +198,9 @@ pub async fn apply(conn: &mut PgConnection, flow: &FlowKey, mode: WriteMode, row
         .bind(row.lease_job_id)
         .bind(Json(&rec.events))
         .bind(row.key.as_deref())
-        .bind(row.parked_on);
+        .bind(row.parked_on)
+        .bind(row.lease_request.as_ref())
+        .bind(row.lease_step.as_ref());
     if mode == WriteMode::Insert {
         q = q
             .bind(&row.flow_version)

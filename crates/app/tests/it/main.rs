@@ -15,6 +15,7 @@ mod engine_boundaries;
 mod engine_gates;
 mod engine_hot_path;
 mod engine_lifecycle;
+mod engine_lost_runs;
 mod engine_pipeline;
 mod engine_samples;
 mod engine_scripts;

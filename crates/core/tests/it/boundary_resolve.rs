@@ -3,7 +3,7 @@
 
 use chrono::TimeDelta;
 use serde_json::json;
-use vnext_core::boundary::{BoundaryDecision, BoundaryLevel, RuleOrigin, resolve};
+use vnext_core::boundary::{BoundaryDecision, BoundaryLevel, LOST_CODE, RuleOrigin, resolve, resolve_lost};
 use vnext_core::model::{ErrorAction, ErrorBoundary};
 use vnext_core::traits::TaskError;
 
@@ -210,4 +210,47 @@ fn rules_that_cannot_be_carried_out_fault_with_a_reason() {
             other => panic!("{needle}: {other:?}"),
         }
     }
+}
+
+#[test]
+fn a_lost_attempt_takes_any_retry_rule_whatever_its_codes() {
+    // The retry rule names 5xx only; a lost outcome is unknown, so it applies.
+    let b = boundary(json!([rule(RETRY_TWICE)]));
+    match resolve_lost([Some(&b), None, None], "charge", 1) {
+        BoundaryDecision::Retry { retry_number: 1, policy, origin: o } => {
+            assert_eq!(o, origin(BoundaryLevel::Task, 0, 100));
+            assert_eq!(policy.initial_delay, TimeDelta::seconds(1));
+        }
+        other => panic!("{other:?}"),
+    }
+    // The same rule does not take an ordinary error it does not name.
+    assert!(matches!(resolve([Some(&b), None, None], &err("Task:404"), 1), BoundaryDecision::Fault { origin: None, .. }));
+    // Exhausted after 1 + maxRetries attempts: a fault that says so and names the lost outcome.
+    match resolve_lost([Some(&b), None, None], "charge", 3) {
+        BoundaryDecision::Fault { reason, origin: Some(_) } => {
+            assert!(reason.contains(LOST_CODE) && reason.contains("exhausted after 3 attempts"), "{reason}");
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn a_lost_attempt_meets_the_other_rules_by_code_and_in_order() {
+    // An Abort of higher priority (a lower number) that matches every code comes first.
+    let abort_first = boundary(json!([rule(RETRY_TWICE), {"action": 0, "priority": 1}]));
+    assert!(matches!(resolve_lost([Some(&abort_first), None, None], "charge", 1), BoundaryDecision::Fault { origin: Some(_), .. }));
+    // A Rollback for 5xx only does not take a lost outcome; one for `Lease:*` does.
+    let narrow = boundary(json!([{"action": 2, "errorCodes": ["5xx"], "transition": "undo"}]));
+    assert!(matches!(resolve_lost([Some(&narrow), None, None], "charge", 1), BoundaryDecision::Fault { origin: None, .. }));
+    let lease = boundary(json!([{"action": 2, "errorCodes": ["Lease:*"], "transition": "undo"}]));
+    assert!(matches!(
+        resolve_lost([None, Some(&lease), None], "charge", 1),
+        BoundaryDecision::RunTransition { ref key, .. } if key == "undo"
+    ));
+    // By type: `expired`.
+    let by_type = boundary(json!([{"action": 3, "errorTypes": ["ExpiredException"]}]));
+    assert!(matches!(resolve_lost([None, None, Some(&by_type)], "charge", 1), BoundaryDecision::Continue { log: false, .. }));
+    // A retry rule at the workflow level still applies to a task without one.
+    let outer = boundary(json!([rule(RETRY_TWICE)]));
+    assert!(matches!(resolve_lost([None, None, Some(&outer)], "charge", 2), BoundaryDecision::Retry { retry_number: 2, .. }));
 }

@@ -5,10 +5,11 @@ use serde::Serialize;
 use uuid::Uuid;
 use vnext_init::queue::JobKind;
 
+use super::hold::with_db_retry;
 use super::{Hold, Run};
 use crate::engine::writes::{child_stopped, resume_job, Pending};
 use crate::engine::{EngineError, InstanceSnapshot, InstanceStatus};
-use crate::store::{self, OutboxEvent, Records, RowChange, WriteMode};
+use crate::store::{self, Lease, OutboxEvent, Records, RowChange, WriteMode};
 
 /// How a run's write leaves the instance, decided without I/O.
 #[derive(Debug, PartialEq)]
@@ -211,14 +212,17 @@ impl Run {
             Hold::Fresh => self.pool.begin().await?,
             Hold::Locked(tx) => tx,
             Hold::Leased(lease) => {
-                let mut tx = self.pool.begin().await?;
-                let row = store::instances::lock_wait(&mut tx, &self.flow, self.row.id).await?;
-                if row.and_then(|r| r.lease_token) != Some(lease.token) {
-                    // Lease recovery took the instance over while the I/O ran.
-                    tx.rollback().await?;
-                    return Err(EngineError::Busy { instance: self.row.id.to_string() });
-                }
-                tx
+                // The outcome of the I/O is only in memory: a short outage
+                // (a restart, a cut connection) must not lose it.
+                let written = with_db_retry(self.outage_budget(), || self.write_leased(&pending, &lease)).await?;
+                return match written {
+                    Leased::Written => Ok((pending.snapshot(&self.domain), pending.all_followups())),
+                    Leased::Taken => Err(EngineError::Busy { instance: self.row.id.to_string() }),
+                    Leased::Missing => {
+                        let mut conn = self.pool.acquire().await?;
+                        self.existing(&mut conn).await.map(|row| (row.snapshot(&self.domain, &self.flow), Vec::new()))
+                    }
+                };
             }
             Hold::Nested | Hold::Closed => return Err(EngineError::Internal("this run cannot commit on its own".into())),
         };
@@ -230,6 +234,39 @@ impl Run {
         tx.commit().await?;
         Ok((pending.snapshot(&self.domain), pending.all_followups()))
     }
+
+    /// One attempt at writing a run that holds a lease: lock the row, check
+    /// the lease is still this run's, write, commit. Safe to repeat: an
+    /// attempt whose commit went through although its answer was lost is
+    /// recognised by the ETag it wrote.
+    async fn write_leased(&self, pending: &Pending, lease: &Lease) -> Result<Leased, EngineError> {
+        let mut tx = self.pool.begin().await?;
+        let row = store::instances::lock_wait(&mut tx, &self.flow, self.row.id).await?;
+        let held = row.as_ref().and_then(|r| r.lease_token) == Some(lease.token);
+        if !held {
+            tx.rollback().await?;
+            return Ok(match row {
+                Some(r) if r.etag == pending.row.etag => Leased::Written,
+                // Lease recovery took the instance over while the I/O ran.
+                _ => Leased::Taken,
+            });
+        }
+        if !pending.write(&mut tx).await? {
+            tx.rollback().await?;
+            return Ok(Leased::Missing);
+        }
+        tx.commit().await?;
+        Ok(Leased::Written)
+    }
+}
+
+/// How a write under a lease went.
+enum Leased {
+    Written,
+    /// The lease is no longer this run's.
+    Taken,
+    /// The instance statement wrote nothing.
+    Missing,
 }
 
 /// The payload of an outbox event (the instance's `key` is added by the write).

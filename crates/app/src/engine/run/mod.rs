@@ -37,6 +37,7 @@ mod hold;
 mod subflow;
 mod tasks;
 
+pub(crate) use tasks::boundary_levels;
 pub(crate) use vnext_init::queue::First;
 
 pub(crate) use crate::store::Origin;
@@ -388,6 +389,8 @@ impl Run {
             until: due + self.eng.settings.lease,
             transition: self.hop_key.clone(),
             job_id: Some(job.id),
+            request: None,
+            step: None,
         });
         self.w.status = InstanceStatus::Busy;
         self.w.arm.clear();

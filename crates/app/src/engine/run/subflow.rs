@@ -221,7 +221,7 @@ impl Run {
     fn child_start_job(&self, row: InstanceRow, child_def: &CompiledFlow, child_flow: &FlowKey, body: Value) -> Pending {
         let job_id = Uuid::now_v7();
         let start_key = child_def.workflow.start_transition.key.clone();
-        let lease = Lease { token: Uuid::new_v4(), until: self.now + self.eng.settings.lease, transition: start_key.clone(), job_id: Some(job_id) };
+        let lease = Lease { token: Uuid::new_v4(), until: self.now + self.eng.settings.lease, transition: start_key.clone(), job_id: Some(job_id), request: None, step: None };
         let req = RequestData::new(body, Map::new(), Map::new());
         let job = async_job(child_flow, row.id, &start_key, &req.job_body(&First::Start), self.now).with_id(job_id);
         Pending {

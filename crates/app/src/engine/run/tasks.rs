@@ -16,11 +16,14 @@ use vnext_core::script::ResponseContext;
 use vnext_core::traits::{TaskError, TaskInvocation, TaskResponse};
 
 use crate::engine::definitions::{CompiledEntry, CompiledFlow};
+use crate::engine::lost::{LeaseStep, StepTask};
 use super::{Failure, Run};
 use crate::store::{TaskRunRow, TaskRunStatus};
 
 struct Prepared<'d> {
     entry: &'d CompiledEntry,
+    /// The entry's path in the workflow.
+    path: String,
     boundary: Option<&'d ErrorBoundary>,
     order: i64,
     variable_key: Option<String>,
@@ -59,7 +62,7 @@ fn boundary_state<'a>(phase: Phase, from: &'a str, to: &'a str) -> &'a str {
 }
 
 /// The task-, state- and workflow-level boundaries, in the order `boundary::resolve` reads them.
-fn boundary_levels<'w>(wf: &'w Workflow, task: Option<&'w ErrorBoundary>, state: &str) -> [Option<&'w ErrorBoundary>; 3] {
+pub(crate) fn boundary_levels<'w>(wf: &'w Workflow, task: Option<&'w ErrorBoundary>, state: &str) -> [Option<&'w ErrorBoundary>; 3] {
     [task, wf.state(state).and_then(|s| s.error_boundary.as_ref()), wf.error_boundary.as_ref()]
 }
 
@@ -117,7 +120,8 @@ impl Run {
             prepared.push(self.prepare(def, r, t).await?);
         }
         if prepared.iter().any(|p| p.entry.task.task_type != TaskType::Script) {
-            self.ensure_lease().await?;
+            let step = self.lease_step(r, g, &prepared);
+            self.ensure_lease(step).await?;
         }
         let executor = self.eng.executor.clone();
         let calls = prepared.iter().map(|p| {
@@ -197,12 +201,31 @@ impl Run {
         let (config, input) = task_config(&entry.task.config, patch);
         Ok(Prepared {
             entry,
+            path: t.path.clone(),
             boundary: t.entry.error_boundary.as_ref(),
             order: t.entry.order,
             variable_key: t.entry.variable_key.clone(),
             config,
             input,
         })
+    }
+
+    /// The step a group with external I/O is, as its lease records it.
+    fn lease_step(&self, r: &Resolved<'_>, g: &TaskGroup<'_>, prepared: &[Prepared<'_>]) -> LeaseStep {
+        LeaseStep {
+            hop: r.transition.key.clone(),
+            first_hop: self.w.hops == 0,
+            state: boundary_state(g.phase, &r.from, &r.to).to_string(),
+            phase: g.phase.as_str().to_string(),
+            order: g.order,
+            tasks: prepared
+                .iter()
+                .filter(|p| p.entry.task.task_type != TaskType::Script)
+                .map(|p| StepTask { path: p.path.clone(), key: p.entry.task.key.clone() })
+                .collect(),
+            attempt: self.attempt,
+            at: self.eng.clock.now(),
+        }
     }
 
     /// What the executor receives for a prepared task.
