@@ -97,6 +97,9 @@ impl Engine {
             let mut conn = pool.acquire().await?;
             self.inner.definitions.select(&mut conn, &req.domain, &req.flow, req.version.as_deref()).await?
         };
+        if !req.roles.may_run(&def.workflow.start_transition, None) {
+            return Err(EngineError::RoleDenied { transition: def.workflow.start_transition.key.clone(), state: None });
+        }
         self.ensure_schema(&pool, &req.domain, &req.flow).await?;
         if let Some(key) = &req.key
             && let Some(row) = store::instances::find(&pool, &req.flow, &InstanceRef::Key(key.clone())).await?
@@ -239,6 +242,9 @@ impl Engine {
             }
         }
         let r = resolved.map_err(gate_error)?;
+        if !req.roles.may_run(r.transition, Some(&row.current_state)) {
+            return Err(EngineError::RoleDenied { transition: r.transition.key.clone(), state: Some(row.current_state.clone()) });
+        }
         let sync = effective_sync(req.sync, r.transition);
         let (path, key) = (r.path.clone(), r.transition.key.clone());
         if !sync {
