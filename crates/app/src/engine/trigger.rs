@@ -158,7 +158,8 @@ impl Engine {
             tx.commit().await.map_err(retryable)?;
             Ok(TriggerOutcome::Stale)
         };
-        let body = JobBody::from_value(&req.body);
+        // The request's headers and query travel sealed; open them for the run.
+        let body = JobBody::from_value(&req.body).opened(&self.inner.settings.sealer);
         let decision = decide(&req, &body, &Found::of(&row), self.inner.clock.now());
         let (origin, first, data, job_id, attempt) = match decision {
             Decision::Stale => return stale(tx).await,
@@ -166,9 +167,10 @@ impl Engine {
             Decision::Run { origin, first, req: data, attempt } => (origin, first, *data, req.job_id, attempt),
             Decision::Recover { held: None } => return self.fault_lost_lease(tx, &domain, &flow, row).await,
             Decision::Recover { held: Some(job) } => {
-                let Some(held) = queue::held_job(&mut *tx, job).await.map_err(retryable)? else {
+                let Some(mut held) = queue::held_job(&mut *tx, job).await.map_err(retryable)? else {
                     return self.fault_lost_lease(tx, &domain, &flow, row).await;
                 };
+                held.body = held.body.opened(&self.inner.settings.sealer);
                 // This run takes the held job's place: close it, so a later claim of
                 // it (a retry still pending, or a dead worker's claim) cannot run it again.
                 queue::close_held(&mut tx, job).await.map_err(retryable)?;
