@@ -447,6 +447,14 @@ impl Services {
         child.wait().expect("wait");
     }
 
+    /// Every line every process logged so far, whole.
+    pub fn full_logs(&self) -> String {
+        let Ok(entries) = std::fs::read_dir(&self.dir) else { return String::new() };
+        let mut paths: Vec<_> = entries.filter_map(Result::ok).map(|e| e.path()).filter(|p| p.extension().is_some_and(|e| e == "log")).collect();
+        paths.sort();
+        paths.iter().map(|p| std::fs::read_to_string(p).unwrap_or_default()).collect::<Vec<_>>().join("\n")
+    }
+
     /// Every process log, for failure messages.
     pub fn logs(&self) -> String {
         let mut out = String::new();
