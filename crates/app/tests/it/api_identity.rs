@@ -138,7 +138,7 @@ async fn jwt_identities_with_roles_allowed_and_denied() {
     no_subject.as_object_mut().unwrap().remove("sub");
     // Same key id, another key.
     let forger = SigningKey::new("k1");
-    let hmac = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims("alice", &["clerk"], &["shop:*"]), &EncodingKey::from_secret(b"guess")).unwrap();
+    let hmac = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims("alice", &["clerk"], &["shop:*"]), &EncodingKey::from_secret(b"guess").unwrap()).unwrap();
     for (what, token) in [
         ("expired", signer.sign(&expired)),
         ("other audience", signer.sign(&audience)),

@@ -56,8 +56,8 @@ async fn key(app: &TestApp, name: &str, admin: bool, roles: &[&str]) -> String {
     keys::create(&app.init, &request).await.unwrap().1
 }
 
-async fn call(app: &TestApp, method: Method, path: &str, key: &str, body: Option<Value>) -> reqwest::Response {
-    let mut request = app.client.request(method, app.url(path)).bearer_auth(key);
+async fn call(app: &TestApp, method: Method, path: impl AsRef<str>, key: impl AsRef<str>, body: Option<Value>) -> reqwest::Response {
+    let mut request = app.client.request(method, app.url(path.as_ref())).bearer_auth(key.as_ref());
     if let Some(body) = body {
         request = request.json(&body);
     }
@@ -86,7 +86,7 @@ async fn transition_roles_and_query_roles_for_keys_with_roles() {
     let intern_manager = key(&app, "intern-manager", false, &["manager", "intern"]).await;
     let lead = key(&app, "lead", false, &["clerk", "manager"]).await;
     let nobody = key(&app, "nobody", false, &[]).await;
-    let start = |k: &str, name: &str| call(&app, Method::POST, &format!("{BASE}/start?sync=true"), k, Some(json!({ "key": name, "attributes": {} })));
+    let start = |k: &str, name: &str| call(&app, Method::POST, format!("{BASE}/start?sync=true"), k.to_string(), Some(json!({ "key": name.to_string(), "attributes": {} })));
 
     // Start: the start transition's roles.
     for k in [&manager, &nobody] {
@@ -97,7 +97,7 @@ async fn transition_roles_and_query_roles_for_keys_with_roles() {
     json_of(start(&clerk, "t-2").await, 200).await;
 
     // A transition's roles: deny wins over allow; no match denies; async too.
-    let approve = |k: &str, id: &str, sync: bool| call(&app, Method::PATCH, &format!("{BASE}/{id}/transitions/approve?sync={sync}"), k, Some(json!({})));
+    let approve = |k: &str, id: &str, sync: bool| call(&app, Method::PATCH, format!("{BASE}/{id}/transitions/approve?sync={sync}"), k.to_string(), Some(json!({})));
     denied(approve(&clerk, "t-1", true).await).await;
     denied(approve(&intern_manager, "t-1", true).await).await;
     denied(approve(&clerk, "t-1", false).await).await;
@@ -105,7 +105,7 @@ async fn transition_roles_and_query_roles_for_keys_with_roles() {
     assert_eq!(approved["metadata"]["currentState"], "approved", "{approved}");
 
     // queryRoles: the state's list replaces the workflow's.
-    let get = |k: &str, path: String| call(&app, Method::GET, &path, k, None);
+    let get = |k: &str, path: String| call(&app, Method::GET, path, k.to_string(), None);
     for path in [format!("{BASE}/t-1"), format!("{BASE}/t-1/functions/state"), format!("{BASE}/t-1/functions/data"), format!("{BASE}/t-1/transitions"), format!("{BASE}/t-1/incidents")] {
         denied(get(&clerk, path.clone()).await).await;
         assert_eq!(get(&manager, path.clone()).await.status(), 200, "{path}");
@@ -135,13 +135,13 @@ async fn transition_roles_and_query_roles_for_keys_with_roles() {
     assert!(offered(state).contains(&"approve".to_string()));
 
     // An availableIn entry narrows a shared transition in its state.
-    let note = |k: &str, id: &str| call(&app, Method::PATCH, &format!("{BASE}/{id}/transitions/note?sync=true"), k, Some(json!({})));
+    let note = |k: &str, id: &str| call(&app, Method::PATCH, format!("{BASE}/{id}/transitions/note?sync=true"), k.to_string(), Some(json!({})));
     assert_eq!(note(&clerk, "t-2").await.status(), 200);
     let problem = denied(note(&clerk, "t-1").await).await;
     assert_eq!(problem["transition"], "note");
     assert_eq!(note(&lead, "t-1").await.status(), 200);
     // An empty list restricts nothing; the admin is not bound by roles.
-    assert_eq!(call(&app, Method::PATCH, &format!("{BASE}/t-1/transitions/close?sync=true"), &manager, Some(json!({}))).await.status(), 200);
+    assert_eq!(call(&app, Method::PATCH, format!("{BASE}/t-1/transitions/close?sync=true"), &manager, Some(json!({}))).await.status(), 200);
     assert_eq!(approve(&admin, "t-2", true).await.status(), 200);
 }
 
@@ -156,7 +156,7 @@ async fn each_key_provisions_at_most_its_cap_of_domains() {
     let app = TestApp::spawn_with(|c| c.app.max_domains_per_key = 2).await;
     let first = key(&app, "first", true, &[]).await;
     let second = key(&app, "second", true, &[]).await;
-    let publish = |k: &str, domain: &str| call(&app, Method::POST, "/api/v1/definitions/publish", k, Some(schema_in(domain)));
+    let publish = |k: &str, domain: &str| call(&app, Method::POST, "/api/v1/definitions/publish", k.to_string(), Some(schema_in(domain)));
     assert_eq!(publish(&first, "cap-a").await.status(), 201);
     assert_eq!(publish(&first, "cap-b").await.status(), 201);
     let problem = expect_problem(publish(&first, "cap-c").await, 403, "domain.cap-reached").await;
