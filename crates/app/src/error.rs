@@ -130,6 +130,8 @@ error_codes! {
     ChainTooDeep => ("transition.chain-too-deep", UNPROCESSABLE_ENTITY, "Automatic transition chain too deep"),
     /// A mapping, rule or timer script failed or ran past its limits.
     ScriptFailed => ("script.failed", UNPROCESSABLE_ENTITY, "Script failed"),
+    /// No script thread was free for the domain's script in time; retry later.
+    ScriptsBusy => ("script.busy", SERVICE_UNAVAILABLE, "Scripts busy"),
     /// The stored definition cannot be run (e.g. a reference that does not resolve).
     DefinitionUnusable => ("definition.unusable", CONFLICT, "Stored definition cannot be run"),
     /// The definition asks for something the runtime does not do yet (e.g. a cross-domain subflow).
@@ -292,6 +294,7 @@ impl From<EngineError> for ApiError {
             EngineError::Unsupported { .. } => ApiError::new(ErrorCode::DefinitionUnsupported, detail),
             EngineError::ChainTooDeep { .. } => ApiError::new(ErrorCode::ChainTooDeep, detail),
             EngineError::Script { .. } => ApiError::new(ErrorCode::ScriptFailed, detail),
+            EngineError::ScriptsBusy { .. } => ApiError::new(ErrorCode::ScriptsBusy, detail),
             EngineError::Definition { .. } => ApiError::new(ErrorCode::DefinitionUnusable, detail),
             EngineError::Unavailable(message) => ApiError {
                 source: Some(message.into()),

@@ -189,8 +189,25 @@ pub struct RuntimeConfig {
     pub max_auto_chain_depth: u32,
     /// rhai operations one script call may run before it is stopped.
     pub script_max_operations: u64,
-    /// Wall-clock limit of one script call, in milliseconds.
+    /// Wall-clock limit of one script call, in milliseconds, from the moment a
+    /// script thread picks it up.
     pub script_timeout_ms: u64,
+    /// Threads that run scripts; 0 = one per CPU core, at least 2.
+    pub script_threads: u32,
+    /// Script calls of one domain that may run or wait for a thread at once;
+    /// 0 = half the script threads, at least 1.
+    pub script_domain_concurrency: u32,
+    /// At most how long a script call waits for its domain's turn and a thread,
+    /// in milliseconds; then it fails with 503 `script.busy` without running.
+    pub script_queue_timeout_ms: u64,
+    /// Bytes of string data in one script value.
+    pub script_max_string_bytes: usize,
+    /// Array elements in one script value (nested arrays together).
+    pub script_max_array_items: usize,
+    /// Map properties in one script value (nested maps together).
+    pub script_max_map_items: usize,
+    /// New memory one script call may touch, in MiB (0 = only the size limits).
+    pub script_max_memory_mb: u64,
     /// How long a busy instance's lease lasts while a task does external I/O.
     pub lease_seconds: u64,
     /// At most how long cached definitions of a domain in use go unchecked
@@ -258,6 +275,13 @@ impl Default for RuntimeConfig {
             max_auto_chain_depth: 50,
             script_max_operations: 1_000_000,
             script_timeout_ms: 1_000,
+            script_threads: 0,
+            script_domain_concurrency: 0,
+            script_queue_timeout_ms: 5_000,
+            script_max_string_bytes: 4 * 1024 * 1024,
+            script_max_array_items: 100_000,
+            script_max_map_items: 100_000,
+            script_max_memory_mb: 64,
             lease_seconds: 60,
             definitions_recheck_ms: 1_000,
             data_dir: PathBuf::from(".vnext"),
@@ -342,6 +366,9 @@ impl Config {
         }
         if self.runtime.max_auto_chain_depth == 0 {
             return bad("runtime.max_auto_chain_depth must be at least 1");
+        }
+        if self.runtime.script_timeout_ms == 0 || self.runtime.script_queue_timeout_ms == 0 {
+            return bad("runtime.script_timeout_ms and runtime.script_queue_timeout_ms must be at least 1");
         }
         if self.execution.concurrency == 0 || self.execution.poll_connections == 0 {
             return bad("execution.concurrency and execution.poll_connections must be at least 1");

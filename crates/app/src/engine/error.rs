@@ -54,6 +54,11 @@ pub enum EngineError {
     /// 422: a script failed or was stopped.
     #[error("script {location} failed: {message}")]
     Script { location: String, message: String },
+    /// 503: a script of the domain could not get a script thread within
+    /// `runtime.script_queue_timeout_ms` (its domain's calls or all threads were
+    /// busy); it did not run, nothing was committed, and the request may be retried.
+    #[error("scripts of domain `{domain}` are busy: no script thread within {waited_ms} ms; retry shortly")]
+    ScriptsBusy { domain: String, waited_ms: u64 },
     /// 409: the published definition cannot run (missing reference, bad schema, ...).
     #[error("definition problem: {message}")]
     Definition { message: String },
@@ -77,7 +82,7 @@ pub enum EngineError {
 impl EngineError {
     /// Retrying later may succeed (a job is rescheduled rather than failed).
     pub fn is_transient(&self) -> bool {
-        matches!(self, EngineError::Internal(_) | EngineError::Unavailable(_))
+        matches!(self, EngineError::Internal(_) | EngineError::Unavailable(_) | EngineError::ScriptsBusy { .. })
     }
 
     /// A failure of the init layer while doing `context`.

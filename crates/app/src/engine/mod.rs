@@ -147,7 +147,7 @@ impl Inner {
 impl Engine {
     pub fn new(deps: EngineDeps) -> Engine {
         let settings = deps.settings;
-        let scripts = Arc::new(Scripts::new(settings.script_max_operations, settings.script_timeout));
+        let scripts = Arc::new(Scripts::new(&settings));
         Engine {
             inner: Arc::new(Inner {
                 definitions: DefinitionCache::new(scripts.clone(), settings.definitions_recheck),

@@ -19,5 +19,6 @@ mod engine_hot_path;
 mod engine_lifecycle;
 mod engine_pipeline;
 mod engine_samples;
+mod engine_scripts;
 mod engine_subflow;
 mod engine_tasks_timers;

@@ -5,8 +5,8 @@ use std::time::Duration;
 use rhai::{Dynamic, EvalAltResult, Position};
 use serde_json::Value;
 
-use super::ScriptError;
-use super::limits::DEADLINE_TOKEN;
+use super::limits::{DEADLINE_TOKEN, MEMORY_TOKEN};
+use super::{ScriptError, ScriptLimits};
 
 /// A JSON value as a rhai value: objects become maps, arrays arrays, integers
 /// `i64` (larger ones `f64`), other numbers `f64`, null `()`.
@@ -57,7 +57,13 @@ pub(super) fn describe(value: &Dynamic) -> String {
 /// Turns a failed call of `function` into a [`ScriptError`]: limits become
 /// [`ScriptError::Limit`], anything else [`ScriptError::Runtime`], with the line
 /// and column where it happened and the chain of functions it happened in.
-pub(super) fn call_error(function: &str, timeout: Duration, error: EvalAltResult) -> ScriptError {
+/// `elapsed` is how long the call had run when it stopped.
+pub(super) fn call_error(
+    function: &str,
+    limits: &ScriptLimits,
+    elapsed: Duration,
+    error: EvalAltResult,
+) -> ScriptError {
     let mut chain = vec![function.to_string()];
     let mut error = error;
     while let EvalAltResult::ErrorInFunctionCall(name, _, inner, _) = error {
@@ -75,12 +81,28 @@ pub(super) fn call_error(function: &str, timeout: Duration, error: EvalAltResult
     let limit = |what: String| ScriptError::Limit(format!("{what} ({place})"));
     match error {
         EvalAltResult::ErrorTerminated(token, _) if token.clone().into_string().is_ok_and(|t| t == DEADLINE_TOKEN) => {
-            limit(format!("ran longer than the {} ms allowed", timeout.as_millis()))
+            limit(format!(
+                "ran longer than the {} ms allowed (stopped after {} ms)",
+                limits.timeout.as_millis(),
+                elapsed.as_millis()
+            ))
+        }
+        EvalAltResult::ErrorTerminated(token, _) if token.clone().into_string().is_ok_and(|t| t == MEMORY_TOKEN) => {
+            limit(format!("used more than the {} allowed", mebibytes(limits.max_memory)))
         }
         EvalAltResult::ErrorTooManyOperations(_) => limit("exceeded the number of operations allowed".into()),
         EvalAltResult::ErrorStackOverflow(_) => limit("nested function calls too deep (runaway recursion?)".into()),
         EvalAltResult::ErrorDataTooLarge(what, _) => limit(format!("{what} exceeds the size allowed")),
         other => ScriptError::Runtime(format!("{other}, {place}")),
+    }
+}
+
+/// `67108864` as `64 MiB of memory`; sizes below a MiB in bytes.
+fn mebibytes(bytes: usize) -> String {
+    if bytes >= 1024 * 1024 && bytes.is_multiple_of(1024 * 1024) {
+        format!("{} MiB of memory", bytes / (1024 * 1024))
+    } else {
+        format!("{bytes} bytes of memory")
     }
 }
 

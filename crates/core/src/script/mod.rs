@@ -25,13 +25,21 @@
 //! hangs the caller. There is no file or network access, no module loading, no
 //! `eval`; `print` and `debug` print nothing; `sleep` is an error. Variables must be
 //! declared before use, so typos fail at compile time (at publish). Scripts compile
-//! and run on a helper thread with a large stack ([`SCRIPT_STACK_SIZE`]), so deeply
-//! nested data cannot overflow the caller's stack.
+//! and run on threads with a large stack ([`SCRIPT_STACK_SIZE`]), so deeply nested
+//! data cannot overflow the caller's stack.
 //!
-//! Size limits are checked after each operation that builds or changes a value. A
-//! single library call can still build a large value before that check (for
-//! example `map` over a big array returning copies of it); the operation limit and
-//! the deadline bound how often that can happen, not how large one such value is.
+//! Size limits are checked after each operation that builds or changes a value.
+//! Library calls that would build a whole large result before that check
+//! (`split`, `split_rev`, `to_chars`, `parse_json`) count first. What a call
+//! builds through closures (`map`, `for_each`, ...) is bounded by the memory
+//! budget ([`ScriptLimits::max_memory`], see [`memory`]).
+//!
+//! # Where calls run
+//! [`ScriptHost::call`] and its typed siblings block the calling thread while a
+//! helper thread of its own runs the call: for tools, tests and validation.
+//! Services prepare a call ([`ScriptHost::prepare`]) and hand it to a
+//! [`ScriptPool`], a fixed set of script threads, so that no script ever runs on
+//! an async worker; the deadline starts when a pool thread picks the call up.
 //!
 //! # Helpers for script authors
 //! Besides rhai's standard library (string, array, map and math functions):
@@ -49,12 +57,16 @@ mod context;
 mod convert;
 mod helpers;
 mod limits;
+mod memory;
+mod pool;
 mod stack;
 
+pub use call::{PreparedCall, ScriptOutput};
 pub use context::{
     InstanceContext, ResponseContext, RuntimeContext, ScriptContext, TransitionContext, trigger_name_of,
 };
-pub use limits::{CHECK_EVERY, MAX_FUNCTIONS, MAX_RESULT_DEPTH, MAX_VARIABLES, ScriptLimits};
+pub use limits::{CHECK_EVERY, MAX_FUNCTIONS, MAX_RESULT_DEPTH, MAX_VARIABLES, MEMORY_CHECK_INTERVAL, ScriptLimits};
+pub use pool::ScriptPool;
 pub use stack::SCRIPT_STACK_SIZE;
 
 use std::sync::Arc;
@@ -140,7 +152,9 @@ impl CompiledScript {
     }
 }
 
-/// The sandboxed rhai engine. `Send + Sync`: one host serves every thread.
+/// The sandboxed rhai engine. `Send + Sync`: one host serves every thread;
+/// cloning is cheap (the engine is shared).
+#[derive(Clone)]
 pub struct ScriptHost {
     /// Shared with the helper thread that runs each call (see [`stack`]).
     engine: Arc<rhai::Engine>,

@@ -1,4 +1,5 @@
-//! Where scripts run: a helper thread with a large stack, one per calling thread.
+//! Where blocking callers run scripts: a helper thread with a large stack, one per
+//! calling thread (services use a [`super::ScriptPool`] instead).
 //!
 //! rhai evaluates, clones, measures and drops nested values recursively, and a
 //! script can nest data as deep as its size limits allow, far deeper than a default

@@ -11,6 +11,7 @@ mod schedule_cron;
 mod schedule_timers;
 mod script_calls;
 mod script_limits;
+mod script_pool_memory;
 mod validate_baseline;
 mod validate_envelope;
 mod validate_package;

@@ -42,6 +42,7 @@ fn defaults_are_explicit() {
             max_string_size: 4 * 1024 * 1024,
             max_array_size: 100_000,
             max_map_size: 100_000,
+            max_memory: 64 * 1024 * 1024,
             max_call_levels: 64,
             max_expr_depth: 64,
         }
@@ -51,7 +52,9 @@ fn defaults_are_explicit() {
 
 #[test]
 fn infinite_loop_stops_at_the_operation_limit() {
-    let host = ScriptHost::new();
+    // A deadline far away, so a loaded machine cannot make the clock stop the loop
+    // before the operation limit does.
+    let host = ScriptHost::with_limits(ScriptLimits { max_operations: 200_000, timeout: Duration::from_secs(600), ..ScriptLimits::default() });
     expect_limit(&host, "fn output(ctx) { loop { } }", "number of operations");
     expect_limit(&host, "fn output(ctx) { let i = 0; while true { i += 1; } }", "number of operations allowed (in fn output)");
 }

@@ -16,7 +16,7 @@ use vnext_init::queue::{JobKind, NewJob};
 use super::{Failure, First, Origin, Run, Working};
 use crate::engine::context::{self, HopView, InstanceView};
 use crate::engine::definitions::CompiledFlow;
-use crate::engine::error::{gate_error, script_error};
+use crate::engine::error::gate_error;
 use crate::engine::{EngineError, InstanceStatus, PayloadError};
 use crate::store::TransitionRow;
 
@@ -163,7 +163,7 @@ impl Run {
                 }
                 None => {
                     if rearm {
-                        self.arm_timers(&def)?;
+                        self.arm_timers(&def).await?;
                     }
                     return Ok(());
                 }
@@ -213,7 +213,7 @@ impl Run {
         self.hop_key = r.transition.key.clone();
         let before = self.w.data.clone();
         let key = &r.transition.key;
-        self.take_body(def, r, body.as_ref())?;
+        self.take_body(def, r, body.as_ref()).await?;
 
         let wf = &def.workflow;
         if abandons_child(r.kind)
@@ -271,7 +271,7 @@ impl Run {
 
     /// Validates a hop's body against the transition's schema and merges it
     /// into the data: through the transition's mapping script if it has one.
-    fn take_body(&mut self, def: &CompiledFlow, r: &Resolved<'_>, body: Option<&Value>) -> Result<(), Failure> {
+    async fn take_body(&mut self, def: &CompiledFlow, r: &Resolved<'_>, body: Option<&Value>) -> Result<(), Failure> {
         let key = &r.transition.key;
         if let Some(b) = body
             && let Some(schema) = def.schema(&r.path)
@@ -285,7 +285,7 @@ impl Run {
         let mapping_site = format!("{}/mapping", r.path);
         if let Some(script) = def.script(&mapping_site) {
             let ctx = self.ctx(r, None);
-            let patch = self.eng.scripts.call_map(script, "handler", &ctx).map_err(|e| script_error(&script.location, e))?;
+            let patch = self.eng.scripts.call_map(self.domain.as_str(), script, "handler", ctx).await?;
             if let Some(patch) = patch {
                 deep_merge(&mut self.w.data, patch);
             }
@@ -317,7 +317,7 @@ impl Run {
                     self_target: c.transition.targets_self(),
                 };
                 let ctx = self.ctx(&probe, None);
-                self.eng.scripts.call_bool(script, "handler", &ctx).map_err(|e| script_error(&script.location, e))?
+                self.eng.scripts.call_bool(self.domain.as_str(), script, "handler", ctx).await?
             };
             if take {
                 return machine::resolve(wf, &self.w.state, &c.transition.key, Caller::System).map(Some).map_err(|e| gate_error(e).into());
@@ -327,7 +327,7 @@ impl Run {
     }
 
     /// Arms the scheduled transitions of the state the run rests in.
-    fn arm_timers(&mut self, def: &CompiledFlow) -> Result<(), Failure> {
+    async fn arm_timers(&mut self, def: &CompiledFlow) -> Result<(), Failure> {
         let wf = &def.workflow;
         for s in machine::scheduled(wf, &self.w.state) {
             let schedule = match &s.transition.timer {
@@ -339,7 +339,7 @@ impl Run {
                         .ok_or_else(|| EngineError::Internal(format!("timer script {site} was not compiled")))?;
                     let r = machine::resolve(wf, &self.w.state, &s.transition.key, Caller::System).map_err(gate_error)?;
                     let ctx = self.ctx(&r, None);
-                    Ok(self.eng.scripts.call_timer(script, "handler", &ctx).map_err(|e| script_error(&script.location, e))?)
+                    Ok(self.eng.scripts.call_timer(self.domain.as_str(), script, "handler", ctx).await?)
                 }
                 None => {
                     return Err(EngineError::Definition {

@@ -30,7 +30,6 @@ use vnext_core::script::ResponseContext;
 
 use crate::engine::context::{HopView, RequestData};
 use crate::engine::definitions::CompiledFlow;
-use crate::engine::error::script_error;
 use super::{Failure, First, Hold, Origin, Run};
 use crate::engine::writes::{async_job, child_stopped, Pending, SubflowWrites, RESUME_KEY};
 use crate::engine::{EngineError, InstanceStatus};
@@ -133,7 +132,7 @@ impl Run {
         let (child_flow, selector) = subflow_target(sf, &state, path, &self.domain)?;
         let child_def = self.child_definition(&child_flow, selector.as_deref(), &state, path).await?;
         self.eng.ensure_schema(&self.pool, &self.domain, &child_flow).await?;
-        let body = self.child_body(def, path, &state)?;
+        let body = self.child_body(def, path, &state).await?;
 
         let link = ParentLink { flow: self.flow.as_str().to_string(), instance_id: self.row.id, correlation_id: Uuid::now_v7() };
         let row = child_row(&child_def, &link, self.now);
@@ -159,7 +158,7 @@ impl Run {
                 correlation.outcome = Some("completed".into());
                 self.sub.children.push(child);
                 self.sub.correlations.push(correlation);
-                self.resume(def, path, &child_flow, data)?;
+                self.resume(def, path, &child_flow, data).await?;
                 Ok(true)
             }
             AfterChild::Park { outcome, incident } => {
@@ -206,12 +205,12 @@ impl Run {
     }
 
     /// What the child starts with: the subflow mapping's `fn input(ctx)`, or the parent's data.
-    fn child_body(&self, def: &CompiledFlow, path: &str, state: &str) -> Result<Value, Failure> {
+    async fn child_body(&self, def: &CompiledFlow, path: &str, state: &str) -> Result<Value, Failure> {
         Ok(match def.script(&format!("{path}/mapping")) {
             Some(m) if m.has_function("input") => {
                 let hop = HopView { key: &self.hop_key, from: None, to: state, trigger: TriggerType::Automatic };
                 let ctx = self.ctx_at(&hop, None);
-                self.eng.scripts.call_map(m, "input", &ctx).map_err(|e| script_error(&m.location, e))?.unwrap_or_else(|| json!({}))
+                self.eng.scripts.call_map(self.domain.as_str(), m, "input", ctx).await?.unwrap_or_else(|| json!({}))
             }
             _ => self.w.data.clone(),
         })
@@ -264,13 +263,13 @@ impl Run {
             return Err(EngineError::Definition { message: format!("instance {id} waits for a subflow in `{}`, which is not a SubFlow state", self.w.state) }.into());
         };
         self.w.close.push((correlation, "completed"));
-        self.resume(def, &path, &child_flow, data)
+        self.resume(def, &path, &child_flow, data).await
     }
 
     /// Merges a completed child's data into the parent (the subflow mapping's
     /// `fn output(ctx)` with `ctx.response.data` = the child's data, or the
     /// child's data under the child workflow's key) and records the resume.
-    fn resume(&mut self, def: &CompiledFlow, path: &str, child_flow: &FlowKey, child_data: Value) -> Result<(), Failure> {
+    async fn resume(&mut self, def: &CompiledFlow, path: &str, child_flow: &FlowKey, child_data: Value) -> Result<(), Failure> {
         let started_at = self.eng.clock.now();
         let t0 = std::time::Instant::now();
         self.hop_id = Uuid::now_v7();
@@ -282,7 +281,7 @@ impl Run {
                 let response = ResponseContext { status_code: None, is_success: true, data: child_data, headers: Map::new(), error: None };
                 let hop = HopView { key: RESUME_KEY, from: Some(&state), to: &state, trigger: TriggerType::Automatic };
                 let ctx = self.ctx_at(&hop, Some(response));
-                if let Some(patch) = self.eng.scripts.call_map(m, "output", &ctx).map_err(|e| script_error(&m.location, e))? {
+                if let Some(patch) = self.eng.scripts.call_map(self.domain.as_str(), m, "output", ctx).await? {
                     deep_merge(&mut self.w.data, patch);
                 }
             }

@@ -16,7 +16,6 @@ use vnext_core::script::ResponseContext;
 use vnext_core::traits::{TaskError, TaskInvocation, TaskResponse};
 
 use crate::engine::definitions::{CompiledEntry, CompiledFlow};
-use crate::engine::error::script_error;
 use super::{Failure, Run};
 use crate::store::{TaskRunRow, TaskRunStatus};
 
@@ -113,7 +112,10 @@ fn task_outcome(
 
 impl Run {
     pub(crate) async fn group(&mut self, def: &CompiledFlow, r: &Resolved<'_>, g: &TaskGroup<'_>) -> Result<(), Failure> {
-        let prepared = g.tasks.iter().map(|t| self.prepare(def, r, t)).collect::<Result<Vec<_>, _>>()?;
+        let mut prepared = Vec::with_capacity(g.tasks.len());
+        for t in &g.tasks {
+            prepared.push(self.prepare(def, r, t).await?);
+        }
         if prepared.iter().any(|p| p.entry.task.task_type != TaskType::Script) {
             self.ensure_lease().await?;
         }
@@ -150,7 +152,7 @@ impl Run {
                         && m.has_function("output")
                     {
                         let ctx = self.ctx(r, Some(rv.clone()));
-                        if let Some(patch) = self.eng.scripts.call_map(m, "output", &ctx).map_err(|e| script_error(&m.location, e))? {
+                        if let Some(patch) = self.eng.scripts.call_map(self.domain.as_str(), m, "output", ctx).await? {
                             deep_merge(&mut self.w.data, patch);
                         }
                     }
@@ -183,12 +185,12 @@ impl Run {
     }
 
     /// One task of a group, its input mapping applied to its config.
-    fn prepare<'d>(&self, def: &'d CompiledFlow, r: &Resolved<'_>, t: &PlannedTask<'d>) -> Result<Prepared<'d>, Failure> {
+    async fn prepare<'d>(&self, def: &'d CompiledFlow, r: &Resolved<'_>, t: &PlannedTask<'d>) -> Result<Prepared<'d>, Failure> {
         let entry = def.entry(&t.path)?;
         let patch = match &entry.mapping {
             Some(m) if m.has_function("input") => {
                 let ctx = self.ctx(r, None);
-                self.eng.scripts.call_map(m, "input", &ctx).map_err(|e| script_error(&m.location, e))?
+                self.eng.scripts.call_map(self.domain.as_str(), m, "input", ctx).await?
             }
             _ => None,
         };
