@@ -12,7 +12,6 @@
 //! log line of every process, is searched for each secret: none is found,
 //! while the target did receive them.
 
-use crate::api_support;
 use crate::e2e_support;
 
 use std::sync::{Arc, Mutex};
