@@ -2,7 +2,9 @@
 //!
 //! Tasks with external I/O go to the execution service (`execution.url`); the
 //! execution service fires timers and async transitions back through this
-//! service's internal endpoint. Both authenticate with `execution.shared_secret`.
+//! service's internal endpoint, served on a listener of its own
+//! (`app.internal_listen`, reached as `app.internal_url`). Both authenticate
+//! with `execution.shared_secret`.
 //!
 //! Also home of what `vnext up` shares with it: loading the configuration,
 //! connecting with a readable error, the signal handling, and serving the API.
@@ -65,6 +67,20 @@ pub fn run(config_path: Option<&Path>, args: Args) -> ExitCode {
                 return ExitCode::FAILURE;
             }
         };
+        let internal = match bind(&config.app.internal_listen).await {
+            Ok(listener) => listener,
+            Err(message) => {
+                eprintln!("error: {message} (app.internal_listen)");
+                return ExitCode::FAILURE;
+            }
+        };
+        let internal = match start_internal(internal, engine.clone(), shutdown.clone()) {
+            Ok(addr) => addr,
+            Err(message) => {
+                eprintln!("error: {message}");
+                return ExitCode::FAILURE;
+            }
+        };
         let api = match start_api(listener, engine, shutdown.clone()) {
             Ok(api) => api,
             Err(message) => {
@@ -73,6 +89,7 @@ pub fn run(config_path: Option<&Path>, args: Args) -> ExitCode {
             }
         };
         println!("vnext app: API listening on http://{}", api.addr);
+        println!("  internal trigger endpoint on http://{internal} (app.internal_url of the execution service)");
         println!("  tasks with external I/O go to the execution service at {}", config.execution.url);
         println!("  health: curl -s http://{}/health", api.addr);
         api.wait(&shutdown).await
@@ -149,6 +166,19 @@ pub fn start_api(listener: TcpListener, engine: Engine, shutdown: CancellationTo
     let (addr, serve) = Server::serve(listener, config).map_err(|e| e.to_string())?;
     let server = tokio::spawn(serve);
     Ok(RunningApi { addr, server })
+}
+
+/// Serves the internal trigger endpoint on `listener` in the background,
+/// until `shutdown`; returns its address.
+pub fn start_internal(listener: TcpListener, engine: Engine, shutdown: CancellationToken) -> Result<SocketAddr, String> {
+    let config = ServerConfig::new(engine, shutdown);
+    let (addr, serve) = Server::serve_internal(listener, config).map_err(|e| e.to_string())?;
+    tokio::spawn(async move {
+        if let Err(e) = serve.await {
+            eprintln!("error: the internal endpoint's server failed: {e}");
+        }
+    });
+    Ok(addr)
 }
 
 impl RunningApi {

@@ -145,12 +145,22 @@ pub async fn serve(mut config: Config, databases: Databases, shutdown: Cancellat
     {
         config.app.url = format!("http://{addr}");
     }
+    // The scheduler fires in this process, so nothing here needs the internal
+    // endpoint; it is served on a free loopback port (unless configured) for an
+    // extra `vnext execution` process, and its port is one the egress guard denies.
+    let internal_listen = if config.is_set("app.internal_listen") { config.app.internal_listen.clone() } else { "127.0.0.1:0".to_string() };
+    let internal = app::bind(&internal_listen).await?;
+    if let Ok(addr) = internal.local_addr() {
+        config.app.internal_listen = addr.to_string();
+        config.app.internal_url = format!("http://{addr}");
+    }
     let executor = LocalExecutor::from_config(&config, HttpClients::new())?;
     let engine = Engine::new(EngineDeps { databases: databases.clone(), executor: Arc::new(executor), clock: Arc::new(SystemClock), settings: EngineSettings::from_config(&config) });
     // Timers, timeouts, retries, async transitions and lease recovery, fired
     // through the engine in this process.
     let scheduler = Scheduler::new(Arc::new(databases), engine.trigger(), SchedulerConfig::from_config(&config));
     let scheduler = tokio::spawn(scheduler.run(shutdown.clone()));
+    app::start_internal(internal, engine.clone(), shutdown.clone())?;
     let api = app::start_api(listener, engine, shutdown)?;
     Ok(Running { api, scheduler })
 }

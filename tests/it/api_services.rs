@@ -22,12 +22,14 @@ async fn init_app_and_execution_as_three_processes() {
     let init = prefix.command(&["init"]).output().expect("run vnext init");
     assert!(init.status.success(), "vnext init: {}\n{}", String::from_utf8_lossy(&init.stdout), String::from_utf8_lossy(&init.stderr));
 
-    let (app_port, exec_port) = (free_port(), free_port());
+    let (app_port, exec_port, internal_port) = (free_port(), free_port(), free_port());
     let app_url = format!("http://127.0.0.1:{app_port}");
     let exec_url = format!("http://127.0.0.1:{exec_port}");
     let with_urls = |args: &[&str]| {
         let mut cmd = prefix.command(args);
         cmd.env("VNEXT_APP__URL", &app_url).env("VNEXT_EXECUTION__URL", &exec_url).env("VNEXT_EGRESS__ALLOW_LOOPBACK", "true");
+        cmd.env("VNEXT_APP__INTERNAL_LISTEN", format!("127.0.0.1:{internal_port}"))
+            .env("VNEXT_APP__INTERNAL_URL", format!("http://127.0.0.1:{internal_port}"));
         cmd
     };
     let mut app = Running(with_urls(&["app", "--listen", &format!("127.0.0.1:{app_port}")]).spawn().expect("spawn app"));

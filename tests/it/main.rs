@@ -18,6 +18,7 @@ mod e2e_execution_kill;
 mod e2e_http_tasks;
 mod e2e_idempotency;
 mod e2e_redaction;
+mod e2e_secret_search;
 mod e2e_timers;
 mod e2e_timers_two_executions;
 mod publish_warnings;

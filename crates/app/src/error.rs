@@ -84,6 +84,15 @@ error_codes! {
     AuthInvalidKey => ("auth.invalid-key", UNAUTHORIZED, "Invalid API key"),
     /// The API key is valid but lacks the grant; `missingGrant` names it.
     AuthForbidden => ("auth.forbidden", FORBIDDEN, "API key lacks the needed grant"),
+    /// The caller's roles do not allow the transition (`roles`) or the read
+    /// (`queryRoles`) of the workflow model.
+    AuthRoleDenied => ("auth.role-denied", FORBIDDEN, "Caller's roles do not allow this"),
+    /// A bearer token that is not an API key failed JWT validation (signature,
+    /// issuer, audience, expiry), or no JWT issuer is configured.
+    AuthInvalidToken => ("auth.invalid-token", UNAUTHORIZED, "Invalid bearer token"),
+    /// Identity headers came from a peer that is not a trusted proxy, or
+    /// without the proxy's shared secret.
+    AuthUntrustedIdentity => ("auth.untrusted-identity", UNAUTHORIZED, "Identity headers from an untrusted peer"),
     /// No route matches the path.
     RouteNotFound => ("route.not-found", NOT_FOUND, "No such endpoint"),
     /// The path exists but not with this method.
@@ -92,6 +101,11 @@ error_codes! {
     /// The domain's database name is the control database, another domain's,
     /// or a database this runtime did not create; nothing was created.
     DomainDatabaseTaken => ("domain.database-taken", CONFLICT, "Domain database name not available"),
+    /// The domain name collides with a route of the API (`admin`,
+    /// `internal`, `definitions`, `execution`); `errors` points at `/domain`.
+    DomainReserved => ("domain.reserved", UNPROCESSABLE_ENTITY, "Domain name is reserved"),
+    /// The caller already provisioned `app.max_domains_per_key` domains.
+    DomainCapReached => ("domain.cap-reached", FORBIDDEN, "Domain cap of this caller reached"),
     /// No API key has this id.
     KeyNotFound => ("key.not-found", NOT_FOUND, "Unknown API key"),
     WorkflowNotFound => ("workflow.not-found", NOT_FOUND, "Unknown workflow"),
@@ -277,6 +291,9 @@ impl From<EngineError> for ApiError {
             EngineError::InvalidPayload { errors, .. } => ApiError::new(ErrorCode::PayloadInvalid, detail)
                 .with_errors(errors.into_iter().map(|e| FieldError::new(e.pointer, e.message)).collect()),
             EngineError::Busy { .. } => ApiError::new(ErrorCode::InstanceBusy, detail),
+            EngineError::RoleDenied { transition, .. } => {
+                ApiError::new(ErrorCode::AuthRoleDenied, detail).with_extra("transition", Value::String(transition))
+            }
             EngineError::Finished { status, .. } => {
                 ApiError::new(ErrorCode::InstanceFinished, detail).with_extra("instanceStatus", Value::String(status))
             }
@@ -306,6 +323,12 @@ impl From<InitError> for ApiError {
                 ApiError::new(ErrorCode::DomainDatabaseTaken, detail)
             }
             InitError::InvalidKey(_) => ApiError::new(ErrorCode::InvalidBody, detail),
+            InitError::ReservedDomain(_) => {
+                ApiError::new(ErrorCode::DomainReserved, detail.clone()).with_errors(vec![FieldError::new("/domain", detail)])
+            }
+            InitError::DomainCap { count, cap, .. } => ApiError::new(ErrorCode::DomainCapReached, detail)
+                .with_extra("provisioned", Value::from(count))
+                .with_extra("limit", Value::from(cap)),
             e if e.is_unavailable() => ApiError::unavailable(e),
             InitError::Sql { source, .. } => ApiError::database(source),
             InitError::Database(db) => ApiError::from(*db),

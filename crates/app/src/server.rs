@@ -9,6 +9,13 @@
 //!
 //! [`Server::bind`] binds before it returns, so callers (and tests binding port 0)
 //! learn the address first and then drive the returned future.
+//!
+//! The internal trigger endpoint is served apart ([`Server::serve_internal`],
+//! `app.internal_listen`) with the same layers but API keys: it checks the
+//! shared secret itself. The public listener does not route it at all.
+//!
+//! Connections carry the peer's address (`ConnectInfo<SocketAddr>`), which
+//! trusted-header identities are checked against.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -77,37 +84,73 @@ impl Server {
     pub fn serve(listener: TcpListener, config: ServerConfig) -> std::io::Result<(SocketAddr, impl Future<Output = std::io::Result<()>> + Send + 'static)> {
         let addr = listener.local_addr()?;
         let mut state = AppState::new(config.engine);
-        state.auth = Arc::new(AuthGate::for_listener(addr.ip()));
-        let app = app(state);
-        let token = config.shutdown;
-        let drain = config.drain;
-        // Answers go out at once, not held back by Nagle's algorithm waiting
-        // for the client's delayed ACK.
-        let listener = listener.tap_io(|tcp| {
-            if let Err(e) = tcp.set_nodelay(true) {
-                tracing::debug!(error = %e, "cannot set TCP_NODELAY on an accepted connection");
+        state.auth = Arc::new(AuthGate::for_listener(addr.ip(), state.identities.enabled()));
+        Ok((addr, run(listener, app(state), config.shutdown, config.drain)))
+    }
+
+    /// Serves the internal endpoints (`/api/v1/internal/*`, `/health`) on
+    /// `listener` until `config.shutdown` fires; `config.listen` is not used.
+    ///
+    /// # Errors
+    /// When the listener's address cannot be read.
+    pub fn serve_internal(
+        listener: TcpListener,
+        config: ServerConfig,
+    ) -> std::io::Result<(SocketAddr, impl Future<Output = std::io::Result<()>> + Send + 'static)> {
+        let addr = listener.local_addr()?;
+        let state = AppState::new(config.engine);
+        let router = with_layers(api::internal_router(), state, false);
+        Ok((addr, run(listener, router, config.shutdown, config.drain)))
+    }
+
+    /// Binds `config.listen` and serves the internal endpoints there (see
+    /// [`Server::serve_internal`]).
+    ///
+    /// # Errors
+    /// The bind error, with the address.
+    pub async fn bind_internal(
+        config: ServerConfig,
+    ) -> std::io::Result<(SocketAddr, impl Future<Output = std::io::Result<()>> + Send + 'static)> {
+        let listener = TcpListener::bind(&config.listen)
+            .await
+            .map_err(|e| std::io::Error::new(e.kind(), format!("cannot listen on {}: {e}", config.listen)))?;
+        Self::serve_internal(listener, config)
+    }
+}
+
+/// Serves `app` on `listener` until `token` fires, then drains for at most `drain`.
+fn run(listener: TcpListener, app: Router, token: CancellationToken, drain: Duration) -> impl Future<Output = std::io::Result<()>> + Send + 'static {
+    // Answers go out at once, not held back by Nagle's algorithm waiting
+    // for the client's delayed ACK.
+    let listener = listener.tap_io(|tcp| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::debug!(error = %e, "cannot set TCP_NODELAY on an accepted connection");
+        }
+    });
+    let serve = axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
+        .with_graceful_shutdown(token.clone().cancelled_owned());
+    async move {
+        tokio::select! {
+            result = serve.into_future() => result,
+            () = async { token.cancelled().await; tokio::time::sleep(drain).await } => {
+                tracing::warn!(?drain, "drain deadline passed; dropping requests still running");
+                Ok(())
             }
-        });
-        let serve = axum::serve(listener, app).with_graceful_shutdown(token.clone().cancelled_owned());
-        let future = async move {
-            tokio::select! {
-                result = serve.into_future() => result,
-                () = async { token.cancelled().await; tokio::time::sleep(drain).await } => {
-                    tracing::warn!(?drain, "drain deadline passed; dropping requests still running");
-                    Ok(())
-                }
-            }
-        };
-        Ok((addr, future))
+        }
     }
 }
 
 /// The API router with every layer, ready to serve.
 pub fn app(state: AppState) -> Router {
+    with_layers(api::router(), state, true)
+}
+
+/// `router` with the cross-cutting layers; API keys only when `keys`.
+fn with_layers(router: Router<AppState>, state: AppState, keys: bool) -> Router {
     let limit = state.settings.body_limit_bytes;
-    api::router()
-        .layer(DefaultBodyLimit::max(limit))
-        .layer(from_fn_with_state(state.clone(), auth_middleware))
+    let router = router.layer(DefaultBodyLimit::max(limit));
+    let router = if keys { router.layer(from_fn_with_state(state.clone(), auth_middleware)) } else { router };
+    router
         .layer(from_fn_with_state(state.clone(), metrics_middleware))
         .layer(from_fn(problem_middleware))
         .layer(PropagateRequestIdLayer::x_request_id())

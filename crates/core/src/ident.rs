@@ -116,6 +116,19 @@ name_type!(
     FlowKey
 );
 
+/// Domain names that collide with the API's own routes: `/api/v1/admin/…`,
+/// `/api/v1/internal/…`, `/api/v1/definitions/…` (the app) and
+/// `/api/v1/execution/…` (the execution service) sit where `/api/v1/{domain}/…`
+/// does. No domain may be called so.
+pub const RESERVED_DOMAINS: [&str; 4] = ["admin", "internal", "definitions", "execution"];
+
+impl DomainName {
+    /// Whether the name is one of [`RESERVED_DOMAINS`].
+    pub fn is_reserved(&self) -> bool {
+        RESERVED_DOMAINS.contains(&self.ident.as_str())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -136,5 +149,13 @@ mod tests {
             assert!(to_identifier(bad).is_err(), "{bad:?} must be refused");
         }
         assert!(matches!(to_identifier(&"a".repeat(64)), Err(IdentError::TooLong(_))));
+    }
+
+    #[test]
+    fn route_names_are_reserved_domains() {
+        for name in RESERVED_DOMAINS {
+            assert!(DomainName::new(name).unwrap().is_reserved(), "{name}");
+        }
+        assert!(!DomainName::new("administration").unwrap().is_reserved());
     }
 }

@@ -13,7 +13,8 @@
 //! - [`schedule`], [`retry`]: when timers fire and how retries back off.
 //! - [`traits`]: the seams between orchestration and execution; [`clock`]: the
 //!   injectable "now" ([`clock::SystemClock`], [`clock::ManualClock`]).
-//! - [`redact`]: secrets masked in what is stored.
+//! - [`redact`]: secrets masked in what is stored; [`roles`]: the model's
+//!   `roles` and `queryRoles` checked against a caller's roles.
 
 pub mod boundary;
 pub mod clock;
@@ -23,6 +24,7 @@ pub mod merge;
 pub mod model;
 pub mod redact;
 pub mod retry;
+pub mod roles;
 pub mod schedule;
 pub mod script;
 pub mod traits;

@@ -64,7 +64,8 @@ pub struct BoundService {
 impl ExecutionService {
     /// Binds `execution.listen` and wires the invoke API (a [`LocalExecutor`]
     /// that reaches the app at `app.url`) and, when enabled, the scheduler over
-    /// every registered domain with an [`HttpTrigger`] to the app.
+    /// every registered domain with an [`HttpTrigger`] to the app's internal
+    /// listener (`app.internal_url`).
     ///
     /// # Errors
     /// [`ServiceError::Config`] for unusable URLs, [`ServiceError::Bind`].
@@ -73,7 +74,7 @@ impl ExecutionService {
         let clients = HttpClients::new();
         let scheduler_config = SchedulerConfig::from_config(&config);
         let trigger: Arc<dyn TransitionTrigger> = Arc::new(
-            HttpTrigger::new(&clients, &config.app.url, &config.execution.shared_secret, scheduler_config.trigger_timeout)
+            HttpTrigger::new(&clients, &config.app.internal_url, &config.execution.shared_secret, scheduler_config.trigger_timeout)
                 .map_err(ServiceError::Config)?,
         );
         let scheduler = options

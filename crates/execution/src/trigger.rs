@@ -1,6 +1,6 @@
 //! [`HttpTrigger`]: fires job transitions in an app service over HTTP.
 //!
-//! Wire contract of `POST {app.url}/api/v1/internal/trigger`
+//! Wire contract of `POST {app.internal_url}/api/v1/internal/trigger`
 //! (`Authorization: Bearer <execution.shared_secret>`):
 //! - request body: a [`TriggerRequest`] as JSON (camelCase);
 //! - `200` with `{"outcome": "applied" | "stale" | "busy"}` when the trigger
@@ -23,7 +23,7 @@ use vnext_core::traits::{TransitionTrigger, TriggerError, TriggerOutcome, Trigge
 
 use crate::tasks::{HttpClients, chain, display_url};
 
-/// The app's internal trigger endpoint, relative to `app.url`.
+/// The app's internal trigger endpoint, relative to `app.internal_url`.
 pub const TRIGGER_PATH: [&str; 4] = ["api", "v1", "internal", "trigger"];
 
 /// Calls the app's internal trigger endpoint.
@@ -36,16 +36,17 @@ pub struct HttpTrigger {
 }
 
 impl HttpTrigger {
-    /// `app_url` is where the app listens; `timeout` bounds each call.
+    /// `app_url` is where the app's internal listener is (`app.internal_url`);
+    /// `timeout` bounds each call.
     ///
     /// # Errors
     /// A message when `app_url` is not an http(s) base URL.
     pub fn new(clients: &HttpClients, app_url: &str, shared_secret: &str, timeout: Duration) -> Result<Self, String> {
-        let mut url = Url::parse(app_url).map_err(|e| format!("app.url `{app_url}` is not a URL: {e}"))?;
+        let mut url = Url::parse(app_url).map_err(|e| format!("app.internal_url `{app_url}` is not a URL: {e}"))?;
         if !matches!(url.scheme(), "http" | "https") || url.cannot_be_a_base() {
-            return Err(format!("app.url `{app_url}` must be an http or https base URL"));
+            return Err(format!("app.internal_url `{app_url}` must be an http or https base URL"));
         }
-        url.path_segments_mut().map_err(|()| format!("app.url `{app_url}` cannot be a base URL"))?.pop_if_empty().extend(TRIGGER_PATH);
+        url.path_segments_mut().map_err(|()| format!("app.internal_url `{app_url}` cannot be a base URL"))?.pop_if_empty().extend(TRIGGER_PATH);
         Ok(Self { client: clients.get(true).clone(), url, secret: shared_secret.to_string(), timeout })
     }
 

@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 pub mod egress;
+pub mod identity;
 pub mod secrets;
 
 /// Why the configuration could not be loaded.
@@ -42,6 +43,8 @@ pub struct Config {
     pub egress: egress::EgressConfig,
     /// Header and query parameter names masked in what is stored.
     pub redaction: vnext_core::redact::RedactionConfig,
+    /// Trusted-header and JWT identities besides API keys.
+    pub identity: identity::IdentityConfig,
 }
 
 /// Where the databases are and how connections are pooled.
@@ -140,6 +143,13 @@ pub struct AppConfig {
     pub body_limit_bytes: usize,
     /// Default page size of instance lists (at most 100).
     pub default_page_size: u32,
+    /// Address of the internal trigger endpoint (the execution service fires
+    /// timers and jobs through it); never served on `listen`.
+    pub internal_listen: String,
+    /// How the execution service reaches `internal_listen`.
+    pub internal_url: String,
+    /// Domains one API key (or identity) may provision by publishing.
+    pub max_domains_per_key: u32,
 }
 
 /// The execution service (tasks and jobs).
@@ -234,6 +244,9 @@ impl Default for AppConfig {
             url: "http://127.0.0.1:4201".into(),
             body_limit_bytes: 1024 * 1024,
             default_page_size: 20,
+            internal_listen: "127.0.0.1:4203".into(),
+            internal_url: "http://127.0.0.1:4203".into(),
+            max_domains_per_key: 20,
         }
     }
 }
@@ -363,6 +376,11 @@ impl Config {
         if self.execution.shared_secret.len() < 8 {
             return bad("execution.shared_secret must be at least 8 characters");
         }
+        let same = self.app.internal_listen == self.app.listen && !self.app.listen.ends_with(":0");
+        if self.app.internal_listen.trim().is_empty() || same {
+            return bad("app.internal_listen must be an address of its own, not app.listen");
+        }
+        self.identity.check().map_err(ConfigError::Invalid)?;
         Ok(())
     }
 }

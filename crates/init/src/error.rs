@@ -59,6 +59,14 @@ pub enum InitError {
     #[error("domain `{domain}` maps to database {database}, which {reason}; choose another domain name")]
     ForeignDatabase { domain: String, database: String, reason: &'static str },
 
+    /// A domain name that collides with a route of the API.
+    #[error("domain `{0}` is reserved: `/api/v1/{0}/` is a path of the API itself; choose another domain name")]
+    ReservedDomain(String),
+
+    /// The caller provisioned as many domains as `app.max_domains_per_key` allows.
+    #[error("{by} already provisioned {count} domain(s), the most one caller may (app.max_domains_per_key = {cap}); domain `{domain}` was not created")]
+    DomainCap { by: String, domain: String, count: i64, cap: u32 },
+
     /// An API key request that cannot be honoured (bad name, grants or roles).
     #[error("invalid API key request: {0}")]
     InvalidKey(String),

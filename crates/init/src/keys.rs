@@ -133,7 +133,9 @@ impl NewKey {
             (true, None) => KeyScope::Admin,
             (false, None) => return Err("scope: give `admin` or a domain with its grants".into()),
             (false, Some(domain)) => KeyScope::Domain {
-                domain: DomainName::new(domain).map_err(|e| format!("domain: {e}"))?,
+                domain: DomainName::new(domain)
+                    .map_err(|e| format!("domain: {e}"))
+                    .and_then(|d| if d.is_reserved() { Err(format!("domain: `{d}` is reserved (a path of the API)")) } else { Ok(d) })?,
                 grants: grants
                     .iter()
                     .flat_map(|g| g.split(','))

@@ -123,6 +123,26 @@ pub async fn provision_domain(dbs: &Databases, domain: &DomainName) -> Result<()
     provision_domain_with(dbs, domain, Migrations::embedded()).await.map(|_| ())
 }
 
+/// Who provisions a domain through the API, and how many domains they may.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Provisioner {
+    /// `key:<id>`, `jwt:<subject>`, `header:<subject>`.
+    pub label: String,
+    /// Domains this provisioner may have registered at most.
+    pub cap: u32,
+}
+
+/// [`provision_domain`] on behalf of `by`, counted against its cap. A
+/// domain that is already registered is provisioned again (idempotent)
+/// whoever asks, and counts nothing new.
+///
+/// # Errors
+/// [`InitError::DomainCap`] when `by` already registered `by.cap` domains;
+/// otherwise as [`provision_domain`].
+pub async fn provision_domain_by(dbs: &Databases, domain: &DomainName, by: &Provisioner) -> Result<(), InitError> {
+    provision_inner(dbs, domain, Migrations::embedded(), Some(by)).await.map(|_| ())
+}
+
 /// [`provision_domain`] with an explicit migration list, returning what it did.
 ///
 /// # Errors
@@ -132,6 +152,18 @@ pub async fn provision_domain_with(
     domain: &DomainName,
     migrations: &Migrations,
 ) -> Result<ProvisionReport, InitError> {
+    provision_inner(dbs, domain, migrations, None).await
+}
+
+async fn provision_inner(
+    dbs: &Databases,
+    domain: &DomainName,
+    migrations: &Migrations,
+    by: Option<&Provisioner>,
+) -> Result<ProvisionReport, InitError> {
+    if domain.is_reserved() {
+        return Err(InitError::ReservedDomain(domain.to_string()));
+    }
     let started = Instant::now();
     prepare_control(dbs, migrations).await?;
     // A connection of its own, not from the pool: the session lock lives as long
@@ -144,6 +176,12 @@ pub async fn provision_domain_with(
         .map_err(InitError::sql(format!("locking domain {domain} for provisioning")))?;
     // Refused before anything is written: no registry row, no rollout record.
     if let Err(e) = refuse_foreign_database(dbs, domain).await {
+        let _ = lock_conn.close().await;
+        return Err(e);
+    }
+    if let Some(by) = by
+        && let Err(e) = register_within_cap(dbs, domain, by).await
+    {
         let _ = lock_conn.close().await;
         return Err(e);
     }
@@ -187,6 +225,45 @@ async fn refuse_foreign_database(dbs: &Databases, domain: &DomainName) -> Result
         return refuse("already exists and is not a domain database of this registry");
     }
     Ok(())
+}
+
+/// Registers `domain` for `by` unless it is registered already, refusing
+/// past `by.cap`. Two domains provisioned at once by one caller serialise on
+/// a lock of the caller, so both cannot slip under the cap.
+async fn register_within_cap(dbs: &Databases, domain: &DomainName, by: &Provisioner) -> Result<(), InitError> {
+    let context = || format!("registering domain {domain} for {}", by.label);
+    let mut tx = dbs.control().begin().await.map_err(InitError::sql(context()))?;
+    sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended('vnext:provisioner:' || $1, 0))")
+        .bind(&by.label)
+        .execute(&mut *tx)
+        .await
+        .map_err(InitError::sql(context()))?;
+    let (exists, count): (bool, i64) = sqlx::query_as(
+        "SELECT EXISTS (SELECT 1 FROM vnext_control.domains WHERE domain = $1),
+                (SELECT count(*) FROM vnext_control.domains WHERE provisioned_by = $2)",
+    )
+    .bind(domain.as_str())
+    .bind(&by.label)
+    .fetch_one(&mut *tx)
+    .await
+    .map_err(InitError::sql(context()))?;
+    if exists {
+        return Ok(());
+    }
+    if count >= i64::from(by.cap) {
+        return Err(InitError::DomainCap { by: by.label.clone(), domain: domain.to_string(), count, cap: by.cap });
+    }
+    sqlx::query(
+        "INSERT INTO vnext_control.domains (domain, database, status, provisioned_by) VALUES ($1, $2, 'provisioning', $3)
+         ON CONFLICT DO NOTHING",
+    )
+    .bind(domain.as_str())
+    .bind(dbs.database_name(domain))
+    .bind(&by.label)
+    .execute(&mut *tx)
+    .await
+    .map_err(InitError::sql(context()))?;
+    tx.commit().await.map_err(InitError::sql(context()))
 }
 
 async fn provision_locked(dbs: &Databases, domain: &DomainName, migrations: &Migrations) -> Result<ProvisionReport, InitError> {

@@ -28,6 +28,8 @@ impl Prefix {
             .current_dir(env!("CARGO_MANIFEST_DIR"))
             .env("VNEXT_DATABASE__URL", format!("postgres://postgres@127.0.0.1:5432/{}control", self.0))
             .env("VNEXT_DATABASE__DATABASE_PREFIX", &self.0)
+            // Any free port: several apps run at once in the tests.
+            .env("VNEXT_APP__INTERNAL_LISTEN", "127.0.0.1:0")
             .env("RUST_LOG", "warn")
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());

@@ -322,6 +322,8 @@ pub struct Services {
     pub app_url: String,
     pub exec_url: String,
     exec_port: u16,
+    /// The app's internal trigger endpoint (execution fires jobs there).
+    pub internal_url: String,
     env: Vec<(String, String)>,
     dir: std::path::PathBuf,
     pub app: Option<crate::api_support::Running>,
@@ -348,6 +350,7 @@ impl Services {
             app_url: format!("http://127.0.0.1:{app_port}"),
             exec_url: format!("http://127.0.0.1:{exec_port}"),
             exec_port,
+            internal_url: format!("http://127.0.0.1:{}", free_port()),
             // Small pools: the tests share one PostgreSQL server with every other test.
             env: [("VNEXT_DATABASE__MAX_CONNECTIONS_PER_DOMAIN", "6"), ("VNEXT_DATABASE__MAX_CONTROL_CONNECTIONS", "2")]
                 .iter()
@@ -398,6 +401,8 @@ impl Services {
     fn command(&self, name: &str, args: &[&str]) -> std::process::Command {
         let mut cmd = self.prefix.command(args);
         cmd.env("VNEXT_APP__URL", &self.app_url).env("VNEXT_EXECUTION__URL", &self.exec_url);
+        cmd.env("VNEXT_APP__INTERNAL_LISTEN", self.internal_url.trim_start_matches("http://"))
+            .env("VNEXT_APP__INTERNAL_URL", &self.internal_url);
         // HTTP tasks call test servers on loopback.
         cmd.env("VNEXT_EGRESS__ALLOW_LOOPBACK", "true");
         for (k, v) in &self.env {
@@ -440,6 +445,14 @@ impl Services {
         let child = &mut self.executions[index].0;
         child.kill().expect("kill");
         child.wait().expect("wait");
+    }
+
+    /// Every line every process logged so far, whole.
+    pub fn full_logs(&self) -> String {
+        let Ok(entries) = std::fs::read_dir(&self.dir) else { return String::new() };
+        let mut paths: Vec<_> = entries.filter_map(Result::ok).map(|e| e.path()).filter(|p| p.extension().is_some_and(|e| e == "log")).collect();
+        paths.sort();
+        paths.iter().map(|p| std::fs::read_to_string(p).unwrap_or_default()).collect::<Vec<_>>().join("\n")
     }
 
     /// Every process log, for failure messages.

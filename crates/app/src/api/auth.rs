@@ -8,7 +8,6 @@
 //! | route | needs |
 //! |---|---|
 //! | `/health`, `/ready` | nothing |
-//! | `/api/v1/internal/*` | nothing here: the handler checks `execution.shared_secret` |
 //! | `/api/v1/admin/*` | an admin key |
 //! | `GET /api/v1/{domain}/…` | `read` on the domain |
 //! | `POST /api/v1/{domain}/…` | `write` on the domain |
@@ -18,22 +17,35 @@
 //!
 //! The decision whether keys are needed at all is the [`AuthGate`]'s: on a
 //! non-loopback listener always; on a loopback listener only once a live key
-//! exists (development runs open until the first key is created, and stay
-//! enforced from then on for the life of the process).
+//! exists or an identity source is configured (development runs open until
+//! the first key is created, and stay enforced from then on for the life of
+//! the process).
+//!
+//! Besides API keys, a caller may be an [`Identity`] ([`super::identity`]): a
+//! trusted proxy's identity headers are looked at first; then a bearer token
+//! that has the JWT shape is verified as a JWT when a JWT issuer is
+//! configured; any other credential is looked up as an API key.
+//!
+//! Grants decide which routes a caller reaches; its roles ([`Caller::roles`])
+//! decide, further in, which transitions it may run and which instances it may
+//! read, as the workflow model's `roles` and `queryRoles` say.
 
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use axum::RequestExt;
-use axum::extract::{MatchedPath, RawPathParams, Request, State};
+use axum::extract::{ConnectInfo, MatchedPath, RawPathParams, Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use vnext_init::config::secrets::is_loopback_listen;
-use vnext_init::keys::{self, ApiKey, Grant};
+use uuid::Uuid;
+use vnext_core::roles::Roles;
+use vnext_init::keys::{self, ApiKey, Grant, KEY_PREFIX};
 
 use super::AppState;
+use super::identity::Identity;
 use crate::error::{ApiError, ErrorCode};
 
 /// What a route needs from the caller.
@@ -51,6 +63,8 @@ pub enum Caller {
     /// Keys are not enforced (loopback development without keys).
     Open,
     Key(Arc<ApiKey>),
+    /// A trusted proxy's or an identity provider's identity.
+    Identity(Arc<Identity>),
 }
 
 impl Caller {
@@ -59,6 +73,7 @@ impl Caller {
         match self {
             Caller::Open => true,
             Caller::Key(key) => key.scope.allows(domain, grant),
+            Caller::Identity(identity) => identity.allows(domain, grant),
         }
     }
 
@@ -67,6 +82,39 @@ impl Caller {
         match self {
             Caller::Open => true,
             Caller::Key(key) => key.scope.is_admin(),
+            Caller::Identity(identity) => identity.admin,
+        }
+    }
+
+    /// The roles the workflow model's `roles` and `queryRoles` are checked
+    /// against. An admin (key or identity) and an open development run are
+    /// not restricted by them.
+    pub fn roles(&self) -> Roles {
+        if self.is_admin() {
+            return Roles::Unrestricted;
+        }
+        match self {
+            Caller::Open => Roles::Unrestricted,
+            Caller::Key(key) => Roles::of(&key.roles),
+            Caller::Identity(identity) => Roles::of(&identity.roles),
+        }
+    }
+
+    /// The API key's id, when the caller is a key.
+    pub fn key_id(&self) -> Option<Uuid> {
+        match self {
+            Caller::Key(key) => Some(key.id),
+            _ => None,
+        }
+    }
+
+    /// Who this is in logs and records: `key:<id>`, `jwt:<subject>`,
+    /// `header:<subject>` or `open`.
+    pub fn label(&self) -> String {
+        match self {
+            Caller::Open => "open".into(),
+            Caller::Key(key) => format!("key:{}", key.id),
+            Caller::Identity(identity) => identity.label(),
         }
     }
 }
@@ -78,9 +126,10 @@ pub struct AuthGate {
 }
 
 impl AuthGate {
-    /// A gate for a listener on `ip`: enforced from the start unless loopback.
-    pub fn for_listener(ip: IpAddr) -> AuthGate {
-        AuthGate { enforced: AtomicBool::new(!ip.is_loopback()) }
+    /// A gate for a listener on `ip`: enforced from the start unless loopback
+    /// without identity sources.
+    pub fn for_listener(ip: IpAddr, identities: bool) -> AuthGate {
+        AuthGate { enforced: AtomicBool::new(!ip.is_loopback() || identities) }
     }
 
     /// Whether this request must present a key. An open gate asks the control
@@ -116,6 +165,7 @@ pub enum StartupMode {
 /// # Errors
 /// The message to print when the server must not start.
 pub fn startup_decision(listen: &str, loopback: bool, any_key: bool) -> Result<StartupMode, String> {
+    // Identity sources count as keys here: see `check_startup`.
     match (any_key, loopback) {
         (true, _) => Ok(StartupMode::Enforced),
         (false, true) => Ok(StartupMode::OpenLoopback),
@@ -133,7 +183,12 @@ pub fn startup_decision(listen: &str, loopback: bool, any_key: bool) -> Result<S
 /// # Errors
 /// The message to print when the server must not start, or the database error.
 pub async fn check_startup(databases: &vnext_init::db::Databases, listen: &str) -> Result<StartupMode, String> {
-    let any = keys::any_live(databases.control()).await.map_err(|e| format!("cannot read the API keys: {e}"))?;
+    // Identity sources that cannot be read, or a JWKS that cannot be loaded,
+    // stop the server here rather than refusing every request later.
+    let identities = super::identity::Identities::from_config(&databases.config().identity)?;
+    identities.preload().await?;
+    let any = identities.enabled()
+        || keys::any_live(databases.control()).await.map_err(|e| format!("cannot read the API keys: {e}"))?;
     let mode = startup_decision(listen, is_loopback_listen(listen), any)?;
     if mode == StartupMode::OpenLoopback {
         tracing::warn!(
@@ -151,7 +206,6 @@ pub fn requirement(method: &Method, template: Option<&str>, params: &[(String, S
     match template {
         "/health" | "/ready" => return Need::Nothing,
         "/metrics" | "/api/v1/definitions/publish" | "/api/v1/definitions/validate" => return Need::AnyKey,
-        t if t.starts_with("/api/v1/internal/") => return Need::Nothing,
         t if t.starts_with("/api/v1/admin/") => return Need::Admin,
         _ => {}
     }
@@ -203,15 +257,11 @@ pub async fn auth_middleware(State(state): State<AppState>, mut request: Request
         }
         Ok(true) => {}
     }
-    let Some(secret) = presented_key(request.headers()) else {
-        return unauthorized(ErrorCode::AuthMissingKey, "send an API key as `Authorization: Bearer <key>` or `X-Api-Key: <key>`");
+    let peer = request.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0);
+    let caller = match authenticate(&state, peer, request.headers().clone()).await {
+        Ok(caller) => caller,
+        Err(response) => return response,
     };
-    let key = match keys::authenticate(state.engine.databases().control(), secret).await {
-        Ok(Some(key)) => Arc::new(key),
-        Ok(None) => return unauthorized(ErrorCode::AuthInvalidKey, "the API key is unknown or revoked"),
-        Err(e) => return ApiError::database(e).into_response(),
-    };
-    let caller = Caller::Key(key);
     let denied = match &need {
         Need::Nothing | Need::AnyKey => None,
         Need::Admin => (!caller.is_admin()).then(|| forbidden("admin (this endpoint needs an admin key)")),
@@ -223,6 +273,34 @@ pub async fn auth_middleware(State(state): State<AppState>, mut request: Request
     }
     request.extensions_mut().insert(caller);
     next.run(request).await
+}
+
+/// Who presents the request's credentials; see the module docs for the order.
+async fn authenticate(state: &AppState, peer: Option<SocketAddr>, headers: HeaderMap) -> Result<Caller, Response> {
+    if let Some(identity) = state.identities.from_headers(peer, &headers) {
+        return identity.map(|i| Caller::Identity(Arc::new(i))).map_err(unauthorized_problem);
+    }
+    let Some(secret) = presented_key(&headers) else {
+        return Err(unauthorized(ErrorCode::AuthMissingKey, "send an API key as `Authorization: Bearer <key>` or `X-Api-Key: <key>`"));
+    };
+    if !secret.starts_with(KEY_PREFIX) && state.identities.takes_token(secret) {
+        return state.identities.verify_token(secret).await.map(|i| Caller::Identity(Arc::new(i))).map_err(unauthorized_problem);
+    }
+    match keys::authenticate(state.engine.databases().control(), secret).await {
+        Ok(Some(key)) => Ok(Caller::Key(Arc::new(key))),
+        Ok(None) => Err(unauthorized(ErrorCode::AuthInvalidKey, "the API key is unknown or revoked")),
+        Err(e) => Err(ApiError::database(e).into_response()),
+    }
+}
+
+/// A 401 problem carries `WWW-Authenticate`; other problems go out as they are.
+fn unauthorized_problem(error: ApiError) -> Response {
+    let challenge = error.status() == axum::http::StatusCode::UNAUTHORIZED;
+    let mut response = error.into_response();
+    if challenge {
+        response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer realm=\"vnext\""));
+    }
+    response
 }
 
 fn missing_grant(need: &Need) -> serde_json::Value {
@@ -245,7 +323,6 @@ mod tests {
         let inst = Some("/api/v1/{domain}/workflows/{workflow}/instances/{instance}");
         assert_eq!(requirement(&Method::GET, Some("/health"), &[]), Need::Nothing);
         assert_eq!(requirement(&Method::GET, Some("/ready"), &[]), Need::Nothing);
-        assert_eq!(requirement(&Method::POST, Some("/api/v1/internal/trigger"), &[]), Need::Nothing);
         assert_eq!(requirement(&Method::GET, Some("/metrics"), &[]), Need::AnyKey);
         assert_eq!(requirement(&Method::GET, None, &[]), Need::AnyKey);
         assert_eq!(requirement(&Method::POST, Some("/api/v1/admin/keys"), &[]), Need::Admin);
@@ -269,8 +346,9 @@ mod tests {
             assert_eq!(startup_decision(listen, is_loopback_listen(listen), true), Ok(StartupMode::Enforced));
         }
         let public: IpAddr = "0.0.0.0".parse().unwrap();
-        assert!(AuthGate::for_listener(public).enforced.load(Ordering::Relaxed));
-        assert!(!AuthGate::for_listener("127.0.0.1".parse().unwrap()).enforced.load(Ordering::Relaxed));
+        assert!(AuthGate::for_listener(public, false).enforced.load(Ordering::Relaxed));
+        assert!(!AuthGate::for_listener("127.0.0.1".parse().unwrap(), false).enforced.load(Ordering::Relaxed));
+        assert!(AuthGate::for_listener("127.0.0.1".parse().unwrap(), true).enforced.load(Ordering::Relaxed));
     }
 
     #[test]

@@ -3,7 +3,10 @@
 //! - `POST /api/v1/definitions/publish`: one component document. It is validated
 //!   against the components already published (references must resolve), its
 //!   domain is provisioned when new (only for an admin key; another key gets a
-//!   404 `domain.not-found`, and needs `publish` on the domain), and it is stored as an immutable version:
+//!   404 `domain.not-found`, and needs `publish` on the domain; a key or
+//!   identity provisions at most `app.max_domains_per_key` domains, then 403
+//!   `domain.cap-reached`; a domain named like a route of the API is a 422
+//!   `domain.reserved` pointing at `/domain`), and it is stored as an immutable version:
 //!   201 `created`, 200 `unchanged` (same key, version and content), 409
 //!   `definition.conflict` (same key and version, other content), 422
 //!   `definition.invalid` with every diagnostic and its JSON pointer. Fields the
@@ -30,7 +33,9 @@ use vnext_core::model::ComponentKind;
 use vnext_core::validate::{self, Diagnostic, PackageCatalog};
 use vnext_core::version::VersionSelector;
 use vnext_init::components::{self, PublishOutcome};
+use vnext_init::InitError;
 use vnext_init::keys::Grant;
+use vnext_init::provision::Provisioner;
 
 use super::AppState;
 use super::auth::{self, Caller};
@@ -127,6 +132,9 @@ async fn publish(
     }
     // Validation guarantees a well-formed envelope.
     let identity = components::ComponentIdentity::of(value).map_err(ApiError::from)?;
+    if identity.domain.is_reserved() {
+        return Err(InitError::ReservedDomain(identity.domain.to_string()).into());
+    }
     if !caller.allows(identity.domain.as_str(), Grant::Publish) {
         return Err(auth::forbidden(&format!("`publish` on domain `{}`", identity.domain)).with_extra("missingGrant", "publish".into()));
     }
@@ -173,7 +181,7 @@ async fn provisioned_pool(state: &AppState, caller: &Caller, domain: &DomainName
             format!("domain `{domain}` does not exist; only an admin key may create a domain by publishing into it"),
         )),
         Err(e) if e.code == ErrorCode::DomainNotFound => {
-            provision(state, domain).await?;
+            provision(state, caller, domain).await?;
             tracing::info!(%domain, "provisioned a new domain on publish");
             scope::domain_pool(state.engine.databases(), domain).await
         }
@@ -182,9 +190,19 @@ async fn provisioned_pool(state: &AppState, caller: &Caller, domain: &DomainName
 }
 
 /// Provisions a new domain (database, role, system schemas); idempotent, and
-/// safe when two publishes race (the init crate serialises provisioning).
-async fn provision(state: &AppState, domain: &DomainName) -> Result<(), ApiError> {
-    vnext_init::provision::provision_domain(state.engine.databases(), domain).await.map_err(ApiError::from)
+/// safe when two publishes race (the init crate serialises provisioning). A
+/// key or an identity provisions within `app.max_domains_per_key`; an open
+/// development run is not counted.
+async fn provision(state: &AppState, caller: &Caller, domain: &DomainName) -> Result<(), ApiError> {
+    let databases = state.engine.databases();
+    let done = match caller {
+        Caller::Open => vnext_init::provision::provision_domain(databases, domain).await,
+        _ => {
+            let by = Provisioner { label: caller.label(), cap: state.settings.max_domains_per_key };
+            vnext_init::provision::provision_domain_by(databases, domain, &by).await
+        }
+    };
+    done.map_err(ApiError::from)
 }
 
 async fn read_back(

@@ -5,9 +5,10 @@
 
 use axum::extract::State;
 use axum::routing::get;
-use axum::{Json, Router};
+use axum::{Extension, Json, Router};
 
 use super::AppState;
+use super::auth::Caller;
 use super::params::{ApiPath, Params, domain_name, flow_key, instance_ref};
 use crate::error::ApiError;
 use crate::query::incidents::{self, Incident};
@@ -20,16 +21,17 @@ pub fn router() -> Router<AppState> {
         .route("/api/v1/{domain}/workflows/{workflow}/instances/{instance}/incidents/active", get(active))
 }
 
-async fn all(state: State<AppState>, path: ApiPath<(String, String, String)>, params: Params) -> Result<Json<Page<Incident>>, ApiError> {
-    list(state, path, params, false).await
+async fn all(state: State<AppState>, caller: Extension<Caller>, path: ApiPath<(String, String, String)>, params: Params) -> Result<Json<Page<Incident>>, ApiError> {
+    list(state, caller, path, params, false).await
 }
 
-async fn active(state: State<AppState>, path: ApiPath<(String, String, String)>, params: Params) -> Result<Json<Page<Incident>>, ApiError> {
-    list(state, path, params, true).await
+async fn active(state: State<AppState>, caller: Extension<Caller>, path: ApiPath<(String, String, String)>, params: Params) -> Result<Json<Page<Incident>>, ApiError> {
+    list(state, caller, path, params, true).await
 }
 
 async fn list(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     ApiPath((domain, workflow, instance)): ApiPath<(String, String, String)>,
     params: Params,
     active_only: bool,
@@ -38,5 +40,6 @@ async fn list(
     let page_size = params.number("pageSize", state.settings.default_page_size, 1, MAX_PAGE_SIZE)?;
     let scope = scope::resolve(state.engine.databases(), domain_name(&domain)?, flow_key(&workflow)?).await?;
     let snapshot = instance::get(&scope, &instance_ref(&instance)?).await?;
+    super::access::check_read(&state, &caller.roles(), &scope, &snapshot).await?;
     Ok(Json(incidents::incidents(&scope, snapshot.id, active_only, page, page_size).await?))
 }

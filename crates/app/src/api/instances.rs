@@ -8,9 +8,10 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::{Extension, Json, Router};
 use vnext_core::version::VersionSelector;
 
+use super::auth::Caller;
 use super::body::JsonBody;
 use super::command::{self, Command, CommandInput, CommandRequest};
 use super::envelope::InstanceEnvelope;
@@ -30,12 +31,14 @@ pub fn router() -> Router<AppState> {
 
 async fn start(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     ApiPath((domain, workflow)): ApiPath<(String, String)>,
     params: Params,
     headers: HeaderMap,
     body: JsonBody,
 ) -> Result<Response, ApiError> {
     let req = CommandRequest { domain: &domain, workflow: &workflow, params: &params, headers: &headers, body: &body };
+    let roles = caller.roles();
     command::run(&state, "start", req, |_| {
         let version = match params.get("version").map(str::trim).filter(|v| !v.is_empty()) {
             None => None,
@@ -58,6 +61,7 @@ async fn start(
                 headers: c.headers,
                 query: c.query,
                 sync: c.sync,
+                roles,
             })
         })
     })
@@ -66,11 +70,13 @@ async fn start(
 
 async fn get_instance(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     ApiPath((domain, workflow, instance)): ApiPath<(String, String, String)>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let scope = scope::resolve(state.engine.databases(), domain_name(&domain)?, flow_key(&workflow)?).await?;
     let snapshot = instance::get(&scope, &instance_ref(&instance)?).await?;
+    super::access::check_read(&state, &caller.roles(), &scope, &snapshot).await?;
     let etag = etag_header(&snapshot.etag);
     if not_modified(&headers, &snapshot.etag) {
         return Ok((StatusCode::NOT_MODIFIED, [(header::ETAG, etag)]).into_response());
@@ -80,17 +86,20 @@ async fn get_instance(
 
 async fn list_instances(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     ApiPath((domain, workflow)): ApiPath<(String, String)>,
     params: Params,
 ) -> Result<Json<Page<InstanceEnvelope>>, ApiError> {
     // Parameters first: a bad filter is a 400 whatever the domain.
-    let request = ListRequest {
+    let mut request = ListRequest {
         filter: filter::parse_filters(params.all("filter"))?,
         sort: sort::parse_sort(params.get("sort").or_else(|| params.get("orderBy")))?,
         page: params.number("page", 1, 1, MAX_PAGE)?,
         page_size: params.number("pageSize", state.settings.default_page_size, 1, MAX_PAGE_SIZE)?,
+        readable: None,
     };
     let scope = scope::resolve(state.engine.databases(), domain_name(&domain)?, flow_key(&workflow)?).await?;
+    request.readable = super::access::readable_states(&state, &caller.roles(), &scope).await?;
     let page = list::list(&scope, &request).await?;
     Ok(Json(Page { data: page.data.into_iter().map(InstanceEnvelope::from).collect(), pagination: page.pagination }))
 }

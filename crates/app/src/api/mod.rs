@@ -6,7 +6,8 @@
 //! - [`transitions`]: run a transition, retry a faulted instance, history;
 //! - [`functions`]: the `state`, `data`, `view` and `schema` functions;
 //! - [`incidents`]: an instance's incidents;
-//! - [`internal`]: the trigger endpoint the execution service calls;
+//! - [`internal`]: the trigger endpoint the execution service calls, served
+//!   on a listener of its own ([`internal_router`]);
 //! - [`keys`]: the admin API of API keys; [`auth`]: who may call what;
 //! - [`health`]: `/health`, `/ready`; [`metrics`]: `/metrics`.
 //!
@@ -14,6 +15,7 @@
 //! and path parameters), [`command`] (start/transition/retry bodies and answers),
 //! [`envelope`] (the instance as every answer shows it).
 
+pub mod access;
 pub mod auth;
 pub mod body;
 pub mod command;
@@ -21,6 +23,7 @@ pub mod definitions;
 pub mod envelope;
 pub mod functions;
 pub mod health;
+pub mod identity;
 pub mod incidents;
 pub mod instances;
 pub mod internal;
@@ -40,6 +43,7 @@ use vnext_core::script::ScriptHost;
 use crate::engine::Engine;
 use crate::error::{ApiError, ErrorCode};
 use auth::AuthGate;
+use identity::Identities;
 use metrics::Metrics;
 
 /// Settings the handlers need, taken from the configuration once.
@@ -51,6 +55,8 @@ pub struct ApiSettings {
     pub default_page_size: u32,
     /// Bearer token of the internal endpoints (shared with the execution service).
     pub shared_secret: String,
+    /// Domains one key or identity may provision (`app.max_domains_per_key`).
+    pub max_domains_per_key: u32,
 }
 
 /// What every handler can reach. Cheap to clone.
@@ -63,16 +69,20 @@ pub struct AppState {
     pub scripts: Arc<ScriptHost>,
     /// Whether requests need an API key (see [`auth`]).
     pub auth: Arc<AuthGate>,
+    /// Trusted-header and JWT identities (see [`identity`]).
+    pub identities: Arc<Identities>,
 }
 
 impl AppState {
     /// State for `engine`, with settings from its configuration.
     pub fn new(engine: Engine) -> AppState {
         let config = engine.databases().config();
+        let identities = Arc::new(Identities::from_config_or_refusing(&config.identity));
         let settings = ApiSettings {
             body_limit_bytes: config.app.body_limit_bytes,
             default_page_size: config.app.default_page_size,
             shared_secret: config.execution.shared_secret.clone(),
+            max_domains_per_key: config.app.max_domains_per_key,
         };
         AppState {
             engine,
@@ -80,12 +90,23 @@ impl AppState {
             metrics: Arc::new(Metrics::new()),
             scripts: Arc::new(ScriptHost::new()),
             // Enforced until the server knows its listener is loopback.
-            auth: Arc::new(AuthGate::for_listener(Ipv4Addr::UNSPECIFIED.into())),
+            auth: Arc::new(AuthGate::for_listener(Ipv4Addr::UNSPECIFIED.into(), true)),
+            identities,
         }
     }
 }
 
-/// Every route of the API, without the cross-cutting layers (see `crate::server`).
+/// The routes of the internal listener (`app.internal_listen`): the trigger
+/// endpoint and health, never reachable on the public listener.
+pub fn internal_router() -> Router<AppState> {
+    Router::new()
+        .merge(internal::router())
+        .merge(health::router())
+        .fallback(route_not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+}
+
+/// Every public route of the API, without the cross-cutting layers (see `crate::server`).
 pub fn router() -> Router<AppState> {
     Router::new()
         .merge(definitions::router())
@@ -93,7 +114,6 @@ pub fn router() -> Router<AppState> {
         .merge(transitions::router())
         .merge(functions::router())
         .merge(incidents::router())
-        .merge(internal::router())
         .merge(keys::router())
         .merge(health::router())
         .merge(metrics::router())

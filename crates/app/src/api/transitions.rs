@@ -13,9 +13,10 @@ use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::Response;
 use axum::routing::{get, patch, post};
-use axum::{Json, Router};
+use axum::{Extension, Json, Router};
 
 use super::AppState;
+use super::auth::Caller;
 use super::body::JsonBody;
 use super::command::{self, Command, CommandInput, CommandRequest};
 use super::params::{ApiPath, Params, domain_name, flow_key, instance_ref};
@@ -39,12 +40,14 @@ const MAX_TRANSITION_CHARS: usize = 200;
 
 async fn run_transition(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     ApiPath((domain, workflow, instance, transition)): ApiPath<(String, String, String, String)>,
     params: Params,
     headers: HeaderMap,
     body: JsonBody,
 ) -> Result<Response, ApiError> {
     let req = CommandRequest { domain: &domain, workflow: &workflow, params: &params, headers: &headers, body: &body };
+    let roles = caller.roles();
     command::run(&state, "transition", req, |flow| {
         let instance = instance_ref(&instance)?;
         if transition.is_empty() || transition.contains('\0') || transition.chars().count() > MAX_TRANSITION_CHARS {
@@ -64,6 +67,7 @@ async fn run_transition(
                 headers: c.headers,
                 query: c.query,
                 sync: c.sync,
+                roles,
             })
         })
     })
@@ -89,9 +93,11 @@ async fn retry(
 
 async fn list_history(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     ApiPath((domain, workflow, instance)): ApiPath<(String, String, String)>,
 ) -> Result<Json<History>, ApiError> {
     let scope = scope::resolve(state.engine.databases(), domain_name(&domain)?, flow_key(&workflow)?).await?;
     let snapshot = instance::get(&scope, &instance_ref(&instance)?).await?;
+    super::access::check_read(&state, &caller.roles(), &scope, &snapshot).await?;
     Ok(Json(history::history(&scope, snapshot.id).await?))
 }

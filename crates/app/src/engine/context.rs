@@ -8,7 +8,7 @@ use serde_json::{Map, Value};
 use uuid::Uuid;
 use vnext_core::model::TriggerType;
 use vnext_core::script::{InstanceContext, ResponseContext, RuntimeContext, ScriptContext, TransitionContext};
-use vnext_init::queue::{First, JobBody};
+use vnext_init::queue::{First, JobBody, Sealer};
 
 /// What the request brought: the same for every hop of a chain.
 #[derive(Debug, Clone, Default)]
@@ -26,14 +26,16 @@ impl RequestData {
         RequestData { body, headers, query }
     }
 
-    /// The request a job body carries.
+    /// The request a job body carries (open a sealed body first:
+    /// [`JobBody::opened`]).
     pub fn from_job(body: &JobBody) -> RequestData {
         RequestData::new(body.attributes(), body.headers(), body.query())
     }
 
-    /// The body of a job that runs `first` for this request later.
-    pub fn job_body(&self, first: &First) -> JobBody {
-        JobBody::request(first, self.body.clone(), self.headers.clone(), self.query.clone())
+    /// The body of a job that runs `first` for this request later, its
+    /// headers and query sealed.
+    pub fn job_body(&self, first: &First, sealer: &Sealer) -> JobBody {
+        JobBody::request(first, self.body.clone(), self.headers.clone(), self.query.clone()).sealed(sealer)
     }
 
     /// Who asked, when the caller says so.

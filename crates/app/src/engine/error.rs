@@ -36,6 +36,10 @@ pub enum EngineError {
     /// 422: the payload failed the transition's schema.
     #[error("payload of transition `{transition}` is invalid: {}", errors.iter().map(|e| format!("{}: {}", if e.pointer.is_empty() { "/" } else { &e.pointer }, e.message)).collect::<Vec<_>>().join("; "))]
     InvalidPayload { transition: String, errors: Vec<PayloadError> },
+    /// 403: the caller's roles do not allow the transition (its `roles`, or
+    /// the `availableIn` entry of the current state).
+    #[error("the caller's roles do not allow transition `{transition}`{}", state.as_ref().map(|s| format!(" in state `{s}`")).unwrap_or_default())]
+    RoleDenied { transition: String, state: Option<String> },
     /// 409: another transition holds the instance.
     #[error("instance `{instance}` is busy with another transition")]
     Busy { instance: String },

@@ -155,7 +155,8 @@ impl Engine {
                 id: held.unwrap_or(recovery_job),
                 origin: Origin::Lease,
                 first: body.first_or(&transition),
-                req: RequestData::from_job(&body),
+                // A held job's headers and query are stored sealed; open them for the run.
+                req: RequestData::from_job(&body.clone().opened(&self.inner.settings.sealer)),
                 attempt: body.attempt(),
             }))),
             (Verdict::Divert { key }, _) => Ok(Recovery::Run(Box::new(JobRun {

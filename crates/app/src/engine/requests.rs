@@ -97,6 +97,9 @@ impl Engine {
             let mut conn = pool.acquire().await?;
             self.inner.definitions.select(&mut conn, &req.domain, &req.flow, req.version.as_deref()).await?
         };
+        if !req.roles.may_run(&def.workflow.start_transition, None) {
+            return Err(EngineError::RoleDenied { transition: def.workflow.start_transition.key.clone(), state: None });
+        }
         self.ensure_schema(&pool, &req.domain, &req.flow).await?;
         if let Some(key) = &req.key
             && let Some(row) = store::instances::find(&pool, &req.flow, &InstanceRef::Key(key.clone())).await?
@@ -148,7 +151,7 @@ impl Engine {
             let existing = existing.ok_or_else(|| EngineError::Internal("instance key conflict without an instance".into()))?;
             return Ok(Outcome::Accepted { id: existing.id, status: existing.status() });
         }
-        let job = async_job(flow, row.id, start_key, &data.job_body(&First::Start), now).with_id(job_id);
+        let job = async_job(flow, row.id, start_key, &data.job_body(&First::Start, &self.inner.settings.sealer), now).with_id(job_id);
         queue::enqueue(&mut tx, &job).await?;
         tx.commit().await?;
         self.after_accept(domain);
@@ -202,7 +205,7 @@ impl Engine {
         let data = RequestData::new(req.attributes, req.headers, req.query);
         let first = First::Named { key: req.transition.clone(), caller: Caller::Client };
         if !sync {
-            return self.accept(tx, &req.domain, &req.flow, &row, &key, &data.job_body(&first)).await;
+            return self.accept(tx, &req.domain, &req.flow, &row, &key, &data.job_body(&first, &self.inner.settings.sealer)).await;
         }
         let scope = Scope { eng: self.inner.clone(), domain: req.domain, flow: req.flow, def, pool };
         Run::request(scope, tx, row, data, Origin::Api, first).run().await.map(Outcome::Done)
@@ -241,6 +244,9 @@ impl Engine {
             }
         }
         let r = resolved.map_err(gate_error)?;
+        if !req.roles.may_run(r.transition, Some(&row.current_state)) {
+            return Err(EngineError::RoleDenied { transition: r.transition.key.clone(), state: Some(row.current_state.clone()) });
+        }
         let sync = effective_sync(req.sync, r.transition);
         let (path, key) = (r.path.clone(), r.transition.key.clone());
         if !sync {
@@ -321,11 +327,11 @@ impl Engine {
                 return Err(e);
             }
         };
-        let request = request.as_ref().map(JobBody::from_value).unwrap_or_default();
+        let request = request.as_ref().map(JobBody::from_value).unwrap_or_default().opened(&self.inner.settings.sealer);
         let (data, first) = (RequestData::from_job(&request), request.first_or(key.as_deref().unwrap_or_default()));
         if !req.sync {
             let transition = key.unwrap_or_default();
-            return self.accept(tx, &req.domain, &req.flow, &row, &transition, &data.job_body(&first)).await;
+            return self.accept(tx, &req.domain, &req.flow, &row, &transition, &data.job_body(&first, &self.inner.settings.sealer)).await;
         }
         let scope = Scope { eng: self.inner.clone(), domain: req.domain, flow: req.flow, def, pool };
         Run::request(scope, tx, row, data, Origin::Retry, first).run().await.map(Outcome::Done)

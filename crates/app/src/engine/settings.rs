@@ -26,6 +26,9 @@ pub struct EngineSettings {
     /// Header and query parameter names masked in stored history, task runs
     /// and incidents.
     pub redaction: vnext_core::redact::RedactionConfig,
+    /// Seals the request headers and query that jobs keep (key derived
+    /// from `execution.shared_secret`).
+    pub sealer: vnext_init::queue::Sealer,
 }
 
 impl EngineSettings {
@@ -56,6 +59,7 @@ impl EngineSettings {
             script_queue_timeout: Duration::from_millis(r.script_queue_timeout_ms),
             definitions_recheck: Duration::from_millis(r.definitions_recheck_ms),
             redaction: config.redaction.clone(),
+            sealer: vnext_init::queue::Sealer::new(&config.execution.shared_secret),
         }
     }
 }

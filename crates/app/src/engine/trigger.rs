@@ -149,7 +149,8 @@ impl Engine {
             tx.commit().await.map_err(retryable)?;
             Ok(TriggerOutcome::Stale)
         };
-        let body = JobBody::from_value(&req.body);
+        // The request's headers and query travel sealed; open them for the run.
+        let body = JobBody::from_value(&req.body).opened(&self.inner.settings.sealer);
         let decision = decide(&req, &body, &Found::of(&row), self.inner.clock.now());
         match decision {
             Decision::Stale => return stale(tx).await,

@@ -7,6 +7,7 @@
 use serde_json::{Map, Value};
 use uuid::Uuid;
 use vnext_core::ident::{DomainName, FlowKey};
+use vnext_core::roles::Roles;
 
 pub use crate::store::{InstanceRef, InstanceSnapshot, InstanceStatus};
 
@@ -23,6 +24,8 @@ pub struct StartRequest {
     pub headers: Map<String, Value>,
     pub query: Map<String, Value>,
     pub sync: bool,
+    /// The caller's roles, checked against the transition's `roles`.
+    pub roles: Roles,
 }
 
 /// Run a transition on an instance.
@@ -37,6 +40,8 @@ pub struct TransitionRequest {
     pub headers: Map<String, Value>,
     pub query: Map<String, Value>,
     pub sync: bool,
+    /// The caller's roles, checked against the transition's `roles`.
+    pub roles: Roles,
 }
 
 /// Re-run the transition that faulted an instance.

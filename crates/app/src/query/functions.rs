@@ -151,11 +151,13 @@ fn view_ref(binding: &ViewBinding) -> Option<&ViewRef> {
 ///
 /// # Errors
 /// See [`pinned_workflow`]; 503 when the database is unreachable.
-pub async fn state_function(scope: &FlowScope, instance: &InstanceSnapshot) -> Result<Value, ApiError> {
+/// Transitions the caller's `roles` do not allow are not offered.
+pub async fn state_function(scope: &FlowScope, instance: &InstanceSnapshot, roles: &vnext_core::roles::Roles) -> Result<Value, ApiError> {
     let workflow = pinned_workflow(scope, instance).await?;
     let base = instance_href(scope, instance.id);
     let mut transitions = Vec::new();
-    for (t, kind) in available_transitions(&workflow, &instance.current_state, instance.status) {
+    let offered = available_transitions(&workflow, &instance.current_state, instance.status);
+    for (t, kind) in offered.into_iter().filter(|(t, _)| roles.may_run(t, Some(&instance.current_state))) {
         let mut entry = json!({
             "name": t.key,
             "kind": kind,

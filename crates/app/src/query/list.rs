@@ -21,6 +21,9 @@ pub struct ListRequest {
     pub sort: Vec<SortKey>,
     pub page: u32,
     pub page_size: u32,
+    /// Only instances in these `(flow version, state)` pairs (the caller's
+    /// `queryRoles`); `None`: no such limit.
+    pub readable: Option<Vec<(String, String)>>,
 }
 
 /// `pagination` of a list answer.
@@ -77,7 +80,12 @@ pub async fn list(scope: &FlowScope, request: &ListRequest) -> Result<Page<Insta
         return Ok(Page { data: Vec::new(), pagination: Pagination::new(request.page, request.page_size, 0) });
     }
     let mut parts = SqlParts::default();
-    let where_sql = filter::to_sql(&request.filter, &mut parts);
+    let mut where_sql = filter::to_sql(&request.filter, &mut parts);
+    if let Some(pairs) = &request.readable {
+        let versions = parts.push(Bind::TextArray(pairs.iter().map(|p| p.0.clone()).collect()));
+        let states = parts.push(Bind::TextArray(pairs.iter().map(|p| p.1.clone()).collect()));
+        where_sql = format!("({where_sql}) AND (flow_version, current_state) IN (SELECT * FROM unnest({versions}::text[], {states}::text[]))");
+    }
     let count_binds = parts.binds.clone();
     let order_sql = sort::to_sql(&request.sort, &mut parts);
     let limit = parts.push(Bind::Text(request.page_size.to_string()));

@@ -66,7 +66,9 @@ async fn open_until_a_key_exists_then_missing_and_invalid_keys_are_401() {
     // Liveness and readiness stay open; the internal endpoint keeps its own secret.
     assert_eq!(app.get("/health").await.status(), 200);
     assert_eq!(app.get("/ready").await.status(), 200);
-    expect_problem(app.post_json("/api/v1/internal/trigger", &json!({})).await, 401, "auth.unauthorized").await;
+    expect_problem(app.post_json("/api/v1/internal/trigger", &json!({})).await, 401, "auth.missing-key").await;
+    let internal = app.client.post(format!("{}/api/v1/internal/trigger", app.internal_base)).json(&json!({})).send().await.unwrap();
+    expect_problem(internal, 401, "auth.unauthorized").await;
 
     assert_eq!(call(&app, Method::GET, BASE, Some(&admin), None).await.status(), 200);
     assert_eq!(call(&app, Method::GET, "/metrics", Some(&admin), None).await.status(), 200);

@@ -115,13 +115,23 @@ async fn unknown_domain_is_a_404() {
 }
 
 #[tokio::test]
-async fn internal_trigger_needs_the_secret() {
+async fn internal_trigger_lives_on_its_own_listener_and_needs_the_secret() {
     let app = TestApp::spawn().await;
+    // Not routed on the public listener, with or without the secret.
     let r = app.post_json("/api/v1/internal/trigger", &json!({})).await;
+    expect_problem(r, 404, "route.not-found").await;
+    let r = app.client.post(app.url("/api/v1/internal/trigger")).bearer_auth(&app.config.execution.shared_secret).json(&json!({})).send().await.unwrap();
+    expect_problem(r, 404, "route.not-found").await;
+    // The internal listener serves it, and nothing of the public API.
+    let internal = format!("{}/api/v1/internal/trigger", app.internal_base);
+    let r = app.client.post(&internal).json(&json!({})).send().await.unwrap();
     expect_problem(r, 401, "auth.unauthorized").await;
+    let r = app.client.get(format!("{}/api/v1/shop/workflows/order/instances", app.internal_base)).send().await.unwrap();
+    expect_problem(r, 404, "route.not-found").await;
+    assert_eq!(app.client.get(format!("{}/health", app.internal_base)).send().await.unwrap().status(), 200);
     let r = app
         .client
-        .post(app.url("/api/v1/internal/trigger"))
+        .post(&internal)
         .bearer_auth(&app.config.execution.shared_secret)
         .json(&json!({ "nonsense": true }))
         .send()

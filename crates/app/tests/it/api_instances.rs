@@ -247,7 +247,7 @@ async fn internal_trigger_runs_through_the_engine() {
     let app = ready().await;
     let trigger = |body: Value| {
         app.client
-            .post(app.url("/api/v1/internal/trigger"))
+            .post(format!("{}/api/v1/internal/trigger", app.internal_base))
             .bearer_auth(&app.config.execution.shared_secret)
             .json(&body)
             .send()

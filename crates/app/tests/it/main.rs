@@ -7,6 +7,8 @@ mod api_support;
 mod engine_support;
 
 mod api_auth;
+mod api_identity;
+mod api_roles;
 mod api_definitions;
 mod api_errors;
 mod api_instances;

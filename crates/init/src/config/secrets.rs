@@ -32,7 +32,8 @@ impl Config {
     /// # Errors
     /// [`ConfigError::Invalid`] naming the secret and the listener.
     pub fn check_exposed_secrets(&self) -> Result<(), ConfigError> {
-        let exposed = [("app.listen", &self.app.listen), ("execution.listen", &self.execution.listen)]
+        let exposed =
+            [("app.listen", &self.app.listen), ("app.internal_listen", &self.app.internal_listen), ("execution.listen", &self.execution.listen)]
             .into_iter()
             .find(|(_, listen)| !is_loopback_listen(listen));
         let Some((field, listen)) = exposed else { return Ok(()) };

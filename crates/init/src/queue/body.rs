@@ -5,7 +5,8 @@
 //! The body is a JSON object with camelCase fields, every one optional:
 //! `first` (the hop to run: `{"kind": "start" | "timeout" | "resume" |
 //! "named", "correlation", "transition", "caller"}`), `attributes`, `headers`,
-//! `query` (the request), `attempt` (a retry's attempt number), `origin` (an
+//! `query` (the request; written sealed instead, as `sealed`, see
+//! [`super::seal`]), `attempt` (a retry's attempt number), `origin` (an
 //! incident's), and `leaseToken`, `leaseJobId`, `leaseUntil` (a lease
 //! recovery job's).
 //!
@@ -101,6 +102,9 @@ pub struct JobBody {
     headers: Option<Map<String, Value>>,
     #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "lenient")]
     query: Option<Map<String, Value>>,
+    /// `headers` and `query`, encrypted ([`JobBody::sealed`]).
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "lenient")]
+    sealed: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "lenient")]
     attempt: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "lenient")]
@@ -132,6 +136,39 @@ impl JobBody {
     /// The body of a lease recovery job: the lease it was made for.
     pub fn lease(token: Option<Uuid>, job_id: Option<Uuid>, until: DateTime<Utc>) -> JobBody {
         JobBody { lease_token: token, lease_job_id: job_id, lease_until: Some(until), ..JobBody::default() }
+    }
+
+    /// The same body with its headers and query encrypted into `sealed`
+    /// (nothing to do when it has none).
+    #[must_use]
+    pub fn sealed(mut self, sealer: &super::Sealer) -> JobBody {
+        let headers = self.headers.take().unwrap_or_default();
+        let query = self.query.take().unwrap_or_default();
+        if headers.is_empty() && query.is_empty() {
+            return self;
+        }
+        let plain = serde_json::json!({ "headers": headers, "query": query }).to_string();
+        self.sealed = Some(sealer.seal(plain.as_bytes()));
+        self
+    }
+
+    /// The same body with a sealed part opened back into headers and query.
+    /// A part that does not open (the secret changed) is dropped, logged.
+    #[must_use]
+    pub fn opened(mut self, sealer: &super::Sealer) -> JobBody {
+        let Some(sealed) = self.sealed.take() else { return self };
+        let opened = sealer.open(&sealed).and_then(|plain| serde_json::from_slice::<Value>(&plain).ok());
+        let Some(Value::Object(mut parts)) = opened else {
+            tracing::warn!("a job's sealed request headers do not open (was execution.shared_secret changed?); running it without them");
+            return self;
+        };
+        let mut take = |name: &str| match parts.remove(name) {
+            Some(Value::Object(map)) => Some(map),
+            _ => None,
+        };
+        self.headers = take("headers");
+        self.query = take("query");
+        self
     }
 
     /// The same body for attempt `attempt` of a retry.
@@ -234,6 +271,29 @@ mod tests {
             JobBody::hop(&First::Resume { correlation }).to_value(),
             json!({"first": {"kind": "resume", "correlation": correlation}})
         );
+    }
+
+    #[test]
+    fn headers_and_query_are_stored_sealed() {
+        let sealer = super::super::Sealer::new("a-secret-of-at-least-some-length");
+        let mut headers = Map::new();
+        headers.insert("authorization".into(), json!("Bearer s3cret-1"));
+        let mut query = Map::new();
+        query.insert("api_key".into(), json!("s3cret-2"));
+        let first = First::Named { key: "approve".into(), caller: Caller::Client };
+        let body = JobBody::request(&first, json!({"a": 1}), headers.clone(), query.clone()).sealed(&sealer);
+        let stored = body.to_value();
+        let text = stored.to_string();
+        assert!(!text.contains("s3cret") && stored.get("headers").is_none() && stored["sealed"].is_string(), "{text}");
+        assert_eq!(stored["attributes"], json!({"a": 1}), "the payload stays readable");
+        let read = JobBody::from_value(&stored).opened(&sealer);
+        assert_eq!((read.headers(), read.query()), (headers, query));
+        assert_eq!(read.first_or("x"), first);
+        let other = JobBody::from_value(&stored).opened(&super::super::Sealer::new("another-secret"));
+        assert!(other.headers().is_empty() && other.query().is_empty());
+        assert_eq!(other.attributes(), json!({"a": 1}));
+        let bare = JobBody::hop(&first).sealed(&sealer).to_value();
+        assert!(bare.get("sealed").is_none(), "{bare}");
     }
 
     #[test]

@@ -25,6 +25,7 @@
 
 pub mod body;
 pub mod claim;
+pub mod seal;
 pub mod settle;
 mod write;
 
@@ -36,6 +37,7 @@ use serde_json::Value;
 use uuid::Uuid;
 
 pub use body::{First, JobBody};
+pub use seal::Sealer;
 pub use claim::{claim, claim_by_id, claim_due, Claim, ClaimedJob};
 pub use settle::{
     cancel_if_pending, close_held, mark_done, purge_finished, release, settle, settle_inline, Settlement,

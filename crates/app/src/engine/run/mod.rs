@@ -380,7 +380,7 @@ impl Run {
         let first_hop = self.w.hops == 0;
         let first = if first_hop { self.first.clone() } else { First::Named { key: self.hop_key.clone(), caller: Caller::System } };
         let req = if first_hop { self.req.clone() } else { RequestData::default() };
-        let body = req.job_body(&first).with_attempt(self.attempt + 1);
+        let body = req.job_body(&first, &self.eng.settings.sealer).with_attempt(self.attempt + 1);
         let job = NewJob::new(JobKind::Retry, self.flow.as_str(), self.row.id, &self.hop_key, due)
             .armed_in(&self.w.state)
             .with_body(&body);

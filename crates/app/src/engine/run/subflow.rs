@@ -223,7 +223,7 @@ impl Run {
         let start_key = child_def.workflow.start_transition.key.clone();
         let lease = Lease { token: Uuid::new_v4(), until: self.now + self.eng.settings.lease, transition: start_key.clone(), job_id: Some(job_id), request: None, step: None };
         let req = RequestData::new(body, Map::new(), Map::new());
-        let job = async_job(child_flow, row.id, &start_key, &req.job_body(&First::Start), self.now).with_id(job_id);
+        let job = async_job(child_flow, row.id, &start_key, &req.job_body(&First::Start, &self.eng.settings.sealer), self.now).with_id(job_id);
         Pending {
             flow: child_flow.clone(),
             mode: WriteMode::Insert,

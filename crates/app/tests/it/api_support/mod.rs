@@ -41,6 +41,8 @@ impl TaskExecutor for NoExecutor {
 pub struct TestApp {
     pub addr: SocketAddr,
     pub base: String,
+    /// The internal listener (trigger endpoint), on a port of its own.
+    pub internal_base: String,
     pub client: reqwest::Client,
     pub prefix: String,
     pub config: Config,
@@ -86,9 +88,19 @@ impl TestApp {
         .await
         .expect("bind");
         tokio::spawn(serve);
+        let (internal, serve_internal) = Server::bind_internal(ServerConfig {
+            engine: engine.clone(),
+            listen: "127.0.0.1:0".into(),
+            shutdown: shutdown.clone(),
+            drain: Duration::from_secs(2),
+        })
+        .await
+        .expect("bind the internal listener");
+        tokio::spawn(serve_internal);
         TestApp {
             addr,
             base: format!("http://{addr}"),
+            internal_base: format!("http://{internal}"),
             client: reqwest::Client::new(),
             prefix,
             config,

@@ -89,6 +89,7 @@ impl TestEnv {
             headers: Map::new(),
             query: Map::new(),
             sync: true,
+            roles: vnext_core::roles::Roles::Unrestricted,
         }
     }
 
@@ -107,6 +108,7 @@ impl TestEnv {
             headers: Map::new(),
             query: Map::new(),
             sync: true,
+            roles: vnext_core::roles::Roles::Unrestricted,
         }
     }
 

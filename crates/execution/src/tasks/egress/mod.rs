@@ -58,10 +58,11 @@ pub struct OwnEndpoints {
 
 impl OwnEndpoints {
     /// The ports (and listen addresses) of `app.listen`, `app.url`,
-    /// `execution.listen` and `execution.url`.
+    /// `app.internal_listen`, `app.internal_url`, `execution.listen` and
+    /// `execution.url`.
     pub fn from_config(config: &Config) -> Self {
         let mut own = Self::default();
-        for listen in [&config.app.listen, &config.execution.listen] {
+        for listen in [&config.app.listen, &config.app.internal_listen, &config.execution.listen] {
             if let Ok(addr) = SocketAddr::from_str(listen) {
                 own.add(addr);
             } else if let Some((_, port)) = listen.rsplit_once(':')
@@ -70,7 +71,7 @@ impl OwnEndpoints {
                 own.add_port(port);
             }
         }
-        for url in [&config.app.url, &config.execution.url] {
+        for url in [&config.app.url, &config.app.internal_url, &config.execution.url] {
             if let Ok(url) = Url::parse(url) {
                 if let Some(port) = url.port_or_known_default() {
                     own.add_port(port);
