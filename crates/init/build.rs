@@ -9,7 +9,7 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 /// Folders that hold migration sets, relative to `migrations/`.
-const SETS: [&str; 5] = ["control", "system/components", "system/registry", "system/queues", "flow"];
+const SETS: [&str; 6] = ["control", "system/components", "system/registry", "system/queues", "system/audit", "flow"];
 
 fn main() {
     let manifest = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").expect("CARGO_MANIFEST_DIR"));

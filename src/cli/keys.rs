@@ -7,6 +7,7 @@ use std::process::ExitCode;
 
 use vnext_init::config::Config;
 use vnext_init::db::Databases;
+use vnext_init::audit::{self, AuditLog, AuditRecord};
 use vnext_init::keys::{self, KeyScope, NewKey};
 
 #[derive(Debug, clap::Args)]
@@ -61,6 +62,7 @@ pub fn run(config: Option<&Path>, args: Args) -> ExitCode {
                     }
                 };
                 let (key, secret) = keys::create(&dbs, &request).await?;
+                audit_cli(&dbs, AuditRecord::cli("key.create", key.id, 201, "ok")).await;
                 println!("created key {} ({}, {})", key.id, key.name, describe(&key.scope));
                 println!("secret (shown once; store it now, it cannot be read back):");
                 println!("{secret}");
@@ -93,7 +95,10 @@ pub fn run(config: Option<&Path>, args: Args) -> ExitCode {
                     eprintln!("error: `{id}` is not a key id (a UUID, as `vnext keys list` shows it)");
                     return Ok(ExitCode::from(2));
                 };
-                if keys::revoke(dbs.control(), uuid).await? {
+                let revoked = keys::revoke(dbs.control(), uuid).await?;
+                let (status, outcome) = if revoked { (204, "ok") } else { (404, "key.not-found") };
+                audit_cli(&dbs, AuditRecord::cli("key.revoke", uuid, status, outcome)).await;
+                if revoked {
                     println!("revoked key {uuid}");
                     Ok(ExitCode::SUCCESS)
                 } else {
@@ -103,6 +108,14 @@ pub fn run(config: Option<&Path>, args: Args) -> ExitCode {
             }
         }
     })
+}
+
+/// Writes a key management step to the control audit log; a failure is
+/// reported, not fatal (the step itself is done).
+async fn audit_cli(dbs: &Databases, record: AuditRecord) {
+    if let Err(e) = audit::record(dbs.control(), AuditLog::Control, &record).await {
+        eprintln!("warning: could not write the audit log ({}): {e}", record.action);
+    }
 }
 
 fn describe(scope: &KeyScope) -> String {

@@ -74,6 +74,20 @@ async fn keys_are_created_listed_revoked_and_enforced_by_the_app() {
     let (code, _, err) = run(&prefix, &["keys", "revoke", "not-a-uuid"]);
     assert_eq!(code, Some(2), "{err}");
 
+    // Key management by the command line is in the control audit log.
+    let audit = |action: &'static str| {
+        let request = client.get(format!("{base}/api/v1/admin/audit?action={action}")).bearer_auth(&admin);
+        async move { request.send().await.unwrap().json::<serde_json::Value>().await.unwrap()["items"].as_array().unwrap().clone() }
+    };
+    let created_rows = audit("key.create").await;
+    assert_eq!(created_rows.len(), 2, "{created_rows:?}");
+    assert!(created_rows.iter().all(|r| r["caller"] == "cli" && r["outcome"] == "ok" && r["status"] == 201), "{created_rows:?}");
+    assert!(created_rows.iter().any(|r| r["target"]["keyId"] == admin_id.as_str()), "{created_rows:?}");
+    let revoked_rows = audit("key.revoke").await;
+    assert_eq!(revoked_rows.len(), 1, "{revoked_rows:?}");
+    assert_eq!(revoked_rows[0]["target"]["keyId"], reader_id.as_str());
+    assert_eq!(revoked_rows[0]["status"], 204);
+
     let status = terminate(child);
     assert!(status.success(), "graceful shutdown exits 0, got {status}");
 }

@@ -76,6 +76,16 @@ error_codes! {
     InvalidSort => ("request.invalid-sort", BAD_REQUEST, "Invalid sort"),
     /// The body is larger than `app.body_limit_bytes`.
     BodyTooLarge => ("request.body-too-large", PAYLOAD_TOO_LARGE, "Request body too large"),
+    /// A start, transition or retry body is larger than the domain's payload
+    /// cap (`limits.domain_payload_bytes`); `limit` gives it.
+    PayloadTooLarge => ("payload.too-large", PAYLOAD_TOO_LARGE, "Payload larger than the domain allows"),
+    /// The API key (or identity) made more requests than `limits.key_requests_per_second`
+    /// allows; `Retry-After` says when the next one is admitted.
+    RateLimited => ("rate.limited", TOO_MANY_REQUESTS, "Too many requests"),
+    /// The API key (or identity) has `limits.key_concurrency` requests in flight already.
+    ConcurrencyLimited => ("rate.concurrency-limited", TOO_MANY_REQUESTS, "Too many requests in flight"),
+    /// The domain started `limits.domain_starts_per_second` instances in the last second.
+    StartsLimited => ("rate.starts-limited", TOO_MANY_REQUESTS, "Domain start rate reached"),
     /// Internal endpoint called without the shared secret.
     Unauthorized => ("auth.unauthorized", UNAUTHORIZED, "Missing or wrong credentials"),
     /// A public endpoint called without an API key (keys are enforced).
@@ -271,6 +281,9 @@ impl ApiError {
         let body = self.body(instance, trace_id).to_string();
         let mut response = (self.status(), body).into_response();
         response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
+        if let Some(after) = crate::api::limits::retry_after_of(self.code) {
+            response.headers_mut().insert(header::RETRY_AFTER, after);
+        }
         response
     }
 }
@@ -362,6 +375,12 @@ impl IntoResponse for ApiError {
         response.extensions_mut().insert(PendingProblem(Arc::new(self)));
         response
     }
+}
+
+/// The error code of a problem answer not yet rendered by [`problem_middleware`]
+/// (the audit log records it as the call's outcome).
+pub fn problem_code(response: &Response) -> Option<ErrorCode> {
+    response.extensions().get::<PendingProblem>().map(|p| p.0.code)
 }
 
 /// Text safe to echo back in a message (control characters escaped).

@@ -4,8 +4,9 @@
 //! Layers, outermost first: a request id (`x-request-id`, kept when the client
 //! sends one, echoed on the response), a `TraceLayer` span per request carrying
 //! that id, problem rendering (fills `instance` and `traceId`, logs failures),
-//! metrics by route template, API keys (`api::auth`), and the body limit (413 past
-//! `app.body_limit_bytes`).
+//! metrics by route template, the audit log (`api::audit`), API keys and the
+//! per-key quotas (`api::auth`, `api::limits`), the domain caps (`api::limits`),
+//! and the body limit (413 past `app.body_limit_bytes`).
 //!
 //! [`Server::bind`] binds before it returns, so callers (and tests binding port 0)
 //! learn the address first and then drive the returned future.
@@ -32,7 +33,9 @@ use tokio_util::sync::CancellationToken;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
 
+use crate::api::audit::audit_middleware;
 use crate::api::auth::{AuthGate, auth_middleware};
+use crate::api::limits::domain_caps_middleware;
 use crate::api::metrics::metrics_middleware;
 use crate::api::{self, AppState};
 use crate::engine::Engine;
@@ -149,7 +152,16 @@ pub fn app(state: AppState) -> Router {
 fn with_layers(router: Router<AppState>, state: AppState, keys: bool) -> Router {
     let limit = state.settings.body_limit_bytes;
     let router = router.layer(DefaultBodyLimit::max(limit));
-    let router = if keys { router.layer(from_fn_with_state(state.clone(), auth_middleware)) } else { router };
+    let router = if keys {
+        // Inside auth: the domain caps; outside it: the audit log, which then
+        // also records calls auth refused.
+        router
+            .layer(from_fn_with_state(state.clone(), domain_caps_middleware))
+            .layer(from_fn_with_state(state.clone(), auth_middleware))
+            .layer(from_fn_with_state(state.clone(), audit_middleware))
+    } else {
+        router
+    };
     router
         .layer(from_fn_with_state(state.clone(), metrics_middleware))
         .layer(from_fn(problem_middleware))

@@ -11,8 +11,10 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+pub mod audit;
 pub mod egress;
 pub mod identity;
+pub mod limits;
 pub mod secrets;
 
 /// Why the configuration could not be loaded.
@@ -45,6 +47,10 @@ pub struct Config {
     pub redaction: vnext_core::redact::RedactionConfig,
     /// Trusted-header and JWT identities besides API keys.
     pub identity: identity::IdentityConfig,
+    /// Quotas of the public API, per caller and per domain.
+    pub limits: limits::LimitsConfig,
+    /// The audit log of mutating API calls.
+    pub audit: audit::AuditConfig,
 }
 
 /// Where the databases are and how connections are pooled.

@@ -14,8 +14,10 @@
 //! - [`keys`]: API keys (hashed secrets, scopes, grants) in the control database.
 //! - [`queue`]: the durable job queue: every statement on `sys_queues.jobs`,
 //!   job kinds and statuses, and the body the app stores in a job.
+//! - [`audit`]: rows of the append-only audit logs (per domain and in the control database).
 //! - [`error`]: [`InitError`], what every fallible function here returns.
 
+pub mod audit;
 pub mod bootstrap;
 pub mod components;
 pub mod config;

@@ -10,6 +10,7 @@
 //! | `system/components/` | [`MigrationSet::Components`] | each of the six `sys_*` component schemas |
 //! | `system/registry/` | [`MigrationSet::Registry`] | `sys_schemas` |
 //! | `system/queues/` | [`MigrationSet::Queues`] | `sys_queues` |
+//! | `system/audit/` | [`MigrationSet::Audit`] | `sys_audit` |
 //! | `flow/` | [`MigrationSet::Flow`] | every flow schema |
 //!
 //! Files are schema-agnostic: the runner points `search_path` at the target schema
@@ -46,12 +47,19 @@ pub enum MigrationSet {
     Components,
     Registry,
     Queues,
+    Audit,
     Flow,
 }
 
 impl MigrationSet {
-    pub const ALL: [MigrationSet; 5] =
-        [MigrationSet::Control, MigrationSet::Components, MigrationSet::Registry, MigrationSet::Queues, MigrationSet::Flow];
+    pub const ALL: [MigrationSet; 6] = [
+        MigrationSet::Control,
+        MigrationSet::Components,
+        MigrationSet::Registry,
+        MigrationSet::Queues,
+        MigrationSet::Audit,
+        MigrationSet::Flow,
+    ];
 
     /// The folder under `migrations/` that holds the set's files.
     pub fn dir(self) -> &'static str {
@@ -60,6 +68,7 @@ impl MigrationSet {
             MigrationSet::Components => "system/components",
             MigrationSet::Registry => "system/registry",
             MigrationSet::Queues => "system/queues",
+            MigrationSet::Audit => "system/audit",
             MigrationSet::Flow => "flow",
         }
     }
@@ -71,6 +80,7 @@ impl MigrationSet {
             MigrationSet::Components => "components",
             MigrationSet::Registry => "registry",
             MigrationSet::Queues => "queues",
+            MigrationSet::Audit => "audit",
             MigrationSet::Flow => "flow",
         }
     }

@@ -6,7 +6,8 @@
 //! `database.role_secret`). `CONNECT` on every domain database is revoked from
 //! `PUBLIC`, so a domain's role can connect to its own database only. Inside it,
 //! the role creates `sys_flows`, `sys_tasks`, `sys_schemas`, `sys_views`,
-//! `sys_functions`, `sys_extensions` and `sys_queues` and their migrations run.
+//! `sys_functions`, `sys_extensions`, `sys_queues` and `sys_audit` and their
+//! migrations run.
 //!
 //! Provisioning is idempotent: every step looks before it acts, so a second run
 //! changes nothing. Two processes provisioning the same domain serialise on a
@@ -24,7 +25,7 @@ use crate::error::InitError;
 use crate::migrate::{self, AppliedMigration, History, MigrationSet, Migrations, sha256_hex};
 
 /// The schemas every domain database has, with the migration sets each receives.
-pub const SYSTEM_SCHEMAS: [(&str, &[MigrationSet]); 7] = [
+pub const SYSTEM_SCHEMAS: [(&str, &[MigrationSet]); 8] = [
     ("sys_schemas", &[MigrationSet::Components, MigrationSet::Registry]),
     ("sys_flows", &[MigrationSet::Components]),
     ("sys_tasks", &[MigrationSet::Components]),
@@ -32,6 +33,7 @@ pub const SYSTEM_SCHEMAS: [(&str, &[MigrationSet]); 7] = [
     ("sys_functions", &[MigrationSet::Components]),
     ("sys_extensions", &[MigrationSet::Components]),
     ("sys_queues", &[MigrationSet::Queues]),
+    ("sys_audit", &[MigrationSet::Audit]),
 ];
 
 /// What provisioning one domain did.

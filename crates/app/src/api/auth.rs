@@ -252,6 +252,7 @@ pub async fn auth_middleware(State(state): State<AppState>, mut request: Request
     match state.auth.enforced(&state).await {
         Err(e) => return e.into_response(),
         Ok(false) => {
+            super::audit::note_caller(&request, &Caller::Open);
             request.extensions_mut().insert(Caller::Open);
             return next.run(request).await;
         }
@@ -261,6 +262,12 @@ pub async fn auth_middleware(State(state): State<AppState>, mut request: Request
     let caller = match authenticate(&state, peer, request.headers().clone()).await {
         Ok(caller) => caller,
         Err(response) => return response,
+    };
+    super::audit::note_caller(&request, &caller);
+    // Held until the answer: the request counts in flight for its caller.
+    let _in_flight = match state.limits.admit(&caller) {
+        Ok(guard) => guard,
+        Err(refused) => return refused,
     };
     let denied = match &need {
         Need::Nothing | Need::AnyKey => None,

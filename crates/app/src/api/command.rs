@@ -18,6 +18,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value, json};
 use vnext_core::ident::{DomainName, FlowKey};
 
+use super::audit::AuditNote;
 use super::body::JsonBody;
 use super::envelope::{InstanceEnvelope, href};
 use super::params::{Params, domain_name, flow_key, headers_map};
@@ -222,13 +223,16 @@ fn outcome_response(outcome: Outcome, instance_href: impl FnOnce(uuid::Uuid) -> 
     match outcome {
         Outcome::Done(snapshot) => {
             let etag = etag_header(&snapshot.etag);
+            let note = AuditNote::default().with("instanceId", snapshot.id.to_string());
             let mut response = Json(InstanceEnvelope::from(snapshot)).into_response();
+            note.attach(&mut response);
             response.headers_mut().insert(header::ETAG, etag);
             (response, "sync")
         }
         Outcome::Accepted { id, status } => {
             let mut response =
                 (StatusCode::ACCEPTED, Json(json!({ "id": id, "status": status.code().to_string() }))).into_response();
+            AuditNote::default().with("instanceId", id.to_string()).attach(&mut response);
             if let Ok(location) = HeaderValue::from_str(&instance_href(id)) {
                 response.headers_mut().insert(header::LOCATION, location);
             }

@@ -38,6 +38,7 @@ use vnext_init::keys::Grant;
 use vnext_init::provision::Provisioner;
 
 use super::AppState;
+use super::audit::AuditNote;
 use super::auth::{self, Caller};
 use super::body::JsonBody;
 use super::params::{ApiPath, Params};
@@ -110,7 +111,29 @@ async fn validate_only(State(state): State<AppState>, body: JsonBody) -> Result<
     Ok(Json(json!({ "valid": diagnostics.is_empty(), "diagnostics": diagnostics_json(&diagnostics), "warnings": diagnostics_json(&warnings) })))
 }
 
-async fn publish(
+/// Publishes, and notes for the audit log which domain and component the
+/// document names (when it names them), whatever the answer.
+async fn publish(state: State<AppState>, caller: Extension<Caller>, params: Params, body: JsonBody) -> Response {
+    let note = publish_note(&body.value);
+    let mut response = publish_component(state, caller, params, body).await.unwrap_or_else(IntoResponse::into_response);
+    note.attach(&mut response);
+    response
+}
+
+/// The document's domain (when it can be one) and component identity, as
+/// named; identifiers only, cut at 200 characters.
+fn publish_note(document: &Value) -> AuditNote {
+    let text = |name: &str| document.get(name).and_then(Value::as_str).map(|v| v.chars().take(200).collect::<String>());
+    let mut note = AuditNote { domain: text("domain").filter(|d| DomainName::new(d).is_ok()), ..AuditNote::default() };
+    for name in ["flow", "key", "version"] {
+        if let Some(value) = text(name) {
+            note = note.with(name, value);
+        }
+    }
+    note
+}
+
+async fn publish_component(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
     params: Params,

@@ -18,6 +18,7 @@ use uuid::Uuid;
 use vnext_init::keys::{self, NewKey};
 
 use super::AppState;
+use super::audit::AuditNote;
 use super::body::JsonBody;
 use super::params::ApiPath;
 use crate::error::{ApiError, ErrorCode};
@@ -56,7 +57,9 @@ async fn create(State(state): State<AppState>, body: JsonBody) -> Result<Respons
     tracing::info!(key_id = %key.id, name = %key.name, "API key created");
     let mut answer = key.to_json();
     answer["secret"] = Value::String(secret);
-    Ok((StatusCode::CREATED, Json(answer)).into_response())
+    let mut response = (StatusCode::CREATED, Json(answer)).into_response();
+    AuditNote::default().with("keyId", key.id.to_string()).attach(&mut response);
+    Ok(response)
 }
 
 async fn list(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {

@@ -9,6 +9,7 @@
 //! - [`internal`]: the trigger endpoint the execution service calls, served
 //!   on a listener of its own ([`internal_router`]);
 //! - [`keys`]: the admin API of API keys; [`auth`]: who may call what;
+//! - [`audit`]: the audit log of mutating calls; [`limits`]: per-key and per-domain quotas;
 //! - [`health`]: `/health`, `/ready`; [`metrics`]: `/metrics`.
 //!
 //! Shared pieces: [`body`] (JSON bodies checked at the edge), [`params`] (query
@@ -16,6 +17,7 @@
 //! [`envelope`] (the instance as every answer shows it).
 
 pub mod access;
+pub mod audit;
 pub mod auth;
 pub mod body;
 pub mod command;
@@ -28,6 +30,7 @@ pub mod incidents;
 pub mod instances;
 pub mod internal;
 pub mod keys;
+pub mod limits;
 pub mod metrics;
 pub mod params;
 pub mod transitions;
@@ -57,6 +60,8 @@ pub struct ApiSettings {
     pub shared_secret: String,
     /// Domains one key or identity may provision (`app.max_domains_per_key`).
     pub max_domains_per_key: u32,
+    /// Whether and what the audit log records (`[audit]`).
+    pub audit: vnext_init::config::audit::AuditConfig,
 }
 
 /// What every handler can reach. Cheap to clone.
@@ -71,6 +76,8 @@ pub struct AppState {
     pub auth: Arc<AuthGate>,
     /// Trusted-header and JWT identities (see [`identity`]).
     pub identities: Arc<Identities>,
+    /// Per-key and per-domain quotas (see [`limits`]).
+    pub limits: Arc<limits::Limits>,
 }
 
 impl AppState {
@@ -83,7 +90,9 @@ impl AppState {
             default_page_size: config.app.default_page_size,
             shared_secret: config.execution.shared_secret.clone(),
             max_domains_per_key: config.app.max_domains_per_key,
+            audit: config.audit.clone(),
         };
+        let limits = Arc::new(limits::Limits::new(&config.limits));
         AppState {
             engine,
             settings: Arc::new(settings),
@@ -92,6 +101,7 @@ impl AppState {
             // Enforced until the server knows its listener is loopback.
             auth: Arc::new(AuthGate::for_listener(Ipv4Addr::UNSPECIFIED.into(), true)),
             identities,
+            limits,
         }
     }
 }
@@ -115,6 +125,7 @@ pub fn router() -> Router<AppState> {
         .merge(functions::router())
         .merge(incidents::router())
         .merge(keys::router())
+        .merge(audit::router())
         .merge(health::router())
         .merge(metrics::router())
         .fallback(route_not_found)

@@ -173,6 +173,9 @@ async fn a_domain_at_its_cap_waits_then_is_told_to_retry() {
     let mut codes: Vec<(u16, Value)> = Vec::new();
     for r in [a, b] {
         let status = r.status().as_u16();
+        // A busy answer says when to come back; others do not.
+        let retry_after = r.headers().get("retry-after").map(|v| v.to_str().unwrap().to_string());
+        assert_eq!(retry_after.as_deref(), (status == 503).then_some("1"), "{status}");
         codes.push((status, r.json().await.unwrap()));
     }
     codes.sort_by_key(|(s, _)| *s);

@@ -6,12 +6,14 @@
 mod api_support;
 mod engine_support;
 
+mod api_audit;
 mod api_auth;
 mod api_identity;
 mod api_roles;
 mod api_definitions;
 mod api_errors;
 mod api_instances;
+mod api_limits;
 mod api_queries;
 mod engine_boundaries;
 mod engine_gates;

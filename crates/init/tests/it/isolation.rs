@@ -75,7 +75,7 @@ async fn two_domains_are_two_databases_and_a_role_cannot_reach_the_other() {
     .await
     .unwrap();
     let names: Vec<&str> = owners.iter().map(|(n, _)| n.as_str()).collect();
-    assert_eq!(names, ["sys_extensions", "sys_flows", "sys_functions", "sys_queues", "sys_schemas", "sys_tasks", "sys_views"]);
+    assert_eq!(names, ["sys_audit", "sys_extensions", "sys_flows", "sys_functions", "sys_queues", "sys_schemas", "sys_tasks", "sys_views"]);
     assert!(owners.iter().all(|(_, o)| *o == db_a), "{owners:?}");
 }
 
