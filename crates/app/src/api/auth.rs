@@ -267,7 +267,7 @@ pub async fn auth_middleware(State(state): State<AppState>, mut request: Request
     // Held until the answer: the request counts in flight for its caller.
     let _in_flight = match state.limits.admit(&caller) {
         Ok(guard) => guard,
-        Err(refused) => return refused,
+        Err(refused) => return *refused,
     };
     let denied = match &need {
         Need::Nothing | Need::AnyKey => None,

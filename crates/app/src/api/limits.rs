@@ -104,7 +104,7 @@ impl Limits {
     ///
     /// # Errors
     /// The 429 to answer.
-    pub fn admit(self: &Arc<Self>, caller: &Caller) -> Result<Option<InFlight>, Response> {
+    pub fn admit(self: &Arc<Self>, caller: &Caller) -> Result<Option<InFlight>, Box<Response>> {
         if matches!(caller, Caller::Open) {
             return Ok(None);
         }
@@ -140,7 +140,7 @@ impl Limits {
     }
 
     /// Counts a start in `domain`, or answers why not.
-    fn admit_start(&self, domain: &str) -> Result<(), Response> {
+    fn admit_start(&self, domain: &str) -> Result<(), Box<Response>> {
         self.prune();
         let refused = match self.own_starts.get(domain) {
             Some(own) => own.as_ref().and_then(|l| l.check().err()),
@@ -192,11 +192,11 @@ fn retry_after_seconds(wait: Duration) -> u64 {
 }
 
 /// A 429 with `Retry-After` and the same figure in `retryAfterSeconds`.
-fn too_many(error: ApiError, wait: Duration) -> Response {
+fn too_many(error: ApiError, wait: Duration) -> Box<Response> {
     let seconds = retry_after_seconds(wait);
     let mut response = error.with_extra("retryAfterSeconds", Value::from(seconds)).into_response();
     response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(seconds));
-    response
+    Box::new(response)
 }
 
 /// `Retry-After` of answers whose code always carries one.
@@ -230,7 +230,7 @@ pub async fn domain_caps_middleware(State(state): State<AppState>, mut request: 
     if template == START_ROUTE
         && let Err(refused) = limits.admit_start(&domain)
     {
-        return refused;
+        return *refused;
     }
     let cap = limits.config.payload_of(&domain);
     // At or above the body limit, the body limit (413 request.body-too-large) decides.

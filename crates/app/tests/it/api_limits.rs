@@ -116,7 +116,7 @@ async fn a_key_past_its_concurrency_limit_is_429_until_a_request_finishes() {
     assert_eq!(send(&app, Method::GET, BASE, Some(&other), None).await.status(), 200, "another key is not held back");
 
     // The held request completes; the key is admitted again.
-    held.write_all(json!({ "amount": 7 }).to_string()[1..].as_bytes()).await.unwrap();
+    held.write_all(&json!({ "amount": 7 }).to_string().as_bytes()[1..]).await.unwrap();
     let mut answer = vec![0u8; 12];
     held.read_exact(&mut answer).await.unwrap();
     assert_eq!(&answer, b"HTTP/1.1 200");
