@@ -32,6 +32,19 @@ async fn send(app: &TestApp, method: Method, path: &str, key: Option<&str>, body
     request.send().await.expect("request")
 }
 
+/// Sends until an answer is a 429 (at most 20 times: a slow machine may let
+/// a request through as the bucket refills) and returns it.
+async fn until_refused<F: Future<Output = reqwest::Response>>(mut send: impl FnMut() -> F) -> reqwest::Response {
+    for _ in 0..20 {
+        let r = send().await;
+        if r.status() == 429 {
+            return r;
+        }
+        assert!(r.status().is_success(), "{}", r.status());
+    }
+    panic!("never refused");
+}
+
 /// The `Retry-After` seconds and the problem body of a 429.
 async fn too_many(response: reqwest::Response, code: &str) -> (u64, Value) {
     assert_eq!(response.status(), 429);
@@ -54,20 +67,22 @@ async fn a_burst_past_the_key_rate_is_429_with_retry_after() {
     let busy = key(&app, "busy", false).await;
     let calm = key(&app, "calm", true).await;
 
-    let mut statuses = Vec::new();
-    for _ in 0..8 {
-        statuses.push(send(&app, Method::GET, BASE, Some(&busy), None).await.status().as_u16());
-    }
-    // Five in the bucket, perhaps one more refilled meanwhile; the rest refused.
-    let admitted = statuses.iter().filter(|s| **s == 200).count();
-    assert!((5..=6).contains(&admitted), "{statuses:?}");
-    assert!(statuses[..5].iter().all(|s| *s == 200), "{statuses:?}");
-    let (after, body) = too_many(send(&app, Method::GET, BASE, Some(&busy), None).await, "rate.limited").await;
+    // Eight at once: the bucket holds five; a loaded machine may have
+    // refilled one per second meanwhile.
+    let t = Instant::now();
+    let burst = (0..8).map(|_| send(&app, Method::GET, BASE, Some(&busy), None));
+    let statuses: Vec<u16> = futures::future::join_all(burst).await.iter().map(|r| r.status().as_u16()).collect();
+    let admitted = statuses.iter().filter(|s| **s == 200).count() as u64;
+    assert!(admitted >= 5 && admitted <= 6 + t.elapsed().as_secs(), "{statuses:?} in {:?}", t.elapsed());
+    assert!(statuses.iter().all(|s| *s == 200 || *s == 429), "{statuses:?}");
+    let refused = until_refused(|| send(&app, Method::GET, BASE, Some(&busy), None)).await;
+    let (after, body) = too_many(refused, "rate.limited").await;
     assert!(after <= 1, "one request per second: the next is at most a second away ({after})");
     assert_eq!(body["limit"], 1);
 
     // A refused mutating call is an audit row with its outcome.
-    let r = send(&app, Method::POST, &format!("{BASE}/start"), Some(&busy), Some(json!({ "amount": 1 }))).await;
+    let start = format!("{BASE}/start");
+    let r = until_refused(|| send(&app, Method::POST, &start, Some(&busy), Some(json!({ "amount": 1 })))).await;
     let trace = r.headers()["x-request-id"].to_str().unwrap().to_string();
     too_many(r, "rate.limited").await;
     // Other keys have buckets of their own.
@@ -94,7 +109,12 @@ async fn held_start(app: &TestApp, key: &str) -> tokio::net::TcpStream {
 
 #[tokio::test]
 async fn a_key_past_its_concurrency_limit_is_429_until_a_request_finishes() {
-    let app = TestApp::spawn_with(|c| c.limits.key_concurrency = 1).await;
+    // No rate limit: the polling below may send many requests on a busy machine.
+    let app = TestApp::spawn_with(|c| {
+        c.limits.key_concurrency = 1;
+        c.limits.key_requests_per_second = 0;
+    })
+    .await;
     app.publish_fixtures().await;
     let single = key(&app, "single", false).await;
     let other = key(&app, "other", false).await;
@@ -169,7 +189,9 @@ async fn a_domain_past_its_starts_per_second_is_429() {
     let path = format!("{BASE}/start?sync=true");
     let bodies: Vec<Value> = (0..6).map(|i| json!({ "key": format!("s-{i}"), "attributes": { "amount": i } })).collect();
     let starts = bodies.iter().map(|body| app.post_json(&path, body));
+    let t = Instant::now();
     let answers = futures::future::join_all(starts).await;
+    let elapsed = t.elapsed();
     let mut admitted = Vec::new();
     let mut refused = Vec::new();
     for r in answers {
@@ -179,8 +201,14 @@ async fn a_domain_past_its_starts_per_second_is_429() {
             other => panic!("unexpected {other}: {}", r.text().await.unwrap()),
         }
     }
-    assert!((3..=4).contains(&admitted.len()), "{} admitted", admitted.len());
-    let (after, body) = too_many(refused.pop().unwrap(), "rate.starts-limited").await;
+    let n = admitted.len() as u64;
+    assert!(n >= 3 && n <= 4 + elapsed.as_secs(), "{n} admitted in {elapsed:?}");
+    let (start, more) = (format!("{BASE}/start"), json!({ "attributes": { "amount": 9 } }));
+    let refused = match refused.pop() {
+        Some(r) => r,
+        None => until_refused(|| app.post_json(&start, &more)).await,
+    };
+    let (after, body) = too_many(refused, "rate.starts-limited").await;
     assert!(after <= 1, "{after}");
     assert_eq!(body["limit"], 1);
 
