@@ -48,7 +48,15 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route("/api/v1/definitions/publish", post(publish))
         .route("/api/v1/definitions/validate", post(validate_only))
+        .route("/api/v1/definitions/re-initialize", get(re_initialize))
         .route("/api/v1/{domain}/definitions/{flow}/{key}", get(read_back))
+}
+
+/// Drops every cached definition (the engine's `re-initialize`): the next
+/// request of each domain reloads what is published. 200 `{reinitialized:true}`.
+async fn re_initialize(State(state): State<AppState>) -> Json<Value> {
+    state.engine.definitions().invalidate_all();
+    Json(serde_json::json!({ "reinitialized": true }))
 }
 
 /// The document must be a JSON object; anything else is not a component.

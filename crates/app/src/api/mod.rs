@@ -36,7 +36,7 @@ use std::net::Ipv4Addr;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::http::{HeaderMap, HeaderValue, header};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, header};
 
 use vnext_core::script::ScriptHost;
 
@@ -128,6 +128,9 @@ async fn route_not_found() -> ApiError {
 async fn method_not_allowed() -> ApiError {
     ApiError::new(ErrorCode::MethodNotAllowed, "this endpoint does not accept this method")
 }
+
+/// The data ETag header (`entityEtag` of the body).
+pub const ENTITY_ETAG: HeaderName = HeaderName::from_static("x-entity-etag");
 
 /// The `ETag` header value of an instance ETag (quoted, strong).
 pub fn etag_header(etag: &str) -> HeaderValue {
