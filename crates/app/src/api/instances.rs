@@ -142,13 +142,14 @@ impl Links {
 
 /// `base?page=N&pageSize=M&<the request's other parameters>`.
 fn page_link(base: &str, params: &Params, page: u32, page_size: u32) -> String {
-    use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
+    use crate::query::functions::QUERY_VALUE;
+    use percent_encoding::utf8_percent_encode;
     let mut query = format!("page={page}&pageSize={page_size}");
     for (name, value) in params.0.iter().filter(|(n, _)| n != "page" && n != "pageSize") {
         query.push('&');
-        query.extend(utf8_percent_encode(name, NON_ALPHANUMERIC));
+        query.extend(utf8_percent_encode(name, QUERY_VALUE));
         query.push('=');
-        query.extend(utf8_percent_encode(value, NON_ALPHANUMERIC));
+        query.extend(utf8_percent_encode(value, QUERY_VALUE));
     }
     format!("{base}?{query}")
 }

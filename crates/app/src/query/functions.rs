@@ -5,7 +5,7 @@
 //! answered with its `default` view (rules need the pipeline's script host).
 
 use chrono::{DateTime, Utc};
-use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use serde::Serialize;
 use serde_json::{Value, json};
 use sqlx::{AssertSqlSafe, PgPool};
@@ -201,9 +201,12 @@ async fn correlations(scope: &FlowScope, instance: &InstanceSnapshot) -> Result<
         .collect())
 }
 
+/// What a query value keeps unencoded: letters, digits and `-._~` (RFC 3986 unreserved).
+pub const QUERY_VALUE: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'.').remove(b'_').remove(b'~');
+
 /// `?transitionKey=` of a function link.
 fn transition_query(key: &str) -> String {
-    format!("transitionKey={}", utf8_percent_encode(key, NON_ALPHANUMERIC))
+    format!("transitionKey={}", utf8_percent_encode(key, QUERY_VALUE))
 }
 
 /// The `functions/state` answer, in the engine's shape.
