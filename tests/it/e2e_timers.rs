@@ -184,7 +184,7 @@ async fn a_workflow_timeout_fires_to_its_target() {
     let (late, started) = s.start("deadline", json!({})).await;
     let created = time(&started["metadata"]["createdAt"]);
     let state = s.get(&format!("{late}/functions/state")).await;
-    let armed: Vec<&Value> = state["transitions"].as_array().unwrap().iter().filter(|t| t["kind"] == "timeout").collect();
+    let armed: Vec<&Value> = state["transitions"].as_array().unwrap().iter().filter(|t| t["kind"] == "$timeout").collect();
     assert_eq!(armed.len(), 1, "{state}");
     let due = time(&armed[0]["executeAtUtc"]);
     // Stored with microsecond precision.
