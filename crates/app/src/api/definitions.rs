@@ -1,4 +1,4 @@
-//! Definitions: publish, validate and read back components.
+//! Definitions: publish, validate, read back components, drop caches.
 //!
 //! - `POST /api/v1/definitions/publish`: one component document. It is validated
 //!   against the components already published (references must resolve), its
@@ -16,6 +16,8 @@
 //!   commits, so cached definitions of the domain are dropped everywhere.
 //! - `POST /api/v1/definitions/validate`: the same validation, no write: 200
 //!   `{valid, diagnostics, warnings}`.
+//! - `GET /api/v1/definitions/re-initialize` (admin, the engine's endpoint): drops
+//!   this process's cached definitions of every domain.
 //! - `GET /api/v1/{domain}/definitions/{component-flow}/{key}?version=`: the stored
 //!   text, byte for byte as first published (`version` is exact, a major, a
 //!   major.minor or `latest`, the default).

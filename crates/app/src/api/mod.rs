@@ -4,7 +4,8 @@
 //! - [`definitions`]: publish, validate, read back components;
 //! - [`instances`]: start, get (ETag / 304), list;
 //! - [`transitions`]: run a transition, retry a faulted instance, history;
-//! - [`functions`]: the `state`, `data`, `view` and `schema` functions;
+//! - [`functions`]: the `state` (with long-poll), `data`, `view`, `schema`,
+//!   `catalog` and `authorize` functions, custom function routes, `longpoll/ack`;
 //! - [`incidents`]: an instance's incidents;
 //! - [`internal`]: the trigger endpoint the execution service calls, served
 //!   on a listener of its own ([`internal_router`]);
@@ -13,7 +14,7 @@
 //!
 //! Shared pieces: [`body`] (JSON bodies checked at the edge), [`params`] (query
 //! and path parameters), [`command`] (start/transition/retry bodies and answers),
-//! [`envelope`] (the instance as every answer shows it).
+//! [`envelope`] (the instance and command answers in the engine's wire format).
 
 pub mod access;
 pub mod auth;
