@@ -400,8 +400,8 @@ async fn chaos_kill_app_and_execution_and_restart_postgres_loses_and_duplicates_
         // Nothing applied twice.
         let (_, history) = send(client.get(format!("{url}/transitions"))).await;
         let mut hops: BTreeMap<String, usize> = BTreeMap::new();
-        for t in history["data"].as_array().unwrap() {
-            *hops.entry(t["transition"].as_str().unwrap().to_string()).or_default() += 1;
+        for t in history["transitions"].as_array().unwrap() {
+            *hops.entry(t["transitionId"].as_str().unwrap().to_string()).or_default() += 1;
         }
         let expected: BTreeMap<String, usize> = ["begin", "pay", "charged", "settle", "ship"].iter().map(|k| (k.to_string(), 1)).collect();
         assert_eq!(hops, expected, "{history}");

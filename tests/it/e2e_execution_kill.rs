@@ -171,7 +171,7 @@ async fn killing_execution_mid_timer_fired_call_faults_and_retry_completes() {
     assert_eq!(done["attributes"]["relayed"]["body"], json!({ "unblocked": true }), "{done}");
     assert_eq!(target.calls("block"), 2);
     let (_, history) = send(client.get(format!("{i}/transitions"))).await;
-    let calls = history["data"].as_array().unwrap().iter().filter(|t| t["transition"] == "call").count();
+    let calls = history["transitions"].as_array().unwrap().iter().filter(|t| t["transitionId"] == "call").count();
     assert_eq!(calls, 1, "the timer's transition is applied once: {history}");
 }
 
@@ -215,7 +215,7 @@ async fn killing_the_app_mid_call_is_recovered_after_the_lease() {
     let done = wait_at(&client, &by_timer, "done", "C", Duration::from_secs(40)).await;
     assert_eq!(done["attributes"]["relayed"]["body"], json!({ "unblocked": true }), "{done}");
     let (_, history) = send(client.get(format!("{by_timer}/transitions"))).await;
-    let calls: Vec<&Value> = history["data"].as_array().unwrap().iter().filter(|t| t["transition"] == "call").collect();
+    let calls: Vec<&Value> = history["transitions"].as_array().unwrap().iter().filter(|t| t["transitionId"] == "call").collect();
     assert_eq!(calls.len(), 1, "{history}");
     assert_eq!(calls[0]["origin"], "lease", "{history}");
 
@@ -227,7 +227,7 @@ async fn killing_the_app_mid_call_is_recovered_after_the_lease() {
     assert_eq!(status, 200, "{all}");
     assert_eq!(all["data"].as_array().map(Vec::len), Some(0), "never faulted: {all}");
     let (_, history) = send(client.get(format!("{by_retry}/transitions"))).await;
-    let calls: Vec<&Value> = history["data"].as_array().unwrap().iter().filter(|t| t["transition"] == "call").collect();
+    let calls: Vec<&Value> = history["transitions"].as_array().unwrap().iter().filter(|t| t["transitionId"] == "call").collect();
     assert_eq!(calls.len(), 1, "applied once: {history}");
     assert_eq!((calls[0]["origin"].as_str(), calls[0]["body"]["note"].as_str()), (Some("retry"), Some("retried")), "{history}");
     let mut db = domain_db(&s.prefix.0, D).await;
@@ -251,7 +251,7 @@ async fn killing_the_app_mid_call_is_recovered_after_the_lease() {
     let done = wait_at(&client, &by_client, "done", "C", Duration::from_secs(20)).await;
     assert_eq!(done["attributes"]["note"], "plain", "retry ran with the original body: {done}");
     let (_, history) = send(client.get(format!("{by_client}/transitions"))).await;
-    let call = history["data"].as_array().unwrap().iter().find(|t| t["transition"] == "call").cloned().unwrap_or_default();
+    let call = history["transitions"].as_array().unwrap().iter().find(|t| t["transitionId"] == "call").cloned().unwrap_or_default();
     assert_eq!(call["body"], json!({ "note": "plain" }), "{history}");
 }
 
@@ -325,7 +325,7 @@ async fn a_retry_outliving_its_lease_runs_once() {
     let (_, history) = send(client.get(format!("{i}/transitions"))).await;
     let found = incidents(&client, &i).await;
     assert_eq!(at(&end), ("rested", "A"), "jobs {jobs:?}; incidents {found:?}; history {history}");
-    let calls = history["data"].as_array().unwrap().iter().filter(|t| t["transition"] == "call").count();
+    let calls = history["transitions"].as_array().unwrap().iter().filter(|t| t["transitionId"] == "call").count();
     assert_eq!(calls, 1, "{history}");
     assert_eq!(target.calls("block"), 1, "the retried call reached the target once; jobs {jobs:?}");
 }

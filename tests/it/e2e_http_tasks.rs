@@ -153,7 +153,7 @@ async fn success_merges_the_output_mapping_into_the_data() {
 
     // The history records the task run with its request and response.
     let (_, history) = send(s.rt.client.get(format!("{i}/transitions"))).await;
-    let runs: Vec<&Value> = history["data"].as_array().unwrap().iter().flat_map(|t| t["tasks"].as_array().unwrap()).collect();
+    let runs: Vec<&Value> = history["transitions"].as_array().unwrap().iter().flat_map(|t| t["tasks"].as_array().unwrap()).collect();
     assert_eq!(runs.len(), 1, "{history}");
     assert_eq!(runs[0]["taskKey"], "ok-call");
     assert_eq!(runs[0]["status"], "succeeded");
@@ -189,7 +189,7 @@ async fn a_500_is_retried_by_the_error_boundary_until_it_succeeds() {
 
     // Every attempt is recorded; the successful one belongs to the transition.
     let (_, history) = send(s.rt.client.get(format!("{i}/transitions"))).await;
-    let mut attempts: Vec<(i64, String)> = history["data"]
+    let mut attempts: Vec<(i64, String)> = history["transitions"]
         .as_array()
         .unwrap()
         .iter()
@@ -203,7 +203,7 @@ async fn a_500_is_retried_by_the_error_boundary_until_it_succeeds() {
         vec![(1, "failed".into()), (2, "failed".into()), (3, "succeeded".into())],
         "{history}"
     );
-    let flaky_hops: Vec<&Value> = history["data"].as_array().unwrap().iter().filter(|t| t["transition"] == "call-flaky").collect();
+    let flaky_hops: Vec<&Value> = history["transitions"].as_array().unwrap().iter().filter(|t| t["transitionId"] == "call-flaky").collect();
     assert_eq!(flaky_hops.len(), 1, "the transition is applied once: {history}");
 }
 
@@ -216,7 +216,7 @@ async fn retries_exhausted_fault_with_an_incident_and_a_retry_completes() {
 
     let faulted = poll(&s.rt.client, &i, Duration::from_secs(20), "instance faults", |v| at(v).1 == "F").await;
     assert_eq!(at(&faulted), ("idle", "F"), "the failed hop is undone: {faulted}");
-    assert_eq!(faulted["metadata"]["hasIncident"], true, "{faulted}");
+    assert_eq!(faulted["metadata"]["incident"]["hasActiveIncident"], true, "{faulted}");
     assert_eq!(s.target.calls("down"), 3, "one attempt and two retries");
 
     let incidents = s.incidents(&i, true).await;
@@ -238,7 +238,7 @@ async fn retries_exhausted_fault_with_an_incident_and_a_retry_completes() {
     assert_eq!(status, 200, "{body}");
     let done = wait_at(&s.rt.client, &i, "done", "C", Duration::from_secs(20)).await;
     assert_eq!(done["attributes"]["down"], json!({ "status": 200, "success": true, "body": { "recovered": true } }), "{done}");
-    assert_eq!(done["metadata"]["hasIncident"], false, "{done}");
+    assert_eq!(done["metadata"]["incident"]["hasActiveIncident"], false, "{done}");
     assert!(s.incidents(&i, true).await.is_empty(), "the incident is resolved");
     let all = s.incidents(&i, false).await;
     assert_eq!(all.len(), 1);

@@ -90,7 +90,7 @@ impl Setup {
 
     /// The transitions of an instance's history, in order.
     async fn history(&self, instance: &str) -> Vec<Value> {
-        self.get(&format!("{instance}/transitions")).await["data"].as_array().unwrap().clone()
+        self.get(&format!("{instance}/transitions")).await["transitions"].as_array().unwrap().clone()
     }
 
     async fn db(&self) -> sqlx::PgConnection {
@@ -103,7 +103,7 @@ fn time(v: &Value) -> DateTime<Utc> {
 }
 
 fn keys(history: &[Value]) -> Vec<&str> {
-    history.iter().map(|t| t["transition"].as_str().unwrap()).collect()
+    history.iter().map(|t| t["transitionId"].as_str().unwrap()).collect()
 }
 
 fn id_of(instance: &str) -> &str {
@@ -184,7 +184,7 @@ async fn a_workflow_timeout_fires_to_its_target() {
     let (late, started) = s.start("deadline", json!({})).await;
     let created = time(&started["metadata"]["createdAt"]);
     let state = s.get(&format!("{late}/functions/state")).await;
-    let armed: Vec<&Value> = state["transitions"].as_array().unwrap().iter().filter(|t| t["kind"] == "timeout").collect();
+    let armed: Vec<&Value> = state["transitions"].as_array().unwrap().iter().filter(|t| t["kind"] == "$timeout").collect();
     assert_eq!(armed.len(), 1, "{state}");
     let due = time(&armed[0]["executeAtUtc"]);
     // Stored with microsecond precision.
@@ -203,8 +203,8 @@ async fn a_workflow_timeout_fires_to_its_target() {
     let history = s.history(&late).await;
     assert_eq!(keys(&history), ["begin", "$timeout"], "{history:?}");
     assert_eq!(history[1]["origin"], "timeout", "{history:?}");
-    assert_eq!(history[1]["from"], "working", "{history:?}");
-    assert_eq!(history[1]["to"], "timed-out", "{history:?}");
+    assert_eq!(history[1]["fromState"], "working", "{history:?}");
+    assert_eq!(history[1]["toState"], "timed-out", "{history:?}");
     assert_eq!(jobs_of(&mut db, id_of(&late), "timeout").await, [("$timeout".to_string(), "done".to_string())]);
     assert_eq!(keys(&s.history(&on_time).await), ["begin", "finish"]);
 }

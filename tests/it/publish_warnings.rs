@@ -57,8 +57,8 @@ async fn publish_answers_warnings_and_strict_refuses_them() {
 
     let (status, body) = send(rt.client.post(format!("{url}?strict=true")).json(&task)).await;
     assert_eq!(status, 422, "{body}");
-    assert_eq!(body["errors"][0]["code"], "component.unknown-field", "{body}");
-    assert_eq!(body["errors"][0]["pointer"], "/attributes/retries", "{body}");
+    assert_eq!(body["violations"][0]["code"], "component.unknown-field", "{body}");
+    assert_eq!(body["violations"][0]["pointer"], "/attributes/retries", "{body}");
 
     let (status, body) = send(rt.client.post(&url).json(&task)).await;
     assert_eq!(status, 201, "{body}");

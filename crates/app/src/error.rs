@@ -2,8 +2,10 @@
 //!
 //! Every failure a handler can produce is an [`ApiError`] carrying a stable
 //! [`ErrorCode`]. The code fixes the HTTP status and the title, so clients can
-//! branch on `errorCode` and the table in `docs/api.md` stays true by construction
-//! (a unit test below checks the codes are unique and well formed).
+//! branch on `code` and the table in `docs/api.md` stays true by construction
+//! (a unit test below checks the codes are unique and well formed). The body is
+//! the engine's ProblemDetails: `errorCode` is `{prefix}.{code}`, the prefix the
+//! engine's category of the status ([`ErrorCode::prefix`]).
 //!
 //! A problem body is rendered twice: once by [`IntoResponse`] (so a handler's
 //! response is complete on its own), and again by [`problem_middleware`], which
@@ -43,7 +45,7 @@ macro_rules! error_codes {
             /// Every code, in documentation order.
             pub const ALL: &'static [ErrorCode] = &[ $( ErrorCode::$variant ),+ ];
 
-            /// The `errorCode` value, e.g. `instance.not-found`.
+            /// The stable code (the problem's `code`), e.g. `instance.not-found`.
             pub fn as_str(self) -> &'static str {
                 match self { $( ErrorCode::$variant => $code ),+ }
             }
@@ -51,6 +53,28 @@ macro_rules! error_codes {
             /// The HTTP status this code is always answered with.
             pub fn status(self) -> StatusCode {
                 match self { $( ErrorCode::$variant => StatusCode::$status ),+ }
+            }
+
+            /// The engine's error category of this code, fixed by its status:
+            /// `validation` (400, 405, 413, 422), `unauthorized`, `forbidden`,
+            /// `notfound`, `conflict`, `transient` (429, 503), `unsupported` (501), `internal`.
+            pub fn prefix(self) -> &'static str {
+                match self.status().as_u16() {
+                    401 => "unauthorized",
+                    403 => "forbidden",
+                    404 => "notfound",
+                    409 => "conflict",
+                    429 | 503 => "transient",
+                    502 => "dependency",
+                    501 => "unsupported",
+                    400..=499 => "validation",
+                    _ => "internal",
+                }
+            }
+
+            /// The problem's `errorCode`: `{prefix}.{code}`, e.g. `notfound.instance.not-found`.
+            pub fn error_code(self) -> String {
+                format!("{}.{}", self.prefix(), self.as_str())
             }
 
             /// A short, fixed, human-readable summary (the problem `title`).
@@ -133,7 +157,7 @@ error_codes! {
     /// The instance is completed (or otherwise no longer accepts transitions).
     InstanceFinished => ("instance.finished", CONFLICT, "Instance no longer accepts transitions"),
     /// Retry was asked for an instance that is not faulted.
-    InstanceNotFaulted => ("instance.not-faulted", CONFLICT, "Instance is not faulted"),
+    InstanceNotFaulted => ("instance.not-faulted", BAD_REQUEST, "Instance is not faulted"),
     /// A transition's `key` is already another instance's key.
     InstanceKeyTaken => ("instance.key-taken", CONFLICT, "Instance key already in use"),
     /// Automatic transitions chained past `runtime.max_auto_chain_depth`.
@@ -153,6 +177,10 @@ error_codes! {
     DefinitionNotFound => ("definition.not-found", NOT_FOUND, "Unknown component"),
     /// `functions/data?version=` names a data version the instance never had.
     DataVersionNotFound => ("data-version.not-found", NOT_FOUND, "Unknown data version"),
+    /// The workflow references no function with this name.
+    FunctionNotFound => ("function.not-found", NOT_FOUND, "Unknown function"),
+    /// The function is published, but custom functions are not executed yet.
+    FunctionNotExecutable => ("function.not-executable", NOT_IMPLEMENTED, "Function not executable"),
     /// The current state (or transition) has no view.
     ViewNotFound => ("view.not-found", NOT_FOUND, "No view"),
     /// The transition (or workflow) has no schema.
@@ -253,9 +281,15 @@ impl ApiError {
     /// The problem object, with `instance` and `traceId` when known.
     fn body(&self, instance: Option<&str>, trace_id: Option<&str>) -> Value {
         let mut obj = Map::new();
+        let status = self.status();
+        let prefix = self.code.prefix();
+        let code = self.code.as_str();
+        obj.insert("type".into(), format!("https://httpstatuses.com/{}/{prefix}/{}", status.as_u16(), code.replace(['.', ':'], "/")).into());
         obj.insert("title".into(), self.code.title().into());
-        obj.insert("status".into(), self.status().as_u16().into());
-        obj.insert("errorCode".into(), self.code.as_str().into());
+        obj.insert("status".into(), status.as_u16().into());
+        obj.insert("errorCode".into(), self.code.error_code().into());
+        obj.insert("prefix".into(), prefix.into());
+        obj.insert("code".into(), code.into());
         let detail = if self.code == ErrorCode::Internal {
             "an internal error occurred; quote the traceId when reporting it".to_string()
         } else {
@@ -269,7 +303,17 @@ impl ApiError {
             obj.insert("traceId".into(), t.into());
         }
         if !self.errors.is_empty() {
-            obj.insert("errors".into(), serde_json::to_value(&self.errors).unwrap_or_default());
+            // The engine's `errors` is a map of member to messages; our
+            // findings with their pointers and codes are `violations`.
+            let mut by_member = Map::new();
+            for e in &self.errors {
+                let messages = by_member.entry(e.pointer.clone()).or_insert_with(|| Value::Array(Vec::new()));
+                if let Value::Array(list) = messages {
+                    list.push(Value::String(e.message.clone()));
+                }
+            }
+            obj.insert("errors".into(), Value::Object(by_member));
+            obj.insert("violations".into(), serde_json::to_value(&self.errors).unwrap_or_default());
         }
         for (k, v) in self.extra.iter().flat_map(|m| m.iter()) {
             obj.entry(k.clone()).or_insert_with(|| v.clone());
@@ -522,8 +566,12 @@ mod tests {
         let e = ApiError::new(ErrorCode::PayloadInvalid, "2 errors")
             .with_errors(vec![FieldError::new("/amount", "must be a number")]);
         let body = e.body(None, None);
-        assert_eq!(body["errors"][0]["pointer"], "/amount");
-        assert_eq!(body["errorCode"], "payload.invalid");
+        assert_eq!(body["violations"][0]["pointer"], "/amount");
+        assert_eq!(body["errors"]["/amount"][0], "must be a number");
+        assert_eq!(body["errorCode"], "validation.payload.invalid");
+        assert_eq!(body["prefix"], "validation");
+        assert_eq!(body["code"], "payload.invalid");
+        assert_eq!(body["type"], "https://httpstatuses.com/422/validation/payload/invalid");
         assert_eq!(body["status"], 422);
     }
 }

@@ -249,7 +249,7 @@ impl Default for AppConfig {
             listen: "127.0.0.1:4201".into(),
             url: "http://127.0.0.1:4201".into(),
             body_limit_bytes: 1024 * 1024,
-            default_page_size: 20,
+            default_page_size: 10,
             internal_listen: "127.0.0.1:4203".into(),
             internal_url: "http://127.0.0.1:4203".into(),
             max_domains_per_key: 20,

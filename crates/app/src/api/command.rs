@@ -9,8 +9,11 @@
 //! free-form object that is not in that shape is taken whole as `attributes`;
 //! the header `x-vnext-payload-mode: standard|raw` forces either reading.
 //!
-//! Answer: `sync=true` → 200 with the instance envelope and its `ETag`;
-//! otherwise 202 `{id, status}` with a `Location` to poll.
+//! Answer, by what actually ran (a transition's or the workflow's
+//! `executionType` overrides `sync`): 200 with the engine's command answer
+//! ([`CommandAnswer`]: `id, key?, status, effectiveStatus, attributes, eTag,
+//! entityEtag, extensions`) and its `ETag`; or 202 `{id, key?, status}` with a
+//! `Location` to poll. Retry always answers 200 `{id, status, retriedTransitionId}`.
 
 use axum::Json;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
@@ -20,7 +23,7 @@ use vnext_core::ident::{DomainName, FlowKey};
 
 use super::audit::AuditNote;
 use super::body::JsonBody;
-use super::envelope::{InstanceEnvelope, href};
+use super::envelope::{CommandAnswer, href};
 use super::params::{Params, domain_name, flow_key, headers_map};
 use super::{AppState, etag_header};
 use crate::engine::{Engine, EngineError, Outcome, RetryRequest, StartRequest, TransitionRequest};
@@ -65,6 +68,9 @@ pub struct CommandRequest<'a> {
     pub params: &'a Params,
     pub headers: &'a HeaderMap,
     pub body: &'a JsonBody,
+    /// Set for a retry: the key of the transition it re-runs, answered as
+    /// `retriedTransitionId`.
+    pub retried: Option<&'a str>,
 }
 
 /// Runs a command from its HTTP request to its answer, counted in the metrics
@@ -100,7 +106,11 @@ where
         });
         let engine = state.engine.clone();
         let outcome = detached(async move { command.run(engine).await }).await?;
-        Ok(outcome_response(outcome, |id| href(location.0.as_str(), location.1.as_str(), id)))
+        let response = match req.retried {
+            Some(retried) => retry_response(outcome, retried),
+            None => outcome_response(outcome, |id| href(location.0.as_str(), location.1.as_str(), id)),
+        };
+        Ok(response)
     }
     .await;
     record(state, kind, result)
@@ -180,7 +190,8 @@ pub fn command_body(body: &JsonBody, headers: &HeaderMap) -> Result<CommandBody,
     }
     let key = match object.get("key") {
         None | Some(Value::Null) => None,
-        Some(Value::String(k)) if k.trim().is_empty() => return Err(invalid("/key", "must not be empty".into())),
+        // As the engine's start input allows: an empty key is no key.
+        Some(Value::String(k)) if k.trim().is_empty() => None,
         Some(Value::String(k)) if k.chars().count() > MAX_KEY_CHARS => {
             return Err(invalid("/key", format!("must be at most {MAX_KEY_CHARS} characters")));
         }
@@ -224,14 +235,16 @@ fn outcome_response(outcome: Outcome, instance_href: impl FnOnce(uuid::Uuid) -> 
         Outcome::Done(snapshot) => {
             let etag = etag_header(&snapshot.etag);
             let note = AuditNote::default().with("instanceId", snapshot.id.to_string());
-            let mut response = Json(InstanceEnvelope::from(snapshot)).into_response();
+            let entity = etag_header(&super::envelope::entity_etag(&snapshot));
+            let mut response = Json(CommandAnswer::ran(snapshot)).into_response();
             note.attach(&mut response);
             response.headers_mut().insert(header::ETAG, etag);
+            response.headers_mut().insert(super::ENTITY_ETAG, entity);
             (response, "sync")
         }
         Outcome::Accepted { id, status } => {
             let mut response =
-                (StatusCode::ACCEPTED, Json(json!({ "id": id, "status": status.code().to_string() }))).into_response();
+                (StatusCode::ACCEPTED, Json(CommandAnswer::accepted(id, None, status.code()))).into_response();
             AuditNote::default().with("instanceId", id.to_string()).attach(&mut response);
             if let Ok(location) = HeaderValue::from_str(&instance_href(id)) {
                 response.headers_mut().insert(header::LOCATION, location);
@@ -239,6 +252,18 @@ fn outcome_response(outcome: Outcome, instance_href: impl FnOnce(uuid::Uuid) -> 
             (response, "accepted")
         }
     }
+}
+
+/// The retry answer: always 200, whether the transition ran or was queued.
+fn retry_response(outcome: Outcome, retried: &str) -> (Response, &'static str) {
+    let (id, status, label) = match outcome {
+        Outcome::Done(s) => (s.id, s.status.code(), "sync"),
+        Outcome::Accepted { id, status } => (id, status.code(), "accepted"),
+    };
+    let body = json!({ "id": id, "status": status.to_string(), "retriedTransitionId": retried });
+    let mut response = Json(body).into_response();
+    AuditNote::default().with("instanceId", id.to_string()).attach(&mut response);
+    (response, label)
 }
 
 #[cfg(test)]
@@ -258,6 +283,7 @@ mod tests {
         let b = command_body(&body(r#"{"amount":5}"#), &h).unwrap();
         assert_eq!(b.attributes, json!({"amount":5}));
         assert_eq!(command_body(&body(""), &h).unwrap().attributes, json!({}));
+        assert_eq!(command_body(&body(r#"{"key":"","attributes":{}}"#), &h).unwrap().key, None);
         let mut raw = HeaderMap::new();
         raw.insert(PAYLOAD_MODE, HeaderValue::from_static("raw"));
         let b = command_body(&body(r#"{"key":"k"}"#), &raw).unwrap();

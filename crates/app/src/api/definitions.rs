@@ -1,4 +1,4 @@
-//! Definitions: publish, validate and read back components.
+//! Definitions: publish, validate, read back components, drop caches.
 //!
 //! - `POST /api/v1/definitions/publish`: one component document. It is validated
 //!   against the components already published (references must resolve), its
@@ -16,6 +16,8 @@
 //!   commits, so cached definitions of the domain are dropped everywhere.
 //! - `POST /api/v1/definitions/validate`: the same validation, no write: 200
 //!   `{valid, diagnostics, warnings}`.
+//! - `GET /api/v1/definitions/re-initialize` (admin, the engine's endpoint): drops
+//!   this process's cached definitions of every domain.
 //! - `GET /api/v1/{domain}/definitions/{component-flow}/{key}?version=`: the stored
 //!   text, byte for byte as first published (`version` is exact, a major, a
 //!   major.minor or `latest`, the default).
@@ -49,7 +51,15 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route("/api/v1/definitions/publish", post(publish))
         .route("/api/v1/definitions/validate", post(validate_only))
+        .route("/api/v1/definitions/re-initialize", get(re_initialize))
         .route("/api/v1/{domain}/definitions/{flow}/{key}", get(read_back))
+}
+
+/// Drops every cached definition (the engine's `re-initialize`): the next
+/// request of each domain reloads what is published. 200 `{reinitialized:true}`.
+async fn re_initialize(State(state): State<AppState>) -> Json<Value> {
+    state.engine.definitions().invalidate_all();
+    Json(serde_json::json!({ "reinitialized": true }))
 }
 
 /// The document must be a JSON object; anything else is not a component.

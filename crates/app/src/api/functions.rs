@@ -1,30 +1,45 @@
-//! The built-in instance functions.
+//! The instance functions, in the engine's shapes.
 //!
 //! - `GET …/instances/{instance}/functions/state`: state, status, the transitions a
-//!   client may call now (each with its `kind`: `stateTransition`,
-//!   `sharedTransition`, `cancel`, `exit`, `updateData`) and armed timers
-//!   (`scheduled` / `timeout`, with `executeAtUtc`); honours `If-None-Match`.
-//! - `GET …/functions/data?version=`: data now, or at a past data version
-//!   (`1.0.2`, or its number `3`).
-//! - `GET …/functions/view?transition=`: the current state's view (or a transition's).
-//! - `GET …/functions/schema?transition=`: a transition's JSON Schema (or the
+//!   client may call now (each with its `kind`) and armed timers; ETag /
+//!   `If-None-Match`, with long-poll while the instance is busy (see [`state_fn`]).
+//! - `GET …/functions/data?version=`: data now, or at a past data version.
+//! - `GET …/functions/view?transitionKey=`: the current state's view (or a transition's).
+//! - `GET …/functions/schema?transitionKey=`: a transition's JSON Schema (or the
 //!   workflow's master schema).
+//! - `GET …/functions/catalog`: the functions the workflow references.
+//! - `GET …/functions/authorize?transitionKey=|functionKey=|queryRoles=true|ack=true`:
+//!   200 `{allowed:true}` or 403 `{allowed:false}`.
+//! - `GET|POST|PATCH|DELETE …/functions/{name}`: custom functions; running them is
+//!   not built yet (501 `function.not-executable`; 404 for a name the workflow
+//!   does not reference).
+//! - `POST …/instances/{instance}/longpoll/ack`: 200, empty.
+//!
+//! `transition=` is read as well as the engine's `transitionKey=`.
+
+use std::time::{Duration, Instant};
 
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::{Extension, Json, Router};
+use serde_json::{Value, json};
 
 use super::access;
 use super::auth::Caller;
+use super::envelope::entity_etag;
 use super::params::{ApiPath, Params, domain_name, flow_key, instance_ref};
-use super::{AppState, etag_header, not_modified};
-use crate::engine::InstanceSnapshot;
-use crate::error::ApiError;
+use super::{AppState, ENTITY_ETAG, etag_header, not_modified};
+use crate::engine::{InstanceSnapshot, InstanceStatus};
+use crate::error::{ApiError, ErrorCode};
 use crate::query::{FlowScope, data, functions, instance, scope};
 
 const BASE: &str = "/api/v1/{domain}/workflows/{workflow}/instances/{instance}/functions";
+
+/// Longest a state read waits for a busy instance to change.
+pub const LONG_POLL: Duration = Duration::from_secs(10);
+const LONG_POLL_STEP: Duration = Duration::from_millis(200);
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -32,53 +47,169 @@ pub fn router() -> Router<AppState> {
         .route(&format!("{BASE}/data"), get(data_fn))
         .route(&format!("{BASE}/view"), get(view_fn))
         .route(&format!("{BASE}/schema"), get(schema_fn))
+        .route(&format!("{BASE}/catalog"), get(catalog_fn))
+        .route(&format!("{BASE}/authorize"), get(authorize_fn))
+        .route(&format!("{BASE}/{{function}}"), get(custom_fn).post(custom_fn).patch(custom_fn).delete(custom_fn))
+        .route("/api/v1/{domain}/workflows/{workflow}/instances/{instance}/longpoll/ack", post(ack_fn))
 }
 
 type InstancePath = ApiPath<(String, String, String)>;
 
+/// The instance, without checking who may read it.
+async fn find(state: &AppState, domain: &str, workflow: &str, instance: &str) -> Result<(FlowScope, InstanceSnapshot), ApiError> {
+    let scope = scope::resolve(state.engine.databases(), domain_name(domain)?, flow_key(workflow)?).await?;
+    let snapshot = instance::get(&scope, &instance_ref(instance)?).await?;
+    Ok((scope, snapshot))
+}
+
 /// The instance, when the caller's roles may read it (`queryRoles`).
 async fn load(state: &AppState, caller: &Caller, path: InstancePath) -> Result<(FlowScope, InstanceSnapshot), ApiError> {
     let ApiPath((domain, workflow, instance)) = path;
-    let scope = scope::resolve(state.engine.databases(), domain_name(&domain)?, flow_key(&workflow)?).await?;
-    let snapshot = instance::get(&scope, &instance_ref(&instance)?).await?;
+    let (scope, snapshot) = find(state, &domain, &workflow, &instance).await?;
     access::check_read(state, &caller.roles(), &scope, &snapshot).await?;
     Ok((scope, snapshot))
 }
 
-/// A transition key from `?transition=`, if any.
+/// A transition key from `?transitionKey=` (or our `?transition=`), if any.
 fn transition_param(params: &Params) -> Option<&str> {
-    params.get("transition").map(str::trim).filter(|t| !t.is_empty())
+    params.get("transitionKey").or_else(|| params.get("transition")).map(str::trim).filter(|t| !t.is_empty())
 }
 
+/// `ETag` and `X-Entity-ETag` of an instance.
+fn etag_headers(snapshot: &InstanceSnapshot) -> [(header::HeaderName, header::HeaderValue); 2] {
+    [
+        (header::ETAG, etag_header(&snapshot.etag)),
+        (ENTITY_ETAG, etag_header(&entity_etag(snapshot))),
+    ]
+}
+
+/// The state function. A client holding the current ETag of a busy instance
+/// (`If-None-Match`) is answered when the ETag changes, or with 304 after
+/// [`LONG_POLL`]; an instance at rest answers 304 at once. The answer's
+/// `interaction` tells the client whether to keep polling.
 async fn state_fn(State(state): State<AppState>, Extension(caller): Extension<Caller>, path: InstancePath, headers: HeaderMap) -> Result<Response, ApiError> {
-    let (scope, snapshot) = load(&state, &caller, path).await?;
-    let etag = etag_header(&snapshot.etag);
+    let ApiPath((domain, workflow, instance)) = path;
+    let (scope, mut snapshot) = find(&state, &domain, &workflow, &instance).await?;
+    access::check_read(&state, &caller.roles(), &scope, &snapshot).await?;
+    let started = Instant::now();
     // Timers can be armed without a data write, but every arming commits a
     // transition, which changes the ETag: 304 is safe.
-    if not_modified(&headers, &snapshot.etag) {
-        return Ok((StatusCode::NOT_MODIFIED, [(header::ETAG, etag)]).into_response());
+    while not_modified(&headers, &snapshot.etag) {
+        if snapshot.status != InstanceStatus::Busy || started.elapsed() >= LONG_POLL {
+            return Ok((StatusCode::NOT_MODIFIED, etag_headers(&snapshot)).into_response());
+        }
+        tokio::time::sleep(LONG_POLL_STEP).await;
+        snapshot = instance::get(&scope, &instance_ref(&snapshot.id.to_string())?).await?;
     }
-    let answer = functions::state_function(&scope, &snapshot, &caller.roles()).await?;
-    Ok(([(header::ETAG, etag)], Json(answer)).into_response())
+    let mut answer = functions::state_function(&scope, &snapshot, &caller.roles()).await?;
+    let base = functions::instance_href(&scope, snapshot.id);
+    answer["interaction"] = json!({
+        "terminateLongPoll": snapshot.status != InstanceStatus::Busy,
+        "fallbackTimeoutSeconds": LONG_POLL.as_secs(),
+        "ack": { "href": format!("{base}/longpoll/ack") },
+    });
+    Ok((etag_headers(&snapshot), Json(answer)).into_response())
 }
 
-async fn data_fn(State(state): State<AppState>, Extension(caller): Extension<Caller>, path: InstancePath, params: Params) -> Result<Response, ApiError> {
+async fn data_fn(State(state): State<AppState>, Extension(caller): Extension<Caller>, path: InstancePath, params: Params, headers: HeaderMap) -> Result<Response, ApiError> {
     let version = params.get("version").map(str::trim).filter(|v| !v.is_empty()).map(data::parse_version).transpose()?;
     let (scope, snapshot) = load(&state, &caller, path).await?;
     let answer = data::data_at(&scope, &snapshot, version.as_ref()).await?;
+    if answer.is_latest && not_modified(&headers, &snapshot.etag) {
+        return Ok((StatusCode::NOT_MODIFIED, etag_headers(&snapshot)).into_response());
+    }
     let mut response = Json(&answer).into_response();
-    if let Some(etag) = &answer.etag {
-        response.headers_mut().insert(header::ETAG, etag_header(etag));
+    if answer.is_latest {
+        response.headers_mut().extend(etag_headers(&snapshot));
     }
     Ok(response)
 }
 
-async fn view_fn(State(state): State<AppState>, Extension(caller): Extension<Caller>, path: InstancePath, params: Params) -> Result<Json<serde_json::Value>, ApiError> {
+async fn view_fn(State(state): State<AppState>, Extension(caller): Extension<Caller>, path: InstancePath, params: Params) -> Result<Json<Value>, ApiError> {
     let (scope, snapshot) = load(&state, &caller, path).await?;
     Ok(Json(functions::view_function(&scope, &snapshot, transition_param(&params)).await?))
 }
 
-async fn schema_fn(State(state): State<AppState>, Extension(caller): Extension<Caller>, path: InstancePath, params: Params) -> Result<Json<serde_json::Value>, ApiError> {
+async fn schema_fn(State(state): State<AppState>, Extension(caller): Extension<Caller>, path: InstancePath, params: Params, headers: HeaderMap) -> Result<Response, ApiError> {
     let (scope, snapshot) = load(&state, &caller, path).await?;
-    Ok(Json(functions::schema_function(&scope, &snapshot, transition_param(&params)).await?))
+    let answer = functions::schema_function(&scope, &snapshot, transition_param(&params)).await?;
+    let etag = answer["eTag"].as_str().unwrap_or_default().trim_matches('"').to_string();
+    let value = etag_header(&etag);
+    if not_modified(&headers, &etag) {
+        return Ok((StatusCode::NOT_MODIFIED, [(header::ETAG, value)]).into_response());
+    }
+    Ok(([(header::ETAG, value)], Json(answer)).into_response())
+}
+
+async fn catalog_fn(State(state): State<AppState>, Extension(caller): Extension<Caller>, path: InstancePath) -> Result<Json<Value>, ApiError> {
+    let (scope, snapshot) = load(&state, &caller, path).await?;
+    Ok(Json(functions::catalog(&scope, &snapshot).await?))
+}
+
+/// Answers whether the caller may do one thing: run `transitionKey` now, call
+/// `functionKey`, read the instance (`queryRoles=true`) or acknowledge a
+/// long-poll (`ack=true`). Exactly one must be asked.
+async fn authorize_fn(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    path: InstancePath,
+    params: Params,
+) -> Result<Response, ApiError> {
+    let transition = params.get("transitionKey").map(str::trim).filter(|t| !t.is_empty());
+    let function = params.get("functionKey").map(str::trim).filter(|t| !t.is_empty());
+    let query_roles = params.flag("queryRoles", false)?;
+    let ack = params.flag("ack", false)?;
+    let asked = usize::from(transition.is_some()) + usize::from(function.is_some()) + usize::from(query_roles) + usize::from(ack);
+    if asked != 1 {
+        return Err(ApiError::new(
+            ErrorCode::InvalidParameter,
+            format!("authorize takes exactly one of transitionKey, functionKey, queryRoles=true, ack=true; {asked} given"),
+        ));
+    }
+    let ApiPath((domain, workflow, instance)) = path;
+    let (scope, snapshot) = find(&state, &domain, &workflow, &instance).await?;
+    let roles = caller.roles();
+    let readable = match access::check_read(&state, &roles, &scope, &snapshot).await {
+        Ok(()) => true,
+        Err(e) if e.code == ErrorCode::AuthRoleDenied => false,
+        Err(e) => return Err(e),
+    };
+    let allowed = if let Some(key) = transition {
+        let workflow = functions::pinned_workflow(&scope, &snapshot).await?;
+        functions::available_transitions(&workflow, &snapshot.current_state, snapshot.status)
+            .into_iter()
+            .any(|(t, _)| t.key == key && roles.may_run(t, Some(&snapshot.current_state)))
+    } else if let Some(name) = function {
+        readable && functions::references_function(&scope, &snapshot, name).await?
+    } else {
+        readable
+    };
+    let status = if allowed { StatusCode::OK } else { StatusCode::FORBIDDEN };
+    Ok((status, Json(json!({ "allowed": allowed }))).into_response())
+}
+
+/// Custom functions: the routes and their refusals; running a function is
+/// not built yet.
+async fn custom_fn(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    ApiPath((domain, workflow, instance, function)): ApiPath<(String, String, String, String)>,
+) -> Result<Response, ApiError> {
+    let (scope, snapshot) = load(&state, &caller, ApiPath((domain, workflow, instance))).await?;
+    if !functions::references_function(&scope, &snapshot, &function).await? {
+        return Err(ApiError::new(
+            ErrorCode::FunctionNotFound,
+            format!("workflow `{}` references no function `{}`", scope.flow, crate::error::printable(&function)),
+        ));
+    }
+    Err(ApiError::new(
+        ErrorCode::FunctionNotExecutable,
+        format!("function `{function}` is published but custom functions are not executed by this runtime yet"),
+    ))
+}
+
+/// Acknowledges a long-poll answer: nothing to record, 200 with no body.
+async fn ack_fn(State(state): State<AppState>, Extension(caller): Extension<Caller>, path: InstancePath) -> Result<Response, ApiError> {
+    load(&state, &caller, path).await?;
+    Ok(StatusCode::OK.into_response())
 }

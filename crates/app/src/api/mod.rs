@@ -4,7 +4,8 @@
 //! - [`definitions`]: publish, validate, read back components;
 //! - [`instances`]: start, get (ETag / 304), list;
 //! - [`transitions`]: run a transition, retry a faulted instance, history;
-//! - [`functions`]: the `state`, `data`, `view` and `schema` functions;
+//! - [`functions`]: the `state` (with long-poll), `data`, `view`, `schema`,
+//!   `catalog` and `authorize` functions, custom function routes, `longpoll/ack`;
 //! - [`incidents`]: an instance's incidents;
 //! - [`internal`]: the trigger endpoint the execution service calls, served
 //!   on a listener of its own ([`internal_router`]);
@@ -14,7 +15,7 @@
 //!
 //! Shared pieces: [`body`] (JSON bodies checked at the edge), [`params`] (query
 //! and path parameters), [`command`] (start/transition/retry bodies and answers),
-//! [`envelope`] (the instance as every answer shows it).
+//! [`envelope`] (the instance and command answers in the engine's wire format).
 
 pub mod access;
 pub mod audit;
@@ -39,7 +40,7 @@ use std::net::Ipv4Addr;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::http::{HeaderMap, HeaderValue, header};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, header};
 
 use vnext_core::script::ScriptHost;
 
@@ -139,6 +140,9 @@ async fn route_not_found() -> ApiError {
 async fn method_not_allowed() -> ApiError {
     ApiError::new(ErrorCode::MethodNotAllowed, "this endpoint does not accept this method")
 }
+
+/// The data ETag header (`entityEtag` of the body).
+pub const ENTITY_ETAG: HeaderName = HeaderName::from_static("x-entity-etag");
 
 /// The `ETag` header value of an instance ETag (quoted, strong).
 pub fn etag_header(etag: &str) -> HeaderValue {

@@ -23,7 +23,7 @@ use super::params::{ApiPath, Params, domain_name, flow_key, instance_ref};
 use crate::engine::{RetryRequest, TransitionRequest};
 use crate::error::{ApiError, ErrorCode};
 use crate::query::history::{self, History};
-use crate::query::{instance, scope};
+use crate::query::{incidents, instance, scope};
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -46,7 +46,7 @@ async fn run_transition(
     headers: HeaderMap,
     body: JsonBody,
 ) -> Result<Response, ApiError> {
-    let req = CommandRequest { domain: &domain, workflow: &workflow, params: &params, headers: &headers, body: &body };
+    let req = CommandRequest { domain: &domain, workflow: &workflow, params: &params, headers: &headers, body: &body, retried: None };
     let roles = caller.roles();
     command::run(&state, "transition", req, |flow| {
         let instance = instance_ref(&instance)?;
@@ -81,7 +81,8 @@ async fn retry(
     headers: HeaderMap,
     body: JsonBody,
 ) -> Result<Response, ApiError> {
-    let req = CommandRequest { domain: &domain, workflow: &workflow, params: &params, headers: &headers, body: &body };
+    let retried = retried_transition(&state, &domain, &workflow, &instance).await?;
+    let req = CommandRequest { domain: &domain, workflow: &workflow, params: &params, headers: &headers, body: &body, retried: Some(&retried) };
     command::run(&state, "retry", req, |_| {
         let instance = instance_ref(&instance)?;
         // vNext accepts a body on retry; it is checked for shape but the faulted
@@ -89,6 +90,15 @@ async fn retry(
         Ok(move |c: CommandInput| Command::Retry(RetryRequest { domain: c.domain, flow: c.flow, instance, sync: c.sync }))
     })
     .await
+}
+
+/// The key of the transition a retry re-runs: the one of the instance's open
+/// incident. An instance without one is answered by the engine (not faulted).
+async fn retried_transition(state: &AppState, domain: &str, workflow: &str, instance: &str) -> Result<String, ApiError> {
+    let scope = scope::resolve(state.engine.databases(), domain_name(domain)?, flow_key(workflow)?).await?;
+    let snapshot = instance::get(&scope, &instance_ref(instance)?).await?;
+    let open = incidents::incidents(&scope, snapshot.id, true, 1, 1).await?;
+    Ok(open.data.into_iter().next().and_then(|i| i.transition).unwrap_or_default())
 }
 
 async fn list_history(

@@ -130,6 +130,11 @@ impl DefinitionCache {
         Self { domains: Arc::default(), scripts, recheck }
     }
 
+    /// Drops everything cached, for every domain.
+    pub fn invalidate_all(&self) {
+        self.domains.write().expect("definition cache").clear();
+    }
+
     /// Drops everything cached for a domain.
     pub fn invalidate(&self, domain: &DomainName) {
         self.domains.write().expect("definition cache").remove(domain.ident());

@@ -5,7 +5,7 @@
 //! is named by its semantic version (`1.0.2`) or by its sequence number (`3`).
 
 use serde::Serialize;
-use serde_json::Value;
+use serde_json::{Map, Value};
 use sqlx::AssertSqlSafe;
 use vnext_core::version::VersionSelector;
 
@@ -13,17 +13,26 @@ use super::FlowScope;
 use crate::engine::InstanceSnapshot;
 use crate::error::{ApiError, ErrorCode};
 
-/// The `functions/data` answer.
+/// The `functions/data` answer: the engine's `{data, eTag, entityEtag,
+/// extensions}` and ours (`dataVersion`, `dataVersionNo`, `isLatest`).
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct DataAnswer {
     pub data: Value,
+    /// Quoted: the instance's ETag for the current version, else the data
+    /// ETag of the version read.
+    #[serde(rename = "eTag")]
+    pub etag: String,
+    /// Quoted: the data ETag of the version read (see `api::envelope::entity_etag`).
+    pub entity_etag: String,
+    pub extensions: Map<String, Value>,
     pub data_version: String,
     pub data_version_no: i64,
-    /// The instance's ETag, for the current version only.
-    #[serde(rename = "eTag", skip_serializing_if = "Option::is_none")]
-    pub etag: Option<String>,
     pub is_latest: bool,
+}
+
+fn data_etag(instance: &InstanceSnapshot, version_no: i64) -> String {
+    format!("\"{}-{version_no}\"", instance.id.simple())
 }
 
 /// Which data version to read.
@@ -62,7 +71,9 @@ pub async fn data_at(scope: &FlowScope, instance: &InstanceSnapshot, version: Op
         data: instance.data.clone(),
         data_version: instance.data_version.clone(),
         data_version_no: instance.data_version_no,
-        etag: Some(instance.etag.clone()),
+        etag: format!("\"{}\"", instance.etag),
+        entity_etag: data_etag(instance, instance.data_version_no),
+        extensions: Map::new(),
         is_latest: true,
     };
     let Some(version) = version else { return Ok(current()) };
@@ -100,11 +111,14 @@ pub async fn data_at(scope: &FlowScope, instance: &InstanceSnapshot, version: Op
             format!("instance `{}` never had data version {shown} (current: {} #{})", instance.id, instance.data_version, instance.data_version_no),
         ));
     };
+    let data_version_no = data_version_no.unwrap_or_default();
     Ok(DataAnswer {
         data,
         data_version: data_version.unwrap_or_default(),
-        data_version_no: data_version_no.unwrap_or_default(),
-        etag: None,
+        data_version_no,
+        etag: data_etag(instance, data_version_no),
+        entity_etag: data_etag(instance, data_version_no),
+        extensions: Map::new(),
         is_latest: false,
     })
 }

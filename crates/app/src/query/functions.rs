@@ -4,12 +4,14 @@
 //! These are reads: they never compile scripts. A rule-based view binding is
 //! answered with its `default` view (rules need the pipeline's script host).
 
+use chrono::{DateTime, Utc};
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use serde::Serialize;
 use serde_json::{Value, json};
-use sqlx::PgPool;
+use sqlx::{AssertSqlSafe, PgPool};
 use uuid::Uuid;
 use vnext_core::machine;
-use vnext_core::model::{Component, ComponentKind, Reference, Transition, ViewBinding, ViewRef, Workflow};
+use vnext_core::model::{Component, ComponentKind, Reference, StateType, Transition, ViewBinding, ViewRef, Workflow};
 use vnext_core::version::VersionSelector;
 use vnext_init::components;
 use vnext_init::queue::{self, JobKind};
@@ -147,7 +149,67 @@ fn view_ref(binding: &ViewBinding) -> Option<&ViewRef> {
     }
 }
 
-/// The `functions/state` answer.
+/// The engine's name of a state type.
+pub fn state_type_name(t: StateType) -> &'static str {
+    match t {
+        StateType::Initial => "initial",
+        StateType::Intermediate => "intermediate",
+        StateType::Final => "finish",
+        StateType::SubFlow => "subFlow",
+        StateType::Wizard => "wizard",
+    }
+}
+
+/// The engine's name of a state sub type code (0 none, 1 success, ...).
+pub fn state_sub_type_name(code: Option<i64>) -> &'static str {
+    const NAMES: [&str; 9] = ["none", "success", "error", "terminated", "suspended", "busy", "human", "cancelled", "timeout"];
+    code.and_then(|c| usize::try_from(c).ok()).and_then(|c| NAMES.get(c)).copied().unwrap_or("none")
+}
+
+/// The subflow children an instance started (`correlations` of the state
+/// function), oldest first.
+async fn correlations(scope: &FlowScope, instance: &InstanceSnapshot) -> Result<Vec<Value>, ApiError> {
+    let sql = format!(
+        "SELECT id, parent_state, child_domain, child_flow, child_instance_id, kind::text, completed, outcome, created_at, completed_at \
+           FROM {} WHERE parent_instance_id = $1 ORDER BY created_at, id",
+        scope.table("correlations")
+    );
+    type Row = (Uuid, String, String, String, Uuid, String, bool, Option<String>, DateTime<Utc>, Option<DateTime<Utc>>);
+    let rows: Vec<Row> = sqlx::query_as(AssertSqlSafe(sql)).bind(instance.id).fetch_all(&scope.pool).await.map_err(ApiError::database)?;
+    Ok(rows
+        .into_iter()
+        .map(|(id, state, domain, flow, child, kind, completed, outcome, created_at, completed_at)| {
+            let mut c = json!({
+                "href": format!("/api/v1/{domain}/workflows/{flow}/instances/{child}/functions/state"),
+                "correlationId": id,
+                "parentState": state,
+                "subFlowInstanceId": child,
+                "subFlowType": kind,
+                "subFlowDomain": domain,
+                "subFlowName": flow,
+                "isCompleted": completed,
+                "createdAt": created_at,
+            });
+            if let Some(at) = completed_at {
+                c["completedAt"] = json!(at);
+            }
+            if let Some(o) = outcome {
+                c["terminalOutcome"] = json!(o);
+            }
+            c
+        })
+        .collect())
+}
+
+/// What a query value keeps unencoded: letters, digits and `-._~` (RFC 3986 unreserved).
+pub const QUERY_VALUE: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'.').remove(b'_').remove(b'~');
+
+/// `?transitionKey=` of a function link.
+fn transition_query(key: &str) -> String {
+    format!("transitionKey={}", utf8_percent_encode(key, QUERY_VALUE))
+}
+
+/// The `functions/state` answer, in the engine's shape.
 ///
 /// # Errors
 /// See [`pinned_workflow`]; 503 when the database is unreachable.
@@ -158,18 +220,22 @@ pub async fn state_function(scope: &FlowScope, instance: &InstanceSnapshot, role
     let mut transitions = Vec::new();
     let offered = available_transitions(&workflow, &instance.current_state, instance.status);
     for (t, kind) in offered.into_iter().filter(|(t, _)| roles.may_run(t, Some(&instance.current_state))) {
+        let view = t.view.as_ref().and_then(view_ref);
         let mut entry = json!({
             "name": t.key,
             "kind": kind,
             "href": format!("{base}/transitions/{}", t.key),
             "schema": {
                 "hasSchema": t.schema.is_some(),
-                "href": format!("{base}/functions/schema?transition={}", t.key),
+                "href": format!("{base}/functions/schema?{}", transition_query(&t.key)),
             },
             "view": {
-                "hasView": t.view.is_some(),
-                "href": format!("{base}/functions/view?transition={}", t.key),
+                "hasView": view.is_some(),
+                "loadData": view.and_then(|v| v.load_data).unwrap_or(false),
+                "href": format!("{base}/functions/view?{}", transition_query(&t.key)),
             },
+            "labels": t.labels,
+            "target": { "key": t.target },
         });
         if let Some(a) = &t.annotations {
             entry["annotations"] = a.clone();
@@ -180,26 +246,72 @@ pub async fn state_function(scope: &FlowScope, instance: &InstanceSnapshot, role
     let flows = [scope.flow.as_str().to_string(), scope.flow.ident().to_string()];
     let jobs = queue::armed_timers(&scope.pool, instance.id, &flows).await.map_err(ApiError::database)?;
     for job in jobs {
-        let kind = if job.kind == JobKind::Timeout { TransitionKind::Timeout } else { TransitionKind::Scheduled };
-        transitions.push(json!({ "name": job.transition_key, "kind": kind, "executeAtUtc": job.due_at }));
+        let (name, kind) = if job.kind == JobKind::Timeout {
+            ("$timeout".to_string(), json!("$timeout"))
+        } else {
+            (job.transition_key.clone(), json!(TransitionKind::Scheduled))
+        };
+        transitions.push(json!({
+            "name": name,
+            "kind": kind,
+            "href": format!("{base}/transitions/{}", job.transition_key),
+            "executeAtUtc": job.due_at,
+        }));
     }
-    let state_view = workflow.state(&instance.current_state).and_then(|s| s.view.as_ref()).and_then(view_ref);
-    Ok(json!({
-        "state": instance.current_state,
-        "status": instance.status.code().to_string(),
+    let state = workflow.state(&instance.current_state);
+    let state_view = state.and_then(|s| s.view.as_ref()).and_then(view_ref);
+    let correlations = correlations(scope, instance).await?;
+    let active: Vec<Value> = correlations.iter().filter(|c| c["isCompleted"] == json!(false)).cloned().collect();
+    let mut answer = json!({
         "data": { "href": format!("{base}/functions/data") },
         "view": {
             "hasView": state_view.is_some(),
             "loadData": state_view.and_then(|v| v.load_data).unwrap_or(false),
             "href": format!("{base}/functions/view"),
         },
+        "master": { "href": base },
+        "state": instance.current_state,
+        "stateType": state.map_or("intermediate", |s| state_type_name(s.state_type)),
+        "stateSubType": state_sub_type_name(state.and_then(|s| s.sub_type)),
+        "status": instance.status.code().to_string(),
+        "activeCorrelations": active,
+        "correlations": correlations,
         "transitions": transitions,
-        "eTag": instance.etag,
-    }))
+        "functions": { "href": format!("{base}/functions/catalog"), "hasFunctions": !workflow.functions.is_empty() },
+        "incident": {
+            "hasActiveIncident": instance.has_incident,
+            "history": { "href": format!("{base}/incidents") },
+        },
+        "eTag": format!("\"{}\"", instance.etag),
+        "entityEtag": format!("\"{}-{}\"", instance.id.simple(), instance.data_version_no),
+    });
+    if let Some(s) = state.filter(|s| !s.labels.is_empty()) {
+        answer["stateLabels"] = json!(s.labels);
+    }
+    if instance.has_incident {
+        answer["incident"]["active"] = json!({ "href": format!("{base}/incidents/active") });
+    }
+    Ok(answer)
+}
+
+/// The engine's name of a view type code (1 Json, 2 Html, 3 Markdown,
+/// 4 DeepLink, 5 Http, 6 Urn); unknown codes are shown as their number.
+pub fn view_type_name(code: &Value) -> Value {
+    let name = match code.as_i64() {
+        Some(1) => "Json",
+        Some(2) => "Html",
+        Some(3) => "Markdown",
+        Some(4) => "DeepLink",
+        Some(5) => "Http",
+        Some(6) => "Urn",
+        _ => return code.clone(),
+    };
+    Value::String(name.to_string())
 }
 
 /// The `functions/view` answer: the view of the current state, or of
-/// `transition` when given.
+/// `transition` when given. `type` is the type's name; `content` is parsed
+/// JSON for Json and DeepLink views (a string holding JSON is parsed), else text.
 ///
 /// # Errors
 /// [`ErrorCode::ViewNotFound`] when there is none; [`ErrorCode::TransitionNotFound`]
@@ -219,15 +331,27 @@ pub async fn view_function(scope: &FlowScope, instance: &InstanceSnapshot, trans
     };
     let stored = resolve(scope, &view.view, ComponentKind::View).await?;
     let attributes = stored.content.get("attributes").cloned().unwrap_or(Value::Null);
+    let code = attributes.get("type").cloned().unwrap_or(Value::Null);
+    let structured = matches!(code.as_i64(), Some(1 | 4));
+    let content = match attributes.get("content").cloned().unwrap_or(Value::Null) {
+        Value::String(text) if structured => serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        Value::String(text) => Value::String(text),
+        other if structured => other,
+        other => Value::String(other.to_string()),
+    };
     let load_data = view.load_data.unwrap_or(false);
     let mut answer = json!({
         "key": stored.key,
+        "content": content,
+        "type": view_type_name(&code),
+        "display": attributes.get("display").cloned().unwrap_or(Value::String(String::new())),
+        "label": "",
         "version": stored.version,
-        "type": attributes.get("type").cloned().unwrap_or(Value::Null),
-        "content": attributes.get("content").cloned().unwrap_or(Value::Null),
-        "display": attributes.get("display").cloned().unwrap_or(Value::Null),
         "loadData": load_data,
     });
+    if let Some(renderer) = attributes.get("renderer").filter(|r| !r.is_null()) {
+        answer["renderer"] = renderer.clone();
+    }
     if load_data {
         answer["data"] = instance.data.clone();
     }
@@ -257,11 +381,53 @@ pub async fn schema_function(scope: &FlowScope, instance: &InstanceSnapshot, tra
         return Err(ApiError::new(ErrorCode::SchemaNotFound, format!("{place} of workflow `{}` has no schema", scope.flow)));
     };
     let stored = resolve(scope, reference, ComponentKind::Schema).await?;
+    let attributes = stored.content.get("attributes").cloned().unwrap_or(Value::Null);
     Ok(json!({
-        "transition": transition,
-        "hasSchema": true,
         "key": stored.key,
+        "type": attributes.get("type").cloned().unwrap_or(Value::String("schema".into())),
+        "schema": attributes.get("schema").cloned().unwrap_or(Value::Null),
+        "labels": attributes.get("labels").cloned().filter(|l| !l.is_null()).unwrap_or(json!([])),
+        "eTag": format!("\"{}@{}\"", stored.key, stored.version),
+        "transitionKey": transition,
         "version": stored.version,
-        "schema": stored.content.get("attributes").and_then(|a| a.get("schema")).cloned().unwrap_or(Value::Null),
     }))
+}
+
+/// The `functions/catalog` answer: the functions the workflow references.
+///
+/// # Errors
+/// See [`pinned_workflow`].
+pub async fn catalog(scope: &FlowScope, instance: &InstanceSnapshot) -> Result<Value, ApiError> {
+    let workflow = pinned_workflow(scope, instance).await?;
+    let base = instance_href(scope, instance.id);
+    let mut functions = Vec::new();
+    for reference in &workflow.functions {
+        let stored = resolve(scope, reference, ComponentKind::Function).await?;
+        let version = match reference {
+            Reference::Explicit(r) => r.version.clone(),
+            Reference::File { .. } => String::new(),
+        };
+        let function_scope = stored.content.pointer("/attributes/scope").cloned().unwrap_or(json!("I"));
+        functions.push(json!({
+            "name": stored.key,
+            "version": version,
+            "scope": function_scope,
+            "href": format!("{base}/functions/{}", stored.key),
+        }));
+    }
+    Ok(json!({ "functions": functions }))
+}
+
+/// Whether the workflow of `instance` references a function named `name`.
+///
+/// # Errors
+/// See [`pinned_workflow`].
+pub async fn references_function(scope: &FlowScope, instance: &InstanceSnapshot, name: &str) -> Result<bool, ApiError> {
+    let workflow = pinned_workflow(scope, instance).await?;
+    for reference in &workflow.functions {
+        if resolve(scope, reference, ComponentKind::Function).await?.key == name {
+            return Ok(true);
+        }
+    }
+    Ok(false)
 }

@@ -1,29 +1,100 @@
 //! Transition history of an instance, each transition with its task runs.
 
+use chrono::{DateTime, Utc};
 use serde::Serialize;
+use serde_json::Value;
 use sqlx::AssertSqlSafe;
 use uuid::Uuid;
 
 use super::FlowScope;
 use crate::error::ApiError;
-use crate::store::history::{TASK_RUN_COLUMNS, TRANSITION_COLUMNS, TaskRunRow, TransitionRow};
+use crate::store::history::{Origin, TASK_RUN_COLUMNS, TRANSITION_COLUMNS, TaskRunRow, TransitionRow};
 
 /// One transition taken by an instance, with the task attempts it ran.
-#[derive(Debug, Serialize, sqlx::FromRow)]
+#[derive(Debug, sqlx::FromRow)]
 pub struct TransitionRecord {
-    #[serde(flatten)]
     #[sqlx(flatten)]
     pub row: TransitionRow,
     #[sqlx(skip)]
     pub tasks: Vec<TaskRunRow>,
 }
 
-/// The history answer: transitions oldest first; task runs not tied to a
-/// transition (e.g. retried outside one) are listed apart.
+/// A history element in the engine's wire form (`transitionId` is the
+/// transition's key, `triggerType` the trigger's name), plus ours: `seq`,
+/// `origin`, `actor`, `dataVersion`, `durationMs` and the `tasks` it ran.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HistoryEntry {
+    pub id: Uuid,
+    pub transition_id: String,
+    pub from_state: String,
+    /// Absent while the transition runs; a row is written when its hop
+    /// commits, so a stored row always has it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub to_state: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub effective_state: Option<String>,
+    pub started_at: DateTime<Utc>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub finished_at: Option<DateTime<Utc>>,
+    pub duration_seconds: f64,
+    pub trigger_type: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub body: Option<Value>,
+    pub created_at: DateTime<Utc>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub created_by: Option<String>,
+    pub seq: i64,
+    pub origin: Origin,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub data_version: Option<String>,
+    pub duration_ms: f64,
+    pub tasks: Vec<TaskRunRow>,
+}
+
+/// The engine's names of the stored trigger codes (manual 0, automatic 1,
+/// scheduled 2, event 3).
+pub fn trigger_name(code: i16) -> &'static str {
+    match code {
+        1 => "automatic",
+        2 => "scheduled",
+        3 => "event",
+        _ => "manual",
+    }
+}
+
+impl From<TransitionRecord> for HistoryEntry {
+    fn from(r: TransitionRecord) -> Self {
+        let row = r.row;
+        HistoryEntry {
+            id: row.id,
+            transition_id: row.transition_key,
+            // The start transition leaves from no state: the engine names none either.
+            from_state: row.from_state.unwrap_or_default(),
+            effective_state: Some(row.to_state.clone()),
+            to_state: Some(row.to_state),
+            started_at: row.started_at,
+            finished_at: Some(row.finished_at),
+            duration_seconds: row.duration_ms / 1000.0,
+            trigger_type: trigger_name(row.trigger_type),
+            body: row.body,
+            created_at: row.started_at,
+            created_by: row.actor,
+            seq: row.seq,
+            origin: row.origin,
+            data_version: row.data_version,
+            duration_ms: row.duration_ms,
+            tasks: r.tasks,
+        }
+    }
+}
+
+/// The history answer (`{transitions}`): transitions oldest first; task runs
+/// not tied to a transition (e.g. retried outside one) are listed apart.
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct History {
-    pub data: Vec<TransitionRecord>,
+    pub transitions: Vec<HistoryEntry>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub other_task_runs: Vec<TaskRunRow>,
 }
@@ -57,5 +128,5 @@ pub async fn history(scope: &FlowScope, instance_id: Uuid) -> Result<History, Ap
             None => other.push(run),
         }
     }
-    Ok(History { data: records, other_task_runs: other })
+    Ok(History { transitions: records.into_iter().map(HistoryEntry::from).collect(), other_task_runs: other })
 }

@@ -9,8 +9,8 @@
 //! - [`history`]: transition history with the task runs of each transition
 //!   (rows shaped by `store::history`).
 //! - [`data`]: instance data now or at a past data version.
-//! - [`functions`]: the `state`, `view` and `schema` functions, which read the
-//!   pinned workflow definition.
+//! - [`functions`]: the `state`, `view`, `schema` and `catalog` functions, which
+//!   read the pinned workflow definition.
 //! - [`incidents`]: what went wrong, newest first.
 //!
 //! Every statement binds its values; the only text spliced into SQL is a flow

@@ -2,7 +2,9 @@
 //!
 //! Accepted forms of `sort=` (alias `orderBy=`): `createdAt`, `-createdAt`,
 //! `createdAt desc`, `createdAt:desc`, several of them comma-separated, or JSON
-//! `{"field":"createdAt","direction":"desc"}` (or an array of such objects).
+//! `{"field":"createdAt","direction":"desc"}`, `{"fields":[…]}` (the engine's
+//! forms) or an array of such objects. The text forms are ours: the engine
+//! takes JSON only.
 //! Fields: `createdAt`, `modifiedAt`, `completedAt`, `key`, `currentState`,
 //! `status`, and data paths `attributes.<path>`. The id breaks ties, so paging
 //! is stable.
@@ -87,6 +89,11 @@ pub fn parse_sort(raw: Option<&str>) -> Result<Vec<SortKey>, ApiError> {
         let value: Value = serde_json::from_str(raw).map_err(|e| bad(format!("the sort is not valid JSON: {e}")))?;
         let items = match value {
             Value::Array(items) => items,
+            // The engine's several keys: {"fields": [{field, direction}, …]}.
+            Value::Object(mut map) if map.contains_key("fields") => match map.remove("fields") {
+                Some(Value::Array(items)) => items,
+                _ => return Err(bad("`fields` of a JSON sort takes an array of {\"field\", \"direction\"}")),
+            },
             other => vec![other],
         };
         items.iter().map(json_key).collect::<Result<Vec<_>, _>>()?
@@ -155,6 +162,15 @@ pub fn to_sql(keys: &[SortKey], parts: &mut SqlParts) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn engine_fields_form() {
+        let keys = parse_sort(Some(r#"{"fields":[{"field":"attributes.amount","direction":"desc"},{"field":"createdAt"}]}"#)).unwrap();
+        assert_eq!(keys.len(), 2);
+        assert_eq!(keys[0], SortKey { field: SortField::Data(vec!["amount".into()]), descending: true });
+        assert_eq!(keys[1], SortKey { field: SortField::CreatedAt, descending: false });
+        assert!(parse_sort(Some(r#"{"fields":"createdAt"}"#)).is_err());
+    }
 
     #[test]
     fn all_text_forms() {

@@ -130,6 +130,8 @@ pub struct InstanceSnapshot {
     pub created_at: DateTime<Utc>,
     pub modified_at: DateTime<Utc>,
     pub completed_at: Option<DateTime<Utc>>,
+    /// A subflow child (it has a parent instance).
+    pub is_subflow: bool,
 }
 
 /// Where a subflow child reports back: its parent and the correlation row (in
@@ -343,6 +345,7 @@ impl InstanceRow {
             created_at: self.created_at,
             modified_at: self.modified_at,
             completed_at: self.completed_at,
+            is_subflow: self.parent_instance_id.is_some(),
         }
     }
 

@@ -55,7 +55,7 @@ async fn invalid_components_get_every_diagnostic_with_its_pointer() {
     app.provision(fixtures::DOMAIN).await;
     // The workflow references schemas and a view that are not published yet.
     let body = expect_problem(app.publish(&fixtures::workflow()).await, 422, "definition.invalid").await;
-    let errors = body["errors"].as_array().unwrap();
+    let errors = body["violations"].as_array().unwrap();
     let pointers: Vec<&str> = errors.iter().map(|e| e["pointer"].as_str().unwrap()).collect();
     assert!(pointers.contains(&"/attributes/startTransition/schema"), "{body}");
     assert!(errors.iter().all(|e| e["code"].is_string() && e["message"].is_string()), "{body}");
@@ -64,7 +64,7 @@ async fn invalid_components_get_every_diagnostic_with_its_pointer() {
     broken["version"] = json!("one");
     broken["key"] = json!("Not Valid");
     let body = expect_problem(app.publish(&broken).await, 422, "definition.invalid").await;
-    let pointers: Vec<&str> = body["errors"].as_array().unwrap().iter().map(|e| e["pointer"].as_str().unwrap()).collect();
+    let pointers: Vec<&str> = body["violations"].as_array().unwrap().iter().map(|e| e["pointer"].as_str().unwrap()).collect();
     assert!(pointers.contains(&"/version") && pointers.contains(&"/key"), "{body}");
 
     let mut csharp = fixtures::workflow();
@@ -72,7 +72,7 @@ async fn invalid_components_get_every_diagnostic_with_its_pointer() {
         json!({ "location": "./src/Map.csx", "code": "public class M : IMapping { }", "encoding": "NAT" });
     let body = expect_problem(app.publish(&csharp).await, 422, "definition.invalid").await;
     assert!(
-        body["errors"].as_array().unwrap().iter().any(|e| e["pointer"] == "/attributes/startTransition/mapping"
+        body["violations"].as_array().unwrap().iter().any(|e| e["pointer"] == "/attributes/startTransition/mapping"
             || e["pointer"].as_str().unwrap().starts_with("/attributes/startTransition/mapping")),
         "{body}"
     );

@@ -34,7 +34,7 @@ async fn nul_characters_are_refused_at_the_edge() {
         "request.nul-character",
     )
     .await;
-    assert_eq!(body["errors"][0]["pointer"], "/attributes/name");
+    assert_eq!(body["violations"][0]["pointer"], "/attributes/name");
     let path = "/api/v1/core/workflows/onboarding/instances/i1/transitions/go";
     let r = app.client.patch(app.url(path)).body(r#"{"attributes":{"k\u0000":1}}"#).send().await.unwrap();
     expect_problem(r, 400, "request.nul-character").await;
@@ -54,9 +54,9 @@ async fn body_over_the_limit_is_a_413() {
 async fn wrong_body_shapes_name_the_member() {
     let app = TestApp::spawn().await;
     let body = expect_problem(app.post_json(START, &json!({ "tags": "x" })).await, 400, "request.invalid-body").await;
-    assert_eq!(body["errors"][0]["pointer"], "/tags");
+    assert_eq!(body["violations"][0]["pointer"], "/tags");
     let body = expect_problem(app.post_json(START, &json!({ "attributes": 5 })).await, 400, "request.invalid-body").await;
-    assert_eq!(body["errors"][0]["pointer"], "/attributes");
+    assert_eq!(body["violations"][0]["pointer"], "/attributes");
     expect_problem(app.post_json(START, &json!([1, 2])).await, 400, "request.invalid-body").await;
 }
 

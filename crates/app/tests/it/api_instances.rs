@@ -36,14 +36,18 @@ async fn sync_start_answers_the_instance_and_start_is_idempotent_by_key() {
     let etag = r.headers()["etag"].to_str().unwrap().to_string();
     let body: Value = r.json().await.unwrap();
     assert_eq!(body["key"], "o-1");
-    assert_eq!(body["flow"], "order");
-    assert_eq!(body["domain"], "shop");
-    assert_eq!(body["flowVersion"], "1.0.0");
-    assert_eq!(body["tags"], json!(["vip"]));
+    assert_eq!(body["status"], "A");
+    assert_eq!(body["effectiveStatus"], "A");
     assert_eq!(body["metadata"]["currentState"], "draft");
-    assert_eq!(body["metadata"]["status"], "A");
     assert_eq!(body["attributes"], json!({ "amount": 120 }));
-    assert_eq!(etag, format!("\"{}\"", body["etag"].as_str().unwrap()));
+    assert_eq!(body["extensions"], json!({}));
+    assert_eq!(etag, body["eTag"].as_str().unwrap());
+    // The instance itself carries where it belongs.
+    let got: Value = app.get(&format!("{BASE}/o-1")).await.json().await.unwrap();
+    assert_eq!(got["flow"], "order");
+    assert_eq!(got["domain"], "shop");
+    assert_eq!(got["flowVersion"], "1.0.0");
+    assert_eq!(got["tags"], json!(["vip"]));
 
     let again = start_sync(&app, json!({ "key": "o-1", "attributes": { "amount": 999 } })).await;
     assert_eq!(again["id"], body["id"]);
@@ -93,11 +97,11 @@ async fn a_whole_run_with_every_transition_error() {
     assert_eq!(r.status(), 200);
     let v: Value = r.json().await.unwrap();
     assert_eq!(v["metadata"]["currentState"], "review");
-    assert_ne!(v["etag"], started["etag"]);
+    assert_ne!(v["eTag"], started["eTag"]);
 
     // The payload fails the approval schema: 422 with the pointers.
     let body = expect_problem(transition(&app, &id, "approve", json!({ "attributes": { "approver": 5 } })).await, 422, "payload.invalid").await;
-    assert!(body["errors"].as_array().unwrap().iter().any(|e| e["pointer"] == "/approver"), "{body}");
+    assert!(body["violations"].as_array().unwrap().iter().any(|e| e["pointer"] == "/approver"), "{body}");
     let r = transition(&app, &id, "approve", json!({ "attributes": { "approver": "rita" } })).await;
     assert_eq!(r.status(), 200);
     let done: Value = r.json().await.unwrap();
@@ -108,14 +112,14 @@ async fn a_whole_run_with_every_transition_error() {
 
     // Completed: no more transitions, nothing to retry.
     expect_problem(transition(&app, "o-2", "comment", json!({})).await, 409, "instance.finished").await;
-    expect_problem(app.post_json(&format!("{BASE}/o-2/retry?sync=true"), &json!({})).await, 409, "instance.not-faulted").await;
+    expect_problem(app.post_json(&format!("{BASE}/o-2/retry?sync=true"), &json!({})).await, 400, "instance.not-faulted").await;
 
     // Every data version is readable back, and the history shows each step.
     let history: Value = app.get(&format!("{BASE}/o-2/transitions")).await.json().await.unwrap();
-    let steps: Vec<&str> = history["data"].as_array().unwrap().iter().map(|t| t["transition"].as_str().unwrap()).collect();
+    let steps: Vec<&str> = history["transitions"].as_array().unwrap().iter().map(|t| t["transitionId"].as_str().unwrap()).collect();
     assert_eq!(steps.first(), Some(&"create"));
     assert!(steps.contains(&"submit") && steps.contains(&"approve"), "{steps:?}");
-    let first_version = history["data"][0]["dataVersion"].as_str().unwrap().to_string();
+    let first_version = history["transitions"][0]["dataVersion"].as_str().unwrap().to_string();
     let old: Value = app.get(&format!("{BASE}/o-2/functions/data?version={first_version}")).await.json().await.unwrap();
     assert_eq!(old["data"], json!({ "amount": 70 }));
     assert_eq!(old["isLatest"], false);
@@ -134,7 +138,7 @@ async fn start_errors() {
         "payload.invalid",
     )
     .await;
-    assert!(body["errors"].as_array().unwrap().iter().any(|e| e["pointer"] == "/amount"), "{body}");
+    assert!(body["violations"].as_array().unwrap().iter().any(|e| e["pointer"] == "/amount"), "{body}");
     expect_problem(app.post_json(&format!("{BASE}/start?sync=true"), &json!({})).await, 422, "payload.invalid").await;
     expect_problem(
         app.post_json(&format!("{BASE}/start?sync=true&version=9.9.9"), &json!({ "attributes": { "amount": 1 } })).await,
@@ -156,7 +160,7 @@ async fn start_errors() {
     .await;
     // Nothing was created by the failed starts.
     let list: Value = app.get(BASE).await.json().await.unwrap();
-    assert_eq!(list["pagination"]["totalCount"], 0, "{list}");
+    assert_eq!(list["items"], json!([]), "{list}");
 }
 
 #[tokio::test]
@@ -190,7 +194,7 @@ async fn unknown_instances_and_busy_instances() {
 async fn etag_changes_with_every_write() {
     let app = ready().await;
     let started = start_sync(&app, json!({ "key": "o-4", "attributes": { "amount": 1 } })).await;
-    let old = format!("\"{}\"", started["etag"].as_str().unwrap());
+    let old = started["eTag"].as_str().unwrap().to_string();
     let r = app.client.get(app.url(&format!("{BASE}/o-4"))).header("if-none-match", &old).send().await.unwrap();
     assert_eq!(r.status(), 304);
     assert_eq!(transition(&app, "o-4", "comment", json!({ "attributes": { "note": "hi" } })).await.status(), 200);
@@ -300,7 +304,7 @@ async fn fifty_concurrent_transitions_apply_once() {
             200 => applied += 1,
             409 => {
                 let body: Value = r.json().await.unwrap();
-                let code = body["errorCode"].as_str().unwrap();
+                let code = body["code"].as_str().unwrap();
                 assert!(code == "instance.busy" || code == "transition.not-available", "{body}");
             }
             other => panic!("unexpected {other}: {}", r.text().await.unwrap()),
@@ -308,6 +312,6 @@ async fn fifty_concurrent_transitions_apply_once() {
     }
     assert_eq!(applied, 1);
     let history: Value = app.get(&format!("{BASE}/o-7/transitions")).await.json().await.unwrap();
-    let submits = history["data"].as_array().unwrap().iter().filter(|t| t["transition"] == "submit").count();
+    let submits = history["transitions"].as_array().unwrap().iter().filter(|t| t["transitionId"] == "submit").count();
     assert_eq!(submits, 1);
 }

@@ -21,11 +21,13 @@ async fn list(app: &TestApp, query: &[(&str, &str)]) -> Value {
 }
 
 fn keys(page: &Value) -> Vec<String> {
-    page["data"].as_array().unwrap().iter().map(|i| i["key"].as_str().unwrap().to_string()).collect()
+    page["items"].as_array().unwrap().iter().map(|i| i["key"].as_str().unwrap().to_string()).collect()
 }
 
+/// Items on the page (the engine's list has no totals: callers ask for a page
+/// large enough to hold every match).
 fn total(page: &Value) -> i64 {
-    page["pagination"]["totalCount"].as_i64().unwrap()
+    page["items"].as_array().unwrap().len() as i64
 }
 
 #[tokio::test]
@@ -59,11 +61,15 @@ async fn list_filters_on_status_state_and_data() {
     for (filter, expected) in cases {
         let page = list(&app, &[("filter", filter), ("pageSize", "100")]).await;
         assert_eq!(total(&page), *expected, "filter {filter}");
-        assert_eq!(page["data"].as_array().unwrap().len() as i64, *expected, "filter {filter}");
     }
     // Two filter parameters are AND-ed.
-    let page = list(&app, &[("filter", "status=eq:A"), ("filter", r#"{"currentState":{"eq":"review"}}"#)]).await;
+    let page = list(&app, &[("filter", "status=eq:A"), ("filter", r#"{"currentState":{"eq":"review"}}"#), ("pageSize", "100")]).await;
     assert_eq!(total(&page), 10);
+    // `not`, and the OData-like form refused.
+    let page = list(&app, &[("filter", r#"{"not":{"status":{"eq":"C"}}}"#), ("pageSize", "100")]).await;
+    assert_eq!(total(&page), 20);
+    let r = app.client.get(app.url(LIST)).query(&[("filter", "status eq 'A'")]).send().await.unwrap();
+    expect_problem(r, 400, "request.invalid-filter").await;
 }
 
 #[tokio::test]
@@ -73,13 +79,21 @@ async fn list_pages_and_sorts() {
     let pool = app.flow_pool().await;
     seed::orders(&pool).await;
 
-    // Default: newest first, default page size.
-    let page = list(&app, &[("pageSize", "10")]).await;
-    assert_eq!(page["pagination"], json!({ "page": 1, "pageSize": 10, "totalCount": 25, "totalPages": 3 }));
+    // Default: newest first, 10 a page, with links to the neighbours.
+    let page = list(&app, &[]).await;
+    assert_eq!(keys(&page).len(), 10);
+    assert_eq!(page["links"]["self"], format!("{LIST}?page=1&pageSize=10"));
+    assert_eq!(page["links"]["first"], format!("{LIST}?page=1&pageSize=10"));
+    assert_eq!(page["links"]["next"], format!("{LIST}?page=2&pageSize=10"));
+    assert_eq!(page["links"]["prev"], "");
     assert_eq!(keys(&page)[0], "o-24");
     let last = list(&app, &[("pageSize", "10"), ("page", "3")]).await;
     assert_eq!(keys(&last).len(), 5);
-    assert_eq!(list(&app, &[("pageSize", "10"), ("page", "4")]).await["data"], json!([]));
+    assert_eq!(last["links"]["next"], "");
+    assert_eq!(last["links"]["prev"], format!("{LIST}?page=2&pageSize=10"));
+    assert_eq!(list(&app, &[("pageSize", "10"), ("page", "4")]).await["items"], json!([]));
+    let r = app.client.get(app.url(LIST)).query(&[("pageSize", "101")]).send().await.unwrap();
+    expect_problem(r, 400, "request.invalid-parameter").await;
 
     // Every instance exactly once across pages, in the asked order.
     let mut seen = Vec::new();
@@ -99,7 +113,7 @@ async fn list_pages_and_sorts() {
     assert_eq!(keys(&by_tier)[9], "o-01");
 
     // List items are full envelopes.
-    let item = &list(&app, &[("filter", r#"{"key":{"eq":"o-05"}}"#)]).await["data"][0];
+    let item = &list(&app, &[("filter", r#"{"key":{"eq":"o-05"}}"#)]).await["items"][0];
     assert_eq!(item["metadata"]["status"], "C");
     assert_eq!(item["metadata"]["currentState"], "done");
     assert_eq!(item["attributes"]["amount"], 500);
@@ -112,8 +126,8 @@ async fn list_of_a_workflow_without_instances_is_empty() {
     let app = TestApp::spawn().await;
     app.publish_fixtures().await;
     let page = list(&app, &[]).await;
-    assert_eq!(page["data"], json!([]));
-    assert_eq!(total(&page), 0);
+    assert_eq!(page["items"], json!([]));
+    assert_eq!(page["links"]["next"], "");
     expect_problem(app.get("/api/v1/shop/workflows/unpublished/instances").await, 404, "workflow.not-found").await;
 }
 
@@ -133,12 +147,13 @@ async fn get_instance_with_etag_and_304() {
         let body: Value = r.json().await.unwrap();
         assert_eq!(body["id"], s.id.to_string());
         assert_eq!(body["key"], "k-1");
-        assert_eq!(body["etag"], s.etag);
+        assert_eq!(body["eTag"], etag);
+        assert!(body.get("entityEtag").is_some_and(Value::is_string), "{body}");
         assert_eq!(body["flowVersion"], "1.0.0");
         assert_eq!(body["metadata"]["currentState"], "draft");
         assert_eq!(body["metadata"]["status"], "A");
         assert_eq!(body["metadata"]["dataVersion"], "1.0.0");
-        assert_eq!(body["metadata"]["hasIncident"], false);
+        assert_eq!(body["metadata"]["incident"]["hasActiveIncident"], false);
         assert_eq!(body["attributes"], json!({ "amount": 5 }));
 
         let r = app.client.get(app.url(&path)).header("if-none-match", &etag).send().await.unwrap();
@@ -189,7 +204,7 @@ async fn data_at_past_versions_and_history() {
     assert_eq!(now["data"], s.data);
     assert_eq!(now["dataVersion"], "1.2.0");
     assert_eq!(now["isLatest"], true);
-    assert_eq!(now["eTag"], s.etag);
+    assert_eq!(now["eTag"], format!("\"{}\"", s.etag));
     let (_, first) = data("?version=1.0.0").await;
     assert_eq!(first["data"], json!({ "amount": 10 }));
     assert_eq!(first["dataVersionNo"], 1);
@@ -205,11 +220,11 @@ async fn data_at_past_versions_and_history() {
     expect_problem(r, 400, "request.invalid-parameter").await;
 
     let history: Value = app.get(&format!("{LIST}/k-2/transitions")).await.json().await.unwrap();
-    let rows = history["data"].as_array().unwrap();
+    let rows = history["transitions"].as_array().unwrap();
     assert_eq!(rows.len(), 3);
-    assert_eq!(rows.iter().map(|r| r["transition"].as_str().unwrap()).collect::<Vec<_>>(), ["create", "comment", "submit"]);
-    assert_eq!(rows[2]["from"], "draft");
-    assert_eq!(rows[2]["to"], "review");
+    assert_eq!(rows.iter().map(|r| r["transitionId"].as_str().unwrap()).collect::<Vec<_>>(), ["create", "comment", "submit"]);
+    assert_eq!(rows[2]["fromState"], "draft");
+    assert_eq!(rows[2]["toState"], "review");
     assert_eq!(rows[0]["tasks"][0]["taskKey"], "score");
     assert_eq!(rows[0]["tasks"][0]["response"], json!({ "score": 7 }));
     assert_eq!(rows[1]["tasks"], json!([]));
@@ -295,6 +310,8 @@ async fn view_and_schema_functions() {
     assert_eq!(v["content"], fixtures::view()["attributes"]["content"]);
     assert_eq!(v["loadData"], true);
     assert_eq!(v["data"], json!({ "amount": 7 }));
+    assert_eq!(v["label"], "");
+    assert!(v["type"].is_string(), "the type's name: {v}");
     expect_problem(app.get(&format!("{LIST}/r-1/functions/view")).await, 404, "view.not-found").await;
     expect_problem(app.get(&format!("{LIST}/r-1/functions/view?transition=nope")).await, 404, "transition.not-found").await;
 
@@ -306,7 +323,12 @@ async fn view_and_schema_functions() {
     expect_problem(app.get(&format!("{LIST}/r-1/functions/schema?transition=submit")).await, 404, "schema.not-found").await;
     expect_problem(app.get(&format!("{LIST}/r-1/functions/schema")).await, 404, "schema.not-found").await;
     expect_problem(app.get(&format!("{LIST}/r-1/functions/schema?transition=nope")).await, 404, "transition.not-found").await;
-    expect_problem(app.get(&format!("{LIST}/r-1/functions/other")).await, 404, "route.not-found").await;
+    expect_problem(app.get(&format!("{LIST}/r-1/functions/other")).await, 404, "function.not-found").await;
+    // The engine's parameter name.
+    let v: Value = app.get(&format!("{LIST}/r-1/functions/schema?transitionKey=approve")).await.json().await.unwrap();
+    assert_eq!(v["key"], "order-approval");
+    assert_eq!(v["transitionKey"], "approve");
+    assert!(v["eTag"].as_str().is_some_and(|e| e.starts_with('"')), "{v}");
 }
 
 #[tokio::test]

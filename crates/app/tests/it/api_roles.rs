@@ -116,14 +116,28 @@ async fn transition_roles_and_query_roles_for_keys_with_roles() {
 
     // Lists leave out what the caller may not read; counts agree.
     let ids = |page: Value| -> Vec<String> {
-        page["data"].as_array().unwrap().iter().map(|i| i["key"].as_str().unwrap_or_default().to_string()).collect()
+        page["items"].as_array().unwrap().iter().map(|i| i["key"].as_str().unwrap_or_default().to_string()).collect()
     };
     let page = json_of(get(&clerk, BASE.to_string()).await, 200).await;
-    assert_eq!((ids(page.clone()), page["pagination"]["totalCount"].clone()), (vec!["t-2".to_string()], json!(1)), "{page}");
+    assert_eq!((ids(page.clone()), page["links"]["next"].clone()), (vec!["t-2".to_string()], json!("")), "{page}");
     let page = json_of(get(&manager, BASE.to_string()).await, 200).await;
     assert_eq!(ids(page), ["t-1"]);
     let page = json_of(get(&admin, BASE.to_string()).await, 200).await;
-    assert_eq!(page["pagination"]["totalCount"], 2);
+    assert_eq!(ids(page).len(), 2);
+
+    // functions/authorize answers the same gates: 200 allowed, 403 not.
+    let authorize = |k: &str, id: &str, q: &str| call(&app, Method::GET, format!("{BASE}/{id}/functions/authorize?{q}"), k.to_string(), None);
+    let r = authorize(&lead, "t-2", "transitionKey=approve").await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.json::<Value>().await.unwrap(), json!({ "allowed": true }));
+    let r = authorize(&clerk, "t-2", "transitionKey=approve").await;
+    assert_eq!(r.status(), 403);
+    assert_eq!(r.json::<Value>().await.unwrap(), json!({ "allowed": false }));
+    let r = authorize(&clerk, "t-1", "queryRoles=true").await;
+    assert_eq!((r.status().as_u16(), r.json::<Value>().await.unwrap()), (403, json!({ "allowed": false })));
+    assert_eq!(authorize(&manager, "t-1", "queryRoles=true").await.status(), 200);
+    expect_problem(authorize(&manager, "t-1", "queryRoles=true&transitionKey=approve").await, 400, "request.invalid-parameter").await;
+    expect_problem(authorize(&manager, "t-1", "").await, 400, "request.invalid-parameter").await;
 
     // The state function offers only what the caller's roles may run.
     let offered = |state: Value| -> Vec<String> {
@@ -186,7 +200,7 @@ async fn domains_named_like_routes_are_refused_naming_the_field() {
     for name in vnext_core::ident::RESERVED_DOMAINS {
         let r = call(&app, Method::POST, "/api/v1/definitions/publish", &admin, Some(schema_in(name))).await;
         let problem = expect_problem(r, 422, "domain.reserved").await;
-        assert_eq!(problem["errors"][0]["pointer"], "/domain", "{problem}");
+        assert_eq!(problem["violations"][0]["pointer"], "/domain", "{problem}");
         assert!(problem["detail"].as_str().unwrap().contains(name), "{problem}");
     }
     let domains: i64 = sqlx::query_scalar("SELECT count(*) FROM vnext_control.domains").fetch_one(app.init.control()).await.unwrap_or(0);

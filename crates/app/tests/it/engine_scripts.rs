@@ -124,7 +124,7 @@ async fn runaway_scripts_leave_health_and_other_domains_alone() {
     assert!(*slowest < Duration::from_millis(100), "GET /health took {slowest:?}: {health:?}");
     let (mut stopped, mut busy) = (0, 0);
     for (status, body) in &outcomes {
-        match (status, body["errorCode"].as_str()) {
+        match (status, body["code"].as_str()) {
             (422, Some("script.failed")) => {
                 let detail = body["detail"].as_str().unwrap();
                 assert!(detail.contains("ran longer than the 1000 ms") || detail.contains("MiB of memory allowed"), "{body}");
@@ -180,9 +180,9 @@ async fn a_domain_at_its_cap_waits_then_is_told_to_retry() {
     }
     codes.sort_by_key(|(s, _)| *s);
     assert_eq!(codes[0].0, 422, "{codes:?}");
-    assert_eq!(codes[0].1["errorCode"], "script.failed");
+    assert_eq!(codes[0].1["code"], "script.failed");
     assert_eq!(codes[1].0, 503, "{codes:?}");
-    assert_eq!(codes[1].1["errorCode"], "script.busy");
+    assert_eq!(codes[1].1["code"], "script.busy");
     assert!(codes[1].1["detail"].as_str().unwrap().contains("domain `shop`"), "{codes:?}");
 
     // With room for two, the same pair runs side by side and both hit the deadline.

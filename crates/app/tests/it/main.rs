@@ -25,3 +25,5 @@ mod engine_samples;
 mod engine_scripts;
 mod engine_subflow;
 mod engine_tasks_timers;
+mod wire_client;
+mod wire_contract;

@@ -1,4 +1,4 @@
-//! The JSON filter language: an object of fields, data paths and `and`/`or`.
+//! The JSON filter language: an object of fields, data paths and `and`/`or`/`not`.
 
 use serde_json::{Map, Value};
 
@@ -38,6 +38,12 @@ fn parse_object(map: &Map<String, Value>, depth: usize) -> Result<Filter, ApiErr
                 }
                 all.push(if name == "and" { Filter::All(parts) } else { Filter::Any(parts) });
             }
+            "not" => {
+                let Value::Object(m) = value else {
+                    return Err(bad("`not` takes one filter object"));
+                };
+                all.push(Filter::Not(Box::new(parse_object(m, depth + 1)?)));
+            }
             "attributes" | "data" => {
                 let Value::Object(m) = value else {
                     return Err(bad(format!("`{name}` takes an object of data fields")));
@@ -46,7 +52,7 @@ fn parse_object(map: &Map<String, Value>, depth: usize) -> Result<Filter, ApiErr
             }
             other => {
                 let field = Field::top_level(other).ok_or_else(|| {
-                    bad(format!("unknown filter field `{other}` (known: {}, and/or)", Field::TOP_LEVEL))
+                    bad(format!("unknown filter field `{other}` (known: {}, and/or/not)", Field::TOP_LEVEL))
                 })?;
                 parse_operators(field, value, &mut all)?;
             }
@@ -137,6 +143,10 @@ mod tests {
         let f = parse_json(r#"{"or":[{"currentState":{"eq":"a"}},{"currentState":{"eq":"b"}}]}"#).unwrap();
         let Filter::All(top) = f else { panic!() };
         assert!(matches!(&top[0], Filter::Any(v) if v.len() == 2));
+        let f = parse_json(r#"{"not":{"currentState":{"eq":"a"}}}"#).unwrap();
+        let Filter::All(top) = f else { panic!() };
+        assert!(matches!(&top[0], Filter::Not(_)));
+        assert!(parse_json(r#"{"not":[1]}"#).is_err());
     }
 
     #[test]

@@ -5,7 +5,9 @@
 //! `{"status":{"eq":"A"}}`, `{"currentState":{"in":["a","b"]}}`,
 //! `{"attributes":{"amount":{"gt":1000}}}`, `{"attributes":{"customer.name":{"like":"ann"}}}`,
 //! nested paths `{"attributes":{"customer":{"age":{"ge":18}}}}`, and the combinators
-//! `{"or":[{…},{…}]}` / `{"and":[…]}`. Members of one object are AND-ed.
+//! `{"or":[{…},{…}]}` / `{"and":[…]}` / `{"not":{…}}`. Members of one object are AND-ed.
+//!
+//! OData-like text (`status eq 'A'`) is refused with a 400, as the engine does.
 //!
 //! Legacy form (`filter=` holds text): `attributes=amount=gt:1000`,
 //! `status=eq:A`, `currentState=in:a,b`; several `filter` parameters are AND-ed.
@@ -146,6 +148,7 @@ pub struct Condition {
 pub enum Filter {
     All(Vec<Filter>),
     Any(Vec<Filter>),
+    Not(Box<Filter>),
     Cond(Condition),
 }
 
@@ -158,6 +161,7 @@ impl Filter {
     fn count(&self) -> usize {
         match self {
             Filter::All(v) | Filter::Any(v) => v.iter().map(Filter::count).sum(),
+            Filter::Not(f) => f.count(),
             Filter::Cond(_) => 1,
         }
     }
@@ -183,6 +187,11 @@ pub fn parse_filters<'a>(params: impl IntoIterator<Item = &'a str>) -> Result<Fi
         }
         if raw.starts_with('{') {
             all.push(parse_json(raw)?);
+        } else if looks_like_odata(raw) {
+            return Err(bad(format!(
+                "OData-style filters are not supported (found `{}`); use JSON, e.g. {{\"status\":{{\"eq\":\"A\"}}}}, or field=op:value",
+                crate::error::printable(raw)
+            )));
         } else {
             all.push(parse_legacy(raw)?);
         }
@@ -192,6 +201,14 @@ pub fn parse_filters<'a>(params: impl IntoIterator<Item = &'a str>) -> Result<Fi
         return Err(bad(format!("a filter may hold at most {MAX_CONDITIONS} conditions")));
     }
     Ok(filter)
+}
+
+/// `status eq 'A'`, `amount gt 5 and …`: an OData-like expression, which the
+/// engine refuses too. The legacy form has `=` before any space.
+fn looks_like_odata(raw: &str) -> bool {
+    let before_eq = raw.split('=').next().unwrap_or(raw);
+    let mut words = before_eq.split_whitespace();
+    matches!((words.next(), words.next()), (Some(_), Some(op)) if Op::parse(op).is_some() || op.eq_ignore_ascii_case("contains"))
 }
 
 /// Checks that the value suits the field and operator, so SQL never sees a value
@@ -315,4 +332,20 @@ fn numeric_text(value: &Value) -> Option<String> {
         && text.bytes().all(|b| b.is_ascii_digit() || matches!(b, b'+' | b'-' | b'.' | b'e' | b'E'))
         && text.bytes().any(|b| b.is_ascii_digit());
     (plausible && text.parse::<f64>().is_ok_and(f64::is_finite)).then_some(text)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn odata_is_refused_and_legacy_still_reads() {
+        for odata in ["status eq 'A'", "attributes/amount gt 5 and status eq 'A'", "currentState ne 'x'"] {
+            let e = parse_filters([odata]).unwrap_err();
+            assert_eq!(e.code, ErrorCode::InvalidFilter, "{odata}");
+            assert!(e.detail.contains("OData"), "{}", e.detail);
+        }
+        assert!(parse_filters(["status=eq:A"]).is_ok());
+        assert!(parse_filters(["attributes=note=eq:a b"]).is_ok());
+    }
 }

@@ -39,6 +39,9 @@ pub fn to_sql(filter: &Filter, parts: &mut SqlParts) -> String {
         Filter::Any(items) if items.is_empty() => "FALSE".into(),
         Filter::All(items) => join(items, " AND ", parts),
         Filter::Any(items) => join(items, " OR ", parts),
+        // NOT over SQL NULL would drop rows whose data lacks the field; the
+        // engine's `not` keeps them, so a NULL inner result counts as false.
+        Filter::Not(inner) => format!("(NOT coalesce({}, false))", to_sql(inner, parts)),
         Filter::Cond(c) => condition_sql(c, parts),
     }
 }

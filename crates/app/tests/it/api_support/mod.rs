@@ -183,7 +183,8 @@ pub async fn drop_prefix(prefix: &str) {
     db::drop_prefixed(ADMIN_URL, prefix).await;
 }
 
-/// Reads a problem+json answer, checking status, media type and errorCode.
+/// Reads a problem+json answer, checking status, media type, `code` and
+/// `errorCode` (`{prefix}.{code}`).
 pub async fn expect_problem(response: reqwest::Response, status: u16, code: &str) -> Value {
     let actual = response.status().as_u16();
     let media = response
@@ -196,7 +197,10 @@ pub async fn expect_problem(response: reqwest::Response, status: u16, code: &str
     assert_eq!(actual, status, "status; body: {text}");
     assert_eq!(media, "application/problem+json", "media type; body: {text}");
     let body: Value = serde_json::from_str(&text).expect("problem body is JSON");
-    assert_eq!(body["errorCode"], code, "errorCode; body: {text}");
+    assert_eq!(body["code"], code, "code; body: {text}");
+    let prefix = body["prefix"].as_str().unwrap_or_default();
+    assert!(!prefix.is_empty(), "prefix; body: {text}");
+    assert_eq!(body["errorCode"], format!("{prefix}.{code}"), "errorCode = prefix.code; body: {text}");
     assert_eq!(body["status"], status, "status member; body: {text}");
     assert!(body["title"].is_string() && body["detail"].is_string(), "{text}");
     assert!(body["instance"].as_str().is_some_and(|i| i.starts_with('/')), "instance path; body: {text}");
