@@ -47,7 +47,8 @@ pub enum Command {
 
 pub fn run(cli: Cli) -> ExitCode {
     // The benchmark's in-process runtime would drown its figures in info logs.
-    init_tracing(if matches!(cli.command, Command::Bench(_)) { "warn" } else { "info" });
+    init_tracing(cli.config.as_deref(), if matches!(cli.command, Command::Bench(_)) { "warn" } else { "info" });
+    vnext_telemetry::metrics::install();
     match cli.command {
         Command::Validate(args) => validate::run(args),
         Command::Execution(args) => execution::run(cli.config.as_deref(), args),
@@ -60,11 +61,16 @@ pub fn run(cli: Cli) -> ExitCode {
     }
 }
 
-/// Logs go to stderr; `RUST_LOG` filters them (default `info`, `warn` for the benchmark).
-fn init_tracing(default: &str) {
-    use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+/// Logs go to stderr as `log.format` says (text or JSON lines); `RUST_LOG`
+/// filters them (default `info`, `warn` for the benchmark). A configuration
+/// that does not load leaves text: the subcommand reports the error itself.
+fn init_tracing(config: Option<&std::path::Path>, default: &str) {
+    use vnext_init::config::{Config, LogFormat};
+    let format = match Config::load(config).map(|c| c.log.format) {
+        Ok(LogFormat::Json) => vnext_telemetry::log::Format::Json,
+        Ok(LogFormat::Text) | Err(_) => vnext_telemetry::log::Format::Text,
+    };
+    vnext_telemetry::log::init(format, default);
 }
 
 /// Runs a subcommand body on a fresh runtime; an error is printed with its cause.

@@ -4,7 +4,7 @@
 //! Layers, outermost first: a request id (`x-request-id`, kept when the client
 //! sends one, echoed on the response), a `TraceLayer` span per request carrying
 //! that id, problem rendering (fills `instance` and `traceId`, logs failures),
-//! metrics by route template, API keys (`api::auth`), and the body limit (413 past
+//! request metrics by route template (`vnext_telemetry::http`), API keys (`api::auth`), and the body limit (413 past
 //! `app.body_limit_bytes`).
 //!
 //! [`Server::bind`] binds before it returns, so callers (and tests binding port 0)
@@ -33,7 +33,6 @@ use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetReques
 use tower_http::trace::TraceLayer;
 
 use crate::api::auth::{AuthGate, auth_middleware};
-use crate::api::metrics::metrics_middleware;
 use crate::api::{self, AppState};
 use crate::engine::Engine;
 use crate::error::{REQUEST_ID_HEADER, problem_middleware};
@@ -151,7 +150,7 @@ fn with_layers(router: Router<AppState>, state: AppState, keys: bool) -> Router 
     let router = router.layer(DefaultBodyLimit::max(limit));
     let router = if keys { router.layer(from_fn_with_state(state.clone(), auth_middleware)) } else { router };
     router
-        .layer(from_fn_with_state(state.clone(), metrics_middleware))
+        .layer(from_fn(vnext_telemetry::http::track_requests))
         .layer(from_fn(problem_middleware))
         .layer(PropagateRequestIdLayer::x_request_id())
         .layer(TraceLayer::new_for_http().make_span_with(|request: &Request<_>| {

@@ -16,6 +16,7 @@ use axum::Json;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value, json};
+use tracing::Instrument;
 use vnext_core::ident::{DomainName, FlowKey};
 
 use super::body::JsonBody;
@@ -66,8 +67,8 @@ pub struct CommandRequest<'a> {
     pub body: &'a JsonBody,
 }
 
-/// Runs a command from its HTTP request to its answer, counted in the metrics
-/// under `kind`. `prepare` checks what only this command reads (its other path
+/// Runs a command from its HTTP request to its answer, in a span named by
+/// `kind` (the engine counts it in the metrics). `prepare` checks what only this command reads (its other path
 /// segments and parameters) and returns how to build its request from the
 /// [`CommandInput`].
 ///
@@ -82,7 +83,9 @@ pub async fn run<B>(
 where
     B: FnOnce(CommandInput) -> Command,
 {
-    let result = async {
+    // The command's span is the parent of the engine's run span.
+    let span = tracing::info_span!("command", kind, domain = req.domain, workflow = req.workflow);
+    async {
         let domain = domain_name(req.domain)?;
         let flow = flow_key(req.workflow)?;
         let build = prepare(&flow)?;
@@ -101,22 +104,8 @@ where
         let outcome = detached(async move { command.run(engine).await }).await?;
         Ok(outcome_response(outcome, |id| href(location.0.as_str(), location.1.as_str(), id)))
     }
-    .await;
-    record(state, kind, result)
-}
-
-/// Counts a command's result and unwraps it.
-fn record(state: &AppState, kind: &'static str, result: Result<(Response, &'static str), ApiError>) -> Result<Response, ApiError> {
-    match result {
-        Ok((response, label)) => {
-            state.metrics.transition(kind, label);
-            Ok(response)
-        }
-        Err(e) => {
-            state.metrics.transition(kind, e.code.as_str());
-            Err(e)
-        }
-    }
+    .instrument(span)
+    .await
 }
 
 /// Runs engine work on a task of its own and waits for it. A request's future
@@ -129,7 +118,8 @@ where
     T: Send + 'static,
     F: Future<Output = Result<T, EngineError>> + Send + 'static,
 {
-    tokio::spawn(work)
+    // The spawned work stays in the request's span (its request id is the trace id).
+    tokio::spawn(work.in_current_span())
         .await
         .unwrap_or_else(|e| Err(EngineError::Internal(format!("the request's work stopped: {e}"))))
 }
@@ -217,14 +207,14 @@ fn kind(v: &Value) -> &'static str {
     }
 }
 
-/// The HTTP answer to an engine outcome, and the metrics label of the result.
-fn outcome_response(outcome: Outcome, instance_href: impl FnOnce(uuid::Uuid) -> String) -> (Response, &'static str) {
+/// The HTTP answer to an engine outcome.
+fn outcome_response(outcome: Outcome, instance_href: impl FnOnce(uuid::Uuid) -> String) -> Response {
     match outcome {
         Outcome::Done(snapshot) => {
             let etag = etag_header(&snapshot.etag);
             let mut response = Json(InstanceEnvelope::from(snapshot)).into_response();
             response.headers_mut().insert(header::ETAG, etag);
-            (response, "sync")
+            response
         }
         Outcome::Accepted { id, status } => {
             let mut response =
@@ -232,7 +222,7 @@ fn outcome_response(outcome: Outcome, instance_href: impl FnOnce(uuid::Uuid) -> 
             if let Ok(location) = HeaderValue::from_str(&instance_href(id)) {
                 response.headers_mut().insert(header::LOCATION, location);
             }
-            (response, "accepted")
+            response
         }
     }
 }

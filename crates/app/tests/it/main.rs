@@ -13,6 +13,7 @@ mod api_definitions;
 mod api_errors;
 mod api_instances;
 mod api_queries;
+mod api_telemetry;
 mod engine_boundaries;
 mod engine_gates;
 mod engine_hot_path;
