@@ -9,8 +9,10 @@
 //! free-form object that is not in that shape is taken whole as `attributes`;
 //! the header `x-vnext-payload-mode: standard|raw` forces either reading.
 //!
-//! Answer: `sync=true` → 200 with the instance envelope and its `ETag`;
-//! otherwise 202 `{id, status}` with a `Location` to poll.
+//! Answer: `sync=true` → 200 with the instance envelope and its `ETag` (and,
+//! when the instance is still busy because the run continues in the
+//! background, a `Location` to poll and `Retry-After`); otherwise 202
+//! `{id, status}` with a `Location` to poll.
 
 use axum::Json;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
@@ -23,7 +25,7 @@ use super::body::JsonBody;
 use super::envelope::{InstanceEnvelope, href};
 use super::params::{Params, domain_name, flow_key, headers_map};
 use super::{AppState, etag_header};
-use crate::engine::{Engine, EngineError, Outcome, RetryRequest, StartRequest, TransitionRequest};
+use crate::engine::{Engine, EngineError, InstanceStatus, Outcome, RetryRequest, StartRequest, TransitionRequest};
 use crate::error::{ApiError, ErrorCode, FieldError};
 
 /// A command, ready for the engine.
@@ -212,8 +214,15 @@ fn outcome_response(outcome: Outcome, instance_href: impl FnOnce(uuid::Uuid) -> 
     match outcome {
         Outcome::Done(snapshot) => {
             let etag = etag_header(&snapshot.etag);
+            // Busy after a sync run: the run goes on in the background (a retry
+            // waiting for its time, a subflow child): say where to poll and when.
+            let background = (snapshot.status == InstanceStatus::Busy).then(|| instance_href(snapshot.id));
             let mut response = Json(InstanceEnvelope::from(snapshot)).into_response();
             response.headers_mut().insert(header::ETAG, etag);
+            if let Some(location) = background.and_then(|href| HeaderValue::from_str(&href).ok()) {
+                response.headers_mut().insert(header::LOCATION, location);
+                response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            }
             response
         }
         Outcome::Accepted { id, status } => {

@@ -6,6 +6,7 @@
 mod api_support;
 mod engine_support;
 
+mod api_answers;
 mod api_auth;
 mod api_identity;
 mod api_roles;
