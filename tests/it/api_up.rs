@@ -41,6 +41,19 @@ async fn up_publishes_flows_serves_the_api_and_stops_on_sigterm() {
     pay_by_timer_and_by_http_task(&client, &base).await;
     notify_the_echo_as_the_samples_walkthrough_does(&client, &base, &echo_url).await;
 
+    // One process records both sides: the timer job, its lag, the HTTP task attempt.
+    let metrics = client.get(format!("{base}/metrics")).send().await.unwrap().text().await.unwrap();
+    for expected in [
+        r#"vnext_jobs_total{domain="demo",kind="timer",outcome="applied"}"#,
+        r#"vnext_timers_fired_total{domain="demo"}"#,
+        r#"vnext_job_lag_seconds_count{kind="timer"}"#,
+        r#"vnext_http_task_attempts_total{status_class="2xx"}"#,
+        r#"vnext_transitions_total{domain="demo",workflow="payment-processing",kind="timer",outcome="completed"}"#,
+        "process_resident_memory_bytes",
+    ] {
+        assert!(metrics.contains(expected), "{expected} in:\n{metrics}");
+    }
+
     let status = terminate(child);
     assert!(status.success(), "graceful shutdown exits 0, got {status}");
 }
