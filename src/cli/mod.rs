@@ -48,7 +48,8 @@ pub enum Command {
 
 pub fn run(cli: Cli) -> ExitCode {
     // The benchmark's in-process runtime would drown its figures in info logs.
-    init_tracing(cli.config.as_deref(), if matches!(cli.command, Command::Bench(_)) { "warn" } else { "info" });
+    // Held until the command returns: dropping it sends the traces still buffered.
+    let _telemetry = init_tracing(cli.config.as_deref(), if matches!(cli.command, Command::Bench(_)) { "warn" } else { "info" });
     vnext_telemetry::metrics::install();
     match cli.command {
         Command::Validate(args) => validate::run(args),
@@ -63,15 +64,23 @@ pub fn run(cli: Cli) -> ExitCode {
 }
 
 /// Logs go to stderr as `log.format` says (text or JSON lines); `RUST_LOG`
-/// filters them (default `info`, `warn` for the benchmark). A configuration
-/// that does not load leaves text: the subcommand reports the error itself.
-fn init_tracing(config: Option<&std::path::Path>, default: &str) {
+/// filters them (default `info`, `warn` for the benchmark). Traces go to
+/// `telemetry.otlp_endpoint` when set (builds with the `otlp` feature). A
+/// configuration that does not load leaves text and no traces: the
+/// subcommand reports the error itself.
+fn init_tracing(config: Option<&std::path::Path>, default: &str) -> vnext_telemetry::log::Guard {
     use vnext_init::config::{Config, LogFormat};
-    let format = match Config::load(config).map(|c| c.log.format) {
-        Ok(LogFormat::Json) => vnext_telemetry::log::Format::Json,
-        Ok(LogFormat::Text) | Err(_) => vnext_telemetry::log::Format::Text,
+    use vnext_telemetry::log::{Format, Traces};
+    let config = Config::load(config).ok();
+    let format = match config.as_ref().map(|c| c.log.format) {
+        Some(LogFormat::Json) => Format::Json,
+        Some(LogFormat::Text) | None => Format::Text,
     };
-    vnext_telemetry::log::init(format, default);
+    let traces = config.map_or_else(Traces::default, |c| Traces {
+        otlp_endpoint: Some(c.telemetry.otlp_endpoint).filter(|e| !e.is_empty()),
+        service_name: c.telemetry.service_name,
+    });
+    vnext_telemetry::log::init(format, default, &traces)
 }
 
 /// Runs a subcommand body on a fresh runtime; an error is printed with its cause.

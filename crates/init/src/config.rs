@@ -47,6 +47,25 @@ pub struct Config {
     pub identity: identity::IdentityConfig,
     /// How log lines are written.
     pub log: LogConfig,
+    /// Traces exported over OpenTelemetry (OTLP).
+    pub telemetry: TelemetryConfig,
+}
+
+/// `[telemetry]`: OpenTelemetry traces, off by default.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TelemetryConfig {
+    /// OTLP/HTTP endpoint of a collector (`http://127.0.0.1:4318`); empty: no
+    /// traces. Exported only by a build with the `otlp` cargo feature.
+    pub otlp_endpoint: String,
+    /// `service.name` of the exported spans.
+    pub service_name: String,
+}
+
+impl Default for TelemetryConfig {
+    fn default() -> Self {
+        Self { otlp_endpoint: String::new(), service_name: "vnext".into() }
+    }
 }
 
 /// `[log]`: the log output of every service.
