@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod app;
+mod echo;
 mod execution;
 mod init;
 mod keys;
@@ -47,7 +48,9 @@ pub enum Command {
 
 pub fn run(cli: Cli) -> ExitCode {
     // The benchmark's in-process runtime would drown its figures in info logs.
-    init_tracing(if matches!(cli.command, Command::Bench(_)) { "warn" } else { "info" });
+    // Held until the command returns: dropping it sends the traces still buffered.
+    let _telemetry = init_tracing(cli.config.as_deref(), if matches!(cli.command, Command::Bench(_)) { "warn" } else { "info" });
+    vnext_telemetry::metrics::install();
     match cli.command {
         Command::Validate(args) => validate::run(args),
         Command::Execution(args) => execution::run(cli.config.as_deref(), args),
@@ -60,11 +63,24 @@ pub fn run(cli: Cli) -> ExitCode {
     }
 }
 
-/// Logs go to stderr; `RUST_LOG` filters them (default `info`, `warn` for the benchmark).
-fn init_tracing(default: &str) {
-    use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+/// Logs go to stderr as `log.format` says (text or JSON lines); `RUST_LOG`
+/// filters them (default `info`, `warn` for the benchmark). Traces go to
+/// `telemetry.otlp_endpoint` when set (builds with the `otlp` feature). A
+/// configuration that does not load leaves text and no traces: the
+/// subcommand reports the error itself.
+fn init_tracing(config: Option<&std::path::Path>, default: &str) -> vnext_telemetry::log::Guard {
+    use vnext_init::config::{Config, LogFormat};
+    use vnext_telemetry::log::{Format, Traces};
+    let config = Config::load(config).ok();
+    let format = match config.as_ref().map(|c| c.log.format) {
+        Some(LogFormat::Json) => Format::Json,
+        Some(LogFormat::Text) | None => Format::Text,
+    };
+    let traces = config.map_or_else(Traces::default, |c| Traces {
+        otlp_endpoint: Some(c.telemetry.otlp_endpoint).filter(|e| !e.is_empty()),
+        service_name: c.telemetry.service_name,
+    });
+    vnext_telemetry::log::init(format, default, &traces)
 }
 
 /// Runs a subcommand body on a fresh runtime; an error is printed with its cause.

@@ -5,7 +5,9 @@
 //! 2. the engine, with tasks (HTTP, instance tasks) run in-process, and the
 //!    job scheduler firing timers, timeouts, retries and async transitions;
 //! 3. the API (`app.listen`), until Ctrl-C / SIGTERM: the API and the
-//!    scheduler drain with deadlines; a second signal exits at once.
+//!    scheduler drain with deadlines; a second signal exits at once;
+//! 4. a callback echo on loopback (`--echo-listen`, default
+//!    `127.0.0.1:4209`) that the samples' HTTP tasks call ([`super::echo`]).
 //!
 //! It prints where the API listens and a first request to try. When PostgreSQL
 //! is unreachable it says so and how to fix it.
@@ -40,6 +42,13 @@ pub struct Args {
     /// Wipe the private PostgreSQL cluster (runtime.data_dir) and start with an empty one.
     #[arg(long)]
     pub fresh: bool,
+    /// Loopback address of the callback echo that sample HTTP tasks can call
+    /// (docs/samples.md); port 0 picks a free one.
+    #[arg(long, default_value = super::echo::DEFAULT_LISTEN)]
+    pub echo_listen: String,
+    /// Do not serve the callback echo.
+    #[arg(long)]
+    pub no_echo: bool,
 }
 
 pub fn run(config_path: Option<&Path>, args: Args) -> ExitCode {
@@ -58,6 +67,7 @@ pub fn run(config_path: Option<&Path>, args: Args) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    let echo = (!args.no_echo).then_some(args.echo_listen);
     let code = runtime.block_on(async move {
         let Some(databases) = app::connect(&config).await else { return ExitCode::FAILURE };
 
@@ -90,6 +100,12 @@ pub fn run(config_path: Option<&Path>, args: Args) -> ExitCode {
         let base = format!("http://{}", api.addr);
         println!();
         println!("vnext is up. API: {base}/api/v1   (health: {base}/health, metrics: {base}/metrics)");
+        if let Some(listen) = echo {
+            match super::echo::start(&listen, shutdown.clone()).await {
+                Ok(addr) => println!("Callback echo for sample HTTP tasks: http://{addr}/callback (answers any path with 200)"),
+                Err(e) => eprintln!("warning: no callback echo: {e} (choose another address with --echo-listen)"),
+            }
+        }
         match first_workflow(&databases, &report).await {
             Some((domain, flow)) => {
                 println!("Try:");

@@ -4,7 +4,12 @@
 //! A folder is walked recursively as one package (so short `{"ref": ...}`
 //! references resolve); `.meta` and other hidden folders and designer files
 //! (`*.diagram.json`) are skipped, and JSON that is not a component (such as
-//! `vnext.config.json`) is skipped with a note. Fields the model does not know
+//! `vnext.config.json`) is skipped with a note. A single file is checked as
+//! part of the package it sits in: the nearest folder above it holding
+//! `Workflows/`, `Tasks/`, `Schemas/`, `Views/`, `Functions/` or
+//! `Extensions/` is read so its references resolve, and only the file's own
+//! problems are reported. A file named explicitly that is not a component is a
+//! problem (`component.not-a-component`), not a note. Fields the model does not know
 //! are warnings (on stderr), problems with `--strict`. Exit code: 0 when clean,
 //! 1 when any problem was found, 2 for usage or I/O errors.
 
@@ -40,8 +45,58 @@ pub fn run(args: Args) -> ExitCode {
     }
 }
 
+/// Folders that mark a package root (vNext's layout).
+const PACKAGE_FOLDERS: [&str; 6] = ["Workflows", "Tasks", "Schemas", "Views", "Functions", "Extensions"];
+
+/// The package a single file sits in: the nearest folder above it (itself
+/// excluded) that holds one of [`PACKAGE_FOLDERS`].
+fn package_root(file: &Path) -> Option<PathBuf> {
+    let mut dir = file.parent().map(|d| if d.as_os_str().is_empty() { Path::new(".") } else { d }).map(Path::to_path_buf)?;
+    loop {
+        if PACKAGE_FOLDERS.iter().any(|f| dir.join(f).is_dir()) {
+            return Some(dir);
+        }
+        // Stay relative (as the user wrote it) while the path has parents to give.
+        dir = match dir.parent() {
+            Some(p) if !p.as_os_str().is_empty() && dir.file_name().is_some() => p.to_path_buf(),
+            _ => std::fs::canonicalize(&dir).ok()?.parent()?.to_path_buf(),
+        };
+    }
+}
+
+/// What to read and what to report on.
+struct Selection {
+    paths: Vec<PathBuf>,
+    /// The one file reported on (display name), when a single file was named.
+    only: Option<String>,
+}
+
+fn select(path: &Path) -> Result<Selection, String> {
+    let meta = std::fs::metadata(path).map_err(|e| format!("cannot open {}: {e}", path.display()))?;
+    if !meta.is_file() {
+        return Ok(Selection { paths: collect(path)?, only: None });
+    }
+    let Some(root) = package_root(path) else {
+        return Ok(Selection { paths: vec![path.to_path_buf()], only: Some(display(path)) });
+    };
+    let mut paths = collect(&root)?;
+    let wanted = std::fs::canonicalize(path).map_err(|e| format!("cannot open {}: {e}", path.display()))?;
+    let named = paths.iter().find(|p| std::fs::canonicalize(p).is_ok_and(|c| c == wanted)).cloned();
+    let only = match named {
+        Some(p) => display(&p),
+        // A designer file or one in a hidden folder: checked with the package all the same.
+        None => {
+            paths.push(path.to_path_buf());
+            display(path)
+        }
+    };
+    eprintln!("note: checking {only} as part of the package in {}", display(&root));
+    Ok(Selection { paths, only: Some(only) })
+}
+
 fn validate(args: &Args) -> Result<ExitCode, String> {
-    let paths = collect(&args.path)?;
+    let Selection { paths, only } = select(&args.path)?;
+    let reported = |name: &str| only.as_deref().is_none_or(|o| o == name);
     let mut diagnostics = Vec::new();
     let mut components = Vec::new();
     let mut skipped = 0usize;
@@ -56,16 +111,36 @@ fn validate(args: &Args) -> Result<ExitCode, String> {
                 code: codes::JSON_SYNTAX,
                 message: format!("not valid JSON: {e}"),
             }),
+            Ok(value) if !looks_like_component(&value) && only.as_deref() == Some(name.as_str()) => {
+                diagnostics.push(Diagnostic {
+                    file: Some(name.clone()),
+                    component: None,
+                    pointer: String::new(),
+                    code: codes::COMPONENT_NOT_A_COMPONENT,
+                    message: "not a component: it has neither `flow` nor `attributes`".into(),
+                });
+            }
             Ok(value) if !looks_like_component(&value) => {
-                skipped += 1;
-                eprintln!("note: {name}: skipped (not a component: neither `flow` nor `attributes`)");
+                if reported(&name) {
+                    skipped += 1;
+                    eprintln!("note: {name}: skipped (not a component: neither `flow` nor `attributes`)");
+                }
             }
             Ok(value) => components.push((name, value)),
         }
     }
     diagnostics.extend(validate_package(&components, None, &ScriptHost::new()));
+    // A single file: its own problems only (the package was read to resolve references).
+    diagnostics.retain(|d| d.file.as_deref().is_none_or(reported));
+    let checked = components.iter().filter(|(name, _)| reported(name)).count();
+    if only.is_some() && diagnostics.iter().any(|d| d.code == codes::REFERENCE_UNRESOLVED || d.code == codes::REFERENCE_FILE_NOT_FOUND) {
+        eprintln!(
+            "note: references resolve against the package the file sits in (the folder holding {}); keep the file in its package or validate the package folder",
+            PACKAGE_FOLDERS.map(|f| format!("{f}/")).join(", ")
+        );
+    }
     let mut warnings = Vec::new();
-    for (name, value) in &components {
+    for (name, value) in components.iter().filter(|(name, _)| reported(name)) {
         warnings.extend(unknown_fields(value).into_iter().map(|mut w| {
             w.file = Some(name.clone());
             w
@@ -96,14 +171,14 @@ fn validate(args: &Args) -> Result<ExitCode, String> {
     let summary = if diagnostics.is_empty() {
         format!(
             "{} component(s) checked, no problems, {} warning(s) ({skipped} file(s) skipped)",
-            components.len(),
+            checked,
             warnings.len()
         )
     } else {
         format!(
             "{} problem(s) in {files_with_problems} file(s); {} component(s) checked, {skipped} file(s) skipped",
             diagnostics.len(),
-            components.len()
+            checked
         )
     };
     if args.json {
@@ -123,14 +198,8 @@ fn validate(args: &Args) -> Result<ExitCode, String> {
     })
 }
 
-/// The JSON files to validate: the file itself, or every `*.json` below a folder,
-/// in a stable order.
+/// Every `*.json` below a folder, in a stable order.
 fn collect(path: &Path) -> Result<Vec<PathBuf>, String> {
-    let meta =
-        std::fs::metadata(path).map_err(|e| format!("cannot open {}: {e}", path.display()))?;
-    if meta.is_file() {
-        return Ok(vec![path.to_path_buf()]);
-    }
     let mut out = Vec::new();
     walk(path, &mut out)?;
     if out.is_empty() {

@@ -147,3 +147,27 @@ fn usage_and_io_errors_exit_two() {
         "a missing PATH is a usage error"
     );
 }
+
+#[test]
+fn one_file_of_a_package_resolves_its_references_against_the_package() {
+    let file = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("flows/demo/Workflows/customer-onboarding/customer-onboarding.json");
+    let out = vnext(&["validate", "--json", file.to_str().unwrap()]);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{}{stderr}", text(&out.stdout));
+    let parsed: Value = serde_json::from_slice(&out.stdout).expect("stdout is JSON");
+    assert_eq!(parsed, Value::Array(vec![]), "no unresolved reference");
+    assert!(stderr.contains("as part of the package in") && stderr.contains("flows/demo"), "{stderr}");
+    assert!(stderr.contains("1 component(s) checked"), "only the named file is reported: {stderr}");
+}
+
+#[test]
+fn a_named_file_that_is_not_a_component_is_a_problem() {
+    let file = fixtures().join("good/vnext.config.json");
+    let out = vnext(&["validate", "--json", file.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    let parsed: Value = serde_json::from_slice(&out.stdout).expect("stdout is JSON");
+    let items = parsed.as_array().unwrap();
+    assert_eq!(items.len(), 1, "{parsed:#}");
+    assert_eq!(items[0]["code"], "component.not-a-component");
+    assert!(items[0]["file"].as_str().unwrap().ends_with("vnext.config.json"), "{parsed:#}");
+}

@@ -4,7 +4,7 @@
 //! Layers, outermost first: a request id (`x-request-id`, kept when the client
 //! sends one, echoed on the response), a `TraceLayer` span per request carrying
 //! that id, problem rendering (fills `instance` and `traceId`, logs failures),
-//! metrics by route template, the audit log (`api::audit`), API keys and the
+//! request metrics by route template (`vnext_telemetry::http`), the audit log (`api::audit`), API keys and the
 //! per-key quotas (`api::auth`, `api::limits`), the domain caps (`api::limits`),
 //! and the body limit (413 past `app.body_limit_bytes`).
 //!
@@ -36,7 +36,6 @@ use tower_http::trace::TraceLayer;
 use crate::api::audit::audit_middleware;
 use crate::api::auth::{AuthGate, auth_middleware};
 use crate::api::limits::domain_caps_middleware;
-use crate::api::metrics::metrics_middleware;
 use crate::api::{self, AppState};
 use crate::engine::Engine;
 use crate::error::{REQUEST_ID_HEADER, problem_middleware};
@@ -163,7 +162,7 @@ fn with_layers(router: Router<AppState>, state: AppState, keys: bool) -> Router 
         router
     };
     router
-        .layer(from_fn_with_state(state.clone(), metrics_middleware))
+        .layer(from_fn(vnext_telemetry::http::track_requests))
         .layer(from_fn(problem_middleware))
         .layer(PropagateRequestIdLayer::x_request_id())
         .layer(TraceLayer::new_for_http().make_span_with(|request: &Request<_>| {

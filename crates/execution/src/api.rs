@@ -7,6 +7,8 @@
 //!   [`TaskResponse`](vnext_core::traits::TaskResponse), task failures included: the caller's error boundary
 //!   decides what a failure means.
 //! - `GET /health`: the process is up. `GET /ready`: its dependencies answer.
+//! - `GET /metrics`: Prometheus text (jobs, HTTP task attempts, requests,
+//!   process); needs the shared secret as a bearer token.
 //!
 //! Errors are `application/problem+json` with a stable `errorCode`.
 
@@ -58,6 +60,8 @@ pub fn router(state: ApiState) -> Router {
         .route("/api/v1/execution/invoke/{task_type}/{key}", post(invoke))
         .route("/health", get(health))
         .route("/ready", get(ready))
+        .route("/metrics", get(metrics))
+        .layer(axum::middleware::from_fn(vnext_telemetry::http::track_requests))
         .layer(DefaultBodyLimit::max(BODY_LIMIT_BYTES))
         .with_state(state)
 }
@@ -119,6 +123,16 @@ async fn invoke(
     }
     let response = state.executor.execute(invocation).await;
     (StatusCode::OK, Json(response)).into_response()
+}
+
+/// This process's metrics as Prometheus text; the caller presents the shared
+/// secret like the invoke endpoint (a scraper sends it as a bearer token).
+async fn metrics(State(state): State<ApiState>, headers: HeaderMap) -> Response {
+    if !authorized(&headers, &state.secret) {
+        return problem(StatusCode::UNAUTHORIZED, "unauthorized", "/metrics needs `Authorization: Bearer <execution.shared_secret>`");
+    }
+    let content_type = HeaderValue::from_static(vnext_telemetry::metrics::CONTENT_TYPE);
+    ([(header::CONTENT_TYPE, content_type)], vnext_telemetry::metrics::render()).into_response()
 }
 
 async fn health() -> Response {

@@ -94,6 +94,7 @@ impl ExecutionService {
         drain: std::time::Duration,
     ) -> Result<BoundService, ServiceError> {
         let config = databases.config().clone();
+        vnext_telemetry::metrics::install();
         let address = config.execution.listen.clone();
         let listener = TcpListener::bind(&address).await.map_err(|source| ServiceError::Bind { address, source })?;
         let addr = listener.local_addr().map_err(ServiceError::Serve)?;

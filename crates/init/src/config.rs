@@ -6,7 +6,7 @@
 //! only module that reads the environment. Every field is documented in
 //! `docs/configuration.md`.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -51,6 +51,44 @@ pub struct Config {
     pub limits: limits::LimitsConfig,
     /// The audit log of mutating API calls.
     pub audit: audit::AuditConfig,
+    /// How log lines are written.
+    pub log: LogConfig,
+    /// Traces exported over OpenTelemetry (OTLP).
+    pub telemetry: TelemetryConfig,
+}
+
+/// `[telemetry]`: OpenTelemetry traces, off by default.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TelemetryConfig {
+    /// OTLP/HTTP endpoint of a collector (`http://127.0.0.1:4318`); empty: no
+    /// traces. Exported only by a build with the `otlp` cargo feature.
+    pub otlp_endpoint: String,
+    /// `service.name` of the exported spans.
+    pub service_name: String,
+}
+
+impl Default for TelemetryConfig {
+    fn default() -> Self {
+        Self { otlp_endpoint: String::new(), service_name: "vnext".into() }
+    }
+}
+
+/// `[log]`: the log output of every service.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LogConfig {
+    /// `text` (colour only on a terminal) or `json` (one object per line).
+    pub format: LogFormat,
+}
+
+/// `log.format`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
 }
 
 /// Where the databases are and how connections are pooled.
@@ -326,6 +364,8 @@ impl Config {
             }
             merge_toml(&mut value, file_value);
         }
+        // Which variable set which field, so an error can name it.
+        let mut from_env = BTreeMap::new();
         for (var, raw) in std::env::vars() {
             let Some(rest) = var.strip_prefix(ENV_PREFIX) else { continue };
             let Some((section, field)) = rest.split_once("__") else { continue };
@@ -336,10 +376,12 @@ impl Config {
                 .ok_or_else(|| ConfigError::Env { var: var.clone(), message: format!("unknown section `{section}`") })?;
             let parsed = parse_env_value(table.get(&field), &raw);
             set_by_user.insert(format!("{section}.{field}"));
+            from_env.insert(format!("{section}.{field}"), var.clone());
             table.insert(field, parsed);
         }
-        let mut config: Config = value.try_into().map_err(|e: toml::de::Error| ConfigError::Invalid(e.to_string()))?;
-        config.validate()?;
+        let mut config: Config =
+            value.try_into().map_err(|e: toml::de::Error| blame_env(ConfigError::Invalid(e.to_string()), &from_env))?;
+        config.validate().map_err(|e| blame_env(e, &from_env))?;
         config.set_by_user = set_by_user;
         Ok(config)
     }
@@ -389,6 +431,25 @@ impl Config {
         self.identity.check().map_err(ConfigError::Invalid)?;
         Ok(())
     }
+}
+
+/// Adds to an invalid-configuration error the environment variables that set
+/// the fields it names (`database.url`, or a field name the parser quotes), so
+/// the reader knows where to look: the file may be right and the environment not.
+fn blame_env(error: ConfigError, from_env: &BTreeMap<String, String>) -> ConfigError {
+    let ConfigError::Invalid(message) = error else { return error };
+    let named: Vec<&str> = from_env
+        .iter()
+        .filter(|(key, _)| {
+            let field = key.split_once('.').map_or(key.as_str(), |(_, f)| f);
+            message.contains(key.as_str()) || message.contains(&format!("`{field}`")) || message.contains(&format!("'{field}'"))
+        })
+        .map(|(_, var)| var.as_str())
+        .collect();
+    if named.is_empty() {
+        return ConfigError::Invalid(message);
+    }
+    ConfigError::Invalid(format!("{message} (set by environment variable {})", named.join(", ")))
 }
 
 fn merge_toml(base: &mut toml::Value, over: toml::Value) {
@@ -468,6 +529,35 @@ mod tests {
         assert!(err.contains("true, false or \"auto\""), "{err}");
         let written = toml::Value::try_from(Config::default()).unwrap();
         assert_eq!(written["database"]["embedded"].as_str(), Some("auto"));
+    }
+
+    #[test]
+    fn an_error_names_the_environment_variable_that_set_the_field() {
+        let mut from_env = BTreeMap::new();
+        from_env.insert("app.default_page_size".to_string(), "VNEXT_APP__DEFAULT_PAGE_SIZE".to_string());
+        from_env.insert("database.url".to_string(), "VNEXT_DATABASE__URL".to_string());
+        let mut c = Config::default();
+        c.app.default_page_size = 0;
+        let err = blame_env(c.validate().unwrap_err(), &from_env).to_string();
+        assert!(err.contains("app.default_page_size") && err.ends_with("(set by environment variable VNEXT_APP__DEFAULT_PAGE_SIZE)"), "{err}");
+        // A type error from the parser names the field only.
+        let mut value = toml::Value::try_from(Config::default()).unwrap();
+        value["app"].as_table_mut().unwrap().insert("default_page_size".into(), toml::Value::String("many".into()));
+        let parsed: Result<Config, toml::de::Error> = value.try_into();
+        let err = blame_env(ConfigError::Invalid(parsed.unwrap_err().to_string()), &from_env).to_string();
+        assert!(err.contains("VNEXT_APP__DEFAULT_PAGE_SIZE") && !err.contains("VNEXT_DATABASE__URL"), "{err}");
+        // An error about a field the environment did not set names no variable.
+        let mut c = Config::default();
+        c.runtime.max_auto_chain_depth = 0;
+        assert!(!blame_env(c.validate().unwrap_err(), &from_env).to_string().contains("environment"));
+    }
+
+    #[test]
+    fn log_format_is_text_or_json() {
+        let c: LogConfig = toml::from_str("format = \"json\"").unwrap();
+        assert_eq!(c.format, LogFormat::Json);
+        assert!(toml::from_str::<LogConfig>("format = \"xml\"").is_err());
+        assert_eq!(Config::default().log.format, LogFormat::Text);
     }
 
     #[test]

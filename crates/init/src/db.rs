@@ -40,6 +40,18 @@ pub enum DbError {
     Control(sqlx::Error),
 }
 
+/// One domain pool's connections right now. sqlx does not expose how many
+/// callers wait for a connection; a pool whose `in_use` stays at `max` has
+/// waiters, and waits past `database.acquire_timeout_seconds` fail with 503.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PoolStats {
+    /// The domain's identifier (its name with `-` as `_`).
+    pub domain: String,
+    pub in_use: usize,
+    pub idle: usize,
+    pub max: u32,
+}
+
 /// The control pool and the per-domain pools. Cheap to clone.
 #[derive(Clone)]
 pub struct Databases {
@@ -128,6 +140,17 @@ impl Databases {
     /// Number of domain pools currently held (idle ones are swept).
     pub fn open_domain_pools(&self) -> usize {
         self.inner.domains.lock().expect("domain pools lock").len()
+    }
+
+    /// The state of every open domain pool (for the pool gauges of `/metrics`).
+    pub fn pool_stats(&self) -> Vec<PoolStats> {
+        let map = self.inner.domains.lock().expect("domain pools lock");
+        map.iter()
+            .map(|(domain, p)| {
+                let (size, idle) = (p.pool.size() as usize, p.pool.num_idle());
+                PoolStats { domain: domain.clone(), in_use: size.saturating_sub(idle), idle, max: p.pool.options().get_max_connections() }
+            })
+            .collect()
     }
 
     /// Drops domain pools unused for longer than `idle`. Their connections close

@@ -13,12 +13,14 @@
 //! `executionType` overrides `sync`): 200 with the engine's command answer
 //! ([`CommandAnswer`]: `id, key?, status, effectiveStatus, attributes, eTag,
 //! entityEtag, extensions`) and its `ETag`; or 202 `{id, key?, status}` with a
-//! `Location` to poll. Retry always answers 200 `{id, status, retriedTransitionId}`.
+//! `Location` to poll. A 200 whose instance is still busy (the run goes on in
+//! the background) also carries a `Location` to poll and `Retry-After`. Retry always answers 200 `{id, status, retriedTransitionId}`.
 
 use axum::Json;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value, json};
+use tracing::Instrument;
 use vnext_core::ident::{DomainName, FlowKey};
 
 use super::audit::AuditNote;
@@ -26,7 +28,7 @@ use super::body::JsonBody;
 use super::envelope::{CommandAnswer, href};
 use super::params::{Params, domain_name, flow_key, headers_map};
 use super::{AppState, etag_header};
-use crate::engine::{Engine, EngineError, Outcome, RetryRequest, StartRequest, TransitionRequest};
+use crate::engine::{Engine, EngineError, InstanceStatus, Outcome, RetryRequest, StartRequest, TransitionRequest};
 use crate::error::{ApiError, ErrorCode, FieldError};
 
 /// A command, ready for the engine.
@@ -73,8 +75,8 @@ pub struct CommandRequest<'a> {
     pub retried: Option<&'a str>,
 }
 
-/// Runs a command from its HTTP request to its answer, counted in the metrics
-/// under `kind`. `prepare` checks what only this command reads (its other path
+/// Runs a command from its HTTP request to its answer, in a span named by
+/// `kind` (the engine counts it in the metrics). `prepare` checks what only this command reads (its other path
 /// segments and parameters) and returns how to build its request from the
 /// [`CommandInput`].
 ///
@@ -89,7 +91,9 @@ pub async fn run<B>(
 where
     B: FnOnce(CommandInput) -> Command,
 {
-    let result = async {
+    // The command's span is the parent of the engine's run span.
+    let span = tracing::info_span!("command", kind, domain = req.domain, workflow = req.workflow);
+    async {
         let domain = domain_name(req.domain)?;
         let flow = flow_key(req.workflow)?;
         let build = prepare(&flow)?;
@@ -112,22 +116,8 @@ where
         };
         Ok(response)
     }
-    .await;
-    record(state, kind, result)
-}
-
-/// Counts a command's result and unwraps it.
-fn record(state: &AppState, kind: &'static str, result: Result<(Response, &'static str), ApiError>) -> Result<Response, ApiError> {
-    match result {
-        Ok((response, label)) => {
-            state.metrics.transition(kind, label);
-            Ok(response)
-        }
-        Err(e) => {
-            state.metrics.transition(kind, e.code.as_str());
-            Err(e)
-        }
-    }
+    .instrument(span)
+    .await
 }
 
 /// Runs engine work on a task of its own and waits for it. A request's future
@@ -140,7 +130,8 @@ where
     T: Send + 'static,
     F: Future<Output = Result<T, EngineError>> + Send + 'static,
 {
-    tokio::spawn(work)
+    // The spawned work stays in the request's span (its request id is the trace id).
+    tokio::spawn(work.in_current_span())
         .await
         .unwrap_or_else(|e| Err(EngineError::Internal(format!("the request's work stopped: {e}"))))
 }
@@ -229,18 +220,25 @@ fn kind(v: &Value) -> &'static str {
     }
 }
 
-/// The HTTP answer to an engine outcome, and the metrics label of the result.
-fn outcome_response(outcome: Outcome, instance_href: impl FnOnce(uuid::Uuid) -> String) -> (Response, &'static str) {
+/// The HTTP answer to an engine outcome.
+fn outcome_response(outcome: Outcome, instance_href: impl FnOnce(uuid::Uuid) -> String) -> Response {
     match outcome {
         Outcome::Done(snapshot) => {
             let etag = etag_header(&snapshot.etag);
             let note = AuditNote::default().with("instanceId", snapshot.id.to_string());
             let entity = etag_header(&super::envelope::entity_etag(&snapshot));
+            // Busy after a sync run: the run goes on in the background (a retry
+            // waiting for its time, a subflow child): say where to poll and when.
+            let background = (snapshot.status == InstanceStatus::Busy).then(|| instance_href(snapshot.id));
             let mut response = Json(CommandAnswer::ran(snapshot)).into_response();
             note.attach(&mut response);
             response.headers_mut().insert(header::ETAG, etag);
             response.headers_mut().insert(super::ENTITY_ETAG, entity);
-            (response, "sync")
+            if let Some(location) = background.and_then(|href| HeaderValue::from_str(&href).ok()) {
+                response.headers_mut().insert(header::LOCATION, location);
+                response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            }
+            response
         }
         Outcome::Accepted { id, status } => {
             let mut response =
@@ -249,21 +247,21 @@ fn outcome_response(outcome: Outcome, instance_href: impl FnOnce(uuid::Uuid) -> 
             if let Ok(location) = HeaderValue::from_str(&instance_href(id)) {
                 response.headers_mut().insert(header::LOCATION, location);
             }
-            (response, "accepted")
+            response
         }
     }
 }
 
 /// The retry answer: always 200, whether the transition ran or was queued.
-fn retry_response(outcome: Outcome, retried: &str) -> (Response, &'static str) {
-    let (id, status, label) = match outcome {
-        Outcome::Done(s) => (s.id, s.status.code(), "sync"),
-        Outcome::Accepted { id, status } => (id, status.code(), "accepted"),
+fn retry_response(outcome: Outcome, retried: &str) -> Response {
+    let (id, status) = match outcome {
+        Outcome::Done(s) => (s.id, s.status.code()),
+        Outcome::Accepted { id, status } => (id, status.code()),
     };
     let body = json!({ "id": id, "status": status.to_string(), "retriedTransitionId": retried });
     let mut response = Json(body).into_response();
     AuditNote::default().with("instanceId", id.to_string()).attach(&mut response);
-    (response, label)
+    response
 }
 
 #[cfg(test)]

@@ -48,7 +48,6 @@ use crate::engine::Engine;
 use crate::error::{ApiError, ErrorCode};
 use auth::AuthGate;
 use identity::Identities;
-use metrics::Metrics;
 
 /// Settings the handlers need, taken from the configuration once.
 #[derive(Debug, Clone)]
@@ -70,7 +69,6 @@ pub struct ApiSettings {
 pub struct AppState {
     pub engine: Engine,
     pub settings: Arc<ApiSettings>,
-    pub metrics: Arc<Metrics>,
     /// Compiles scripts while validating components (publish, validate).
     pub scripts: Arc<ScriptHost>,
     /// Whether requests need an API key (see [`auth`]).
@@ -84,6 +82,7 @@ pub struct AppState {
 impl AppState {
     /// State for `engine`, with settings from its configuration.
     pub fn new(engine: Engine) -> AppState {
+        vnext_telemetry::metrics::install();
         let config = engine.databases().config();
         let identities = Arc::new(Identities::from_config_or_refusing(&config.identity));
         let settings = ApiSettings {
@@ -97,7 +96,6 @@ impl AppState {
         AppState {
             engine,
             settings: Arc::new(settings),
-            metrics: Arc::new(Metrics::new()),
             scripts: Arc::new(ScriptHost::new()),
             // Enforced until the server knows its listener is loopback.
             auth: Arc::new(AuthGate::for_listener(Ipv4Addr::UNSPECIFIED.into(), true)),

@@ -86,6 +86,31 @@ impl EngineError {
         matches!(self, EngineError::Internal(_) | EngineError::Unavailable(_) | EngineError::ScriptsBusy { .. })
     }
 
+    /// A short, stable name of the failure for metric labels (`not-available`,
+    /// `invalid-payload`, ...): a fixed set, whatever the message says.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            EngineError::UnknownDomain(_) => "unknown-domain",
+            EngineError::UnknownFlow { .. } => "unknown-workflow",
+            EngineError::UnknownInstance { .. } => "unknown-instance",
+            EngineError::UnknownTransition { .. } => "unknown-transition",
+            EngineError::NotAvailable { .. } => "not-available",
+            EngineError::InvalidPayload { .. } => "invalid-payload",
+            EngineError::RoleDenied { .. } => "role-denied",
+            EngineError::Busy { .. } => "busy",
+            EngineError::Finished { .. } => "finished",
+            EngineError::NotFaulted { .. } => "not-faulted",
+            EngineError::ChainTooDeep { .. } => "chain-too-deep",
+            EngineError::Script { .. } => "script-failed",
+            EngineError::ScriptsBusy { .. } => "scripts-busy",
+            EngineError::Definition { .. } => "definition-unusable",
+            EngineError::KeyTaken { .. } => "key-taken",
+            EngineError::Unsupported { .. } => "unsupported",
+            EngineError::Unavailable(_) => "unavailable",
+            EngineError::Internal(_) => "internal",
+        }
+    }
+
     /// A failure of the init layer while doing `context`.
     pub(crate) fn from_init(context: &str, e: InitError) -> EngineError {
         // A server that refuses the connection (a domain role it does not

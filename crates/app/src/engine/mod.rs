@@ -16,6 +16,8 @@
 //! - `writes`: the write set, `Pending` and the jobs and
 //!   incidents a run writes for other instances;
 //! - `error`: [`EngineError`] and the conversions of core errors into it;
+//! - `observe`: metrics and WARN lines at the outcome points (entry points,
+//!   trigger, commit, lease recovery);
 //! - `definitions`: compiled workflows; `scripts`: the rhai sandbox;
 //!   `context`: the `ctx` scripts see;
 //! - `settings`: [`EngineSettings`], what the engine takes from the
@@ -80,6 +82,7 @@ mod definitions;
 mod error;
 mod inline_runner;
 mod lost;
+mod observe;
 mod recover;
 mod requests;
 mod run;
@@ -180,7 +183,10 @@ impl Engine {
     /// [`EngineError::InvalidPayload`], script and definition errors, and
     /// [`EngineError::ChainTooDeep`]; nothing is created on error.
     pub async fn start(&self, req: StartRequest) -> Result<Outcome, EngineError> {
-        self.do_start(req).await
+        let measure = observe::Measure::new(&req.domain, &req.flow, "start");
+        let result = self.do_start(req).await;
+        measure.request(&result);
+        result
     }
 
     /// Runs a transition on an instance (by id or key).
@@ -191,7 +197,10 @@ impl Engine {
     /// [`EngineError::InvalidPayload`], script errors and
     /// [`EngineError::ChainTooDeep`] (422 kinds). On error nothing changes.
     pub async fn transition(&self, req: TransitionRequest) -> Result<Outcome, EngineError> {
-        self.do_transition(req).await
+        let measure = observe::Measure::new(&req.domain, &req.flow, "transition");
+        let result = self.do_transition(req).await;
+        measure.request(&result);
+        result
     }
 
     /// Re-runs the transition that faulted an instance (faulted instances only);
@@ -201,7 +210,10 @@ impl Engine {
     /// [`EngineError::NotFaulted`] for any other status; otherwise as
     /// [`Engine::transition`].
     pub async fn retry(&self, req: RetryRequest) -> Result<Outcome, EngineError> {
-        self.do_retry(req).await
+        let measure = observe::Measure::new(&req.domain, &req.flow, "retry");
+        let result = self.do_retry(req).await;
+        measure.request(&result);
+        result
     }
 
     /// The trigger the job scheduler calls to fire timers, timeouts, async

@@ -145,7 +145,23 @@ impl Engine {
             now,
             sample,
         );
-        tracing::info!(domain = %domain, flow = %flow, instance = %row.id, ?verdict, "lease expired; recovering");
+        let what = match &verdict {
+            Verdict::Rerun => "rerun",
+            Verdict::Divert { .. } => "divert",
+            Verdict::Retry { .. } => "retry",
+            Verdict::Fault { .. } => "fault",
+        };
+        vnext_telemetry::metrics::lease_recovery(vnext_telemetry::metrics::Flow { domain: domain.as_str(), workflow: flow.as_str() }, what);
+        tracing::warn!(
+            domain = %domain,
+            workflow = %flow,
+            instance = %row.id,
+            transition = row.lease_transition.as_deref().unwrap_or("-"),
+            error_code = LOST_CODE,
+            trace_id = %format_args!("job:{recovery_job}"),
+            recovery = what,
+            "lease expired; instance taken over"
+        );
         let runs = step
             .as_ref()
             .map(|s| lost_runs(def, s, now))
@@ -197,6 +213,7 @@ impl Engine {
                     })
                 });
                 let lost = Lost {
+                    trace: format!("job:{recovery_job}"),
                     transition,
                     task,
                     reason,
@@ -279,6 +296,7 @@ impl Engine {
         lost: Lost,
     ) -> Result<(), TriggerError> {
         let Lost {
+            trace: lost_trace,
             transition,
             task,
             reason,
@@ -341,6 +359,8 @@ impl Engine {
                 ),
             )
         });
+        let flow_labels = vnext_telemetry::metrics::Flow { domain: domain.as_str(), workflow: flow.as_str() };
+        super::observe::fault(flow_labels, row.id, &incident, &lost_trace);
         let records = Records {
             incidents: vec![incident],
             events: vec![event],
@@ -370,6 +390,8 @@ impl Engine {
 
 /// What a fault of a lost run records.
 struct Lost {
+    /// The recovery job, as the trace id of its log lines.
+    trace: String,
     transition: String,
     task: Option<String>,
     reason: String,

@@ -126,6 +126,17 @@ fn decide(req: &TriggerRequest, body: &JobBody, found: &Found<'_>, now: DateTime
     }
 }
 
+/// The `kind` label of a job's run.
+fn origin_name(origin: TriggerOrigin) -> &'static str {
+    match origin {
+        TriggerOrigin::Timer => "timer",
+        TriggerOrigin::Timeout => "timeout",
+        TriggerOrigin::Async => "async",
+        TriggerOrigin::Retry => "retry-job",
+        TriggerOrigin::Lease => "lease",
+    }
+}
+
 impl Engine {
     pub(crate) async fn do_trigger(&self, req: TriggerRequest) -> Result<TriggerOutcome, TriggerError> {
         let domain = DomainName::new(&req.domain).map_err(|e| fatal(format!("job {}: domain: {e}", req.job_id)))?;
@@ -179,9 +190,12 @@ impl Engine {
             },
             Decision::Stale | Decision::Busy => return stale(tx).await,
         };
+        let measure = super::observe::Measure::new(&domain, &flow, origin_name(req.origin));
         let scope = Scope { eng: self.inner.clone(), domain, flow, def, pool };
         let run = Run::job(scope, tx, row, job);
-        match run.run().await {
+        let result = run.run().await;
+        measure.job(result.as_ref().map(|s| s.status));
+        match result {
             Ok(_) => Ok(TriggerOutcome::Applied),
             Err(EngineError::Busy { .. }) => Ok(TriggerOutcome::Busy),
             Err(e) if e.is_transient() => Err(retryable(e)),

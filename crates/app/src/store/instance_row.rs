@@ -6,7 +6,7 @@
 //! [`InstanceRow::new`] and [`InstanceRow::written`] when a write sets it) and a
 //! name in [`COLUMNS`] and the write statement (`records::statement`).
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, SubsecRound, Utc};
 use serde::Serialize;
 use serde_json::{Value, json};
 use uuid::Uuid;
@@ -225,6 +225,12 @@ fn new_etag() -> String {
     Uuid::new_v4().simple().to_string()
 }
 
+/// `t` as PostgreSQL stores it (`timestamptz` keeps microseconds), so an
+/// answer built from a row before it is written shows the times a read shows.
+fn stored(t: DateTime<Utc>) -> DateTime<Utc> {
+    t.trunc_subsecs(6)
+}
+
 impl InstanceRow {
     /// A new instance, active in front of its start transition, with empty data
     /// at the initial data version. Not stored yet.
@@ -245,8 +251,8 @@ impl InstanceRow {
             etag: new_etag(),
             tags: n.tags,
             has_incident: false,
-            created_at: n.now,
-            modified_at: n.now,
+            created_at: stored(n.now),
+            modified_at: stored(n.now),
             completed_at: None,
             lease_token: None,
             lease_until: None,
@@ -278,8 +284,8 @@ impl InstanceRow {
             tags: self.tags.clone(),
             has_incident: change.has_incident,
             created_at: self.created_at,
-            modified_at: now,
-            completed_at: change.completed_at,
+            modified_at: stored(now),
+            completed_at: change.completed_at.map(stored),
             lease_token: lease.as_ref().map(|l| l.token),
             lease_until: lease.as_ref().map(|l| l.until),
             lease_job_id: lease.as_ref().and_then(|l| l.job_id),
@@ -303,7 +309,7 @@ impl InstanceRow {
         self.lease_job_id = lease.job_id;
         self.lease_request = lease.request.clone();
         self.lease_step = lease.step.clone();
-        self.modified_at = now;
+        self.modified_at = stored(now);
         self
     }
 
@@ -409,7 +415,9 @@ mod tests {
         );
         assert_eq!((next.id, next.key.as_deref(), next.parent()), (row.id, Some("k"), Some(parent)));
         assert_ne!(next.etag, row.etag);
-        assert_eq!((next.created_at, next.modified_at), (now, later));
+        assert_eq!((next.created_at, next.modified_at), (stored(now), stored(later)));
+        // Times carry microseconds at most, as PostgreSQL keeps them.
+        assert_eq!(next.modified_at.timestamp_subsec_nanos() % 1000, 0);
         assert_eq!((next.lease_token, next.lease_transition.as_deref()), (Some(lease.token), Some("go")));
         let snap = next.snapshot(&DomainName::new("sales").unwrap(), &FlowKey::new("orders").unwrap());
         assert_eq!((snap.domain.as_str(), snap.flow.as_str(), snap.current_state.as_str()), ("sales", "orders", "s1"));

@@ -7,6 +7,7 @@ mod api_support;
 mod engine_support;
 
 mod api_audit;
+mod api_answers;
 mod api_auth;
 mod api_identity;
 mod api_roles;
@@ -15,6 +16,7 @@ mod api_errors;
 mod api_instances;
 mod api_limits;
 mod api_queries;
+mod api_telemetry;
 mod engine_boundaries;
 mod engine_gates;
 mod engine_hot_path;

@@ -14,6 +14,8 @@ codes! {
     JSON_SYNTAX = "json.syntax";
     /// The document does not fit the typed component model (wrong type, unknown enum code, missing field).
     COMPONENT_PARSE = "component.parse";
+    /// A file named explicitly for validation is JSON but not a component (neither `flow` nor `attributes`).
+    COMPONENT_NOT_A_COMPONENT = "component.not-a-component";
     /// A member the typed model does not know (a warning; an error when publishing strictly).
     COMPONENT_UNKNOWN_FIELD = "component.unknown-field";
     /// Two files of one package define the same component version.

@@ -44,9 +44,32 @@ pub async fn fire(
     now: impl Fn() -> DateTime<Utc>,
     config: &SchedulerConfig,
 ) -> (Settled, Settlement) {
+    let (kind, due_at) = (job.kind.as_str(), job.due_at);
+    let lag = (now() - due_at).to_std().map_or(0.0, |d| d.as_secs_f64());
+    let fired = fire_job(trigger, domain, job, now, config).await;
+    let outcome = match &fired.0 {
+        Settled::Applied => "applied",
+        Settled::Stale => "stale",
+        Settled::Busy { .. } => "busy",
+        Settled::Retried { .. } => "retried",
+        Settled::Failed { .. } => "failed",
+        Settled::Unrecorded { .. } => "unrecorded",
+    };
+    vnext_telemetry::metrics::job(domain.as_str(), kind, outcome, lag);
+    fired
+}
+
+async fn fire_job(
+    trigger: &dyn TransitionTrigger,
+    domain: &DomainName,
+    job: ClaimedJob,
+    now: impl Fn() -> DateTime<Utc>,
+    config: &SchedulerConfig,
+) -> (Settled, Settlement) {
     let id = job.id;
     if job.attempts > config.max_attempts {
         let error = format!("gave up after {} attempts", job.attempts - 1);
+        exhausted(domain, &job, &error);
         return (Settled::Failed { error: error.clone() }, Settlement::Failed { id, error });
     }
     let request = job.trigger_request(domain.as_str());
@@ -87,8 +110,18 @@ pub async fn fire(
         )
     } else {
         let error = if retryable { format!("gave up after {} attempts: {error}", job.attempts) } else { error };
+        exhausted(domain, &job, &error);
         (Settled::Failed { error: error.clone() }, Settlement::Failed { id, error })
     }
+}
+
+/// A job that will not be delivered again: one WARN line naming it.
+fn exhausted(domain: &DomainName, job: &ClaimedJob, error: &str) {
+    tracing::warn!(
+        domain = %domain, workflow = %job.flow, instance = %job.instance_id, transition = %job.transition_key,
+        kind = job.kind.as_str(), attempts = job.attempts, error_code = "job.failed", trace_id = %format_args!("job:{}", job.id),
+        error, "job failed for good; no more deliveries"
+    );
 }
 
 /// What `last_error` says while a job waits for its busy instance: the number

@@ -67,6 +67,13 @@ impl HttpTaskRunner {
     /// config sets that header itself.
     pub async fn run(&self, domain: &str, config: &Value, idempotency_key: Option<&str>) -> TaskResponse {
         let started = Instant::now();
+        let response = self.attempt(domain, config, idempotency_key).await;
+        vnext_telemetry::metrics::http_task_attempt(attempt_class(&response), started.elapsed().as_secs_f64());
+        response
+    }
+
+    async fn attempt(&self, domain: &str, config: &Value, idempotency_key: Option<&str>) -> TaskResponse {
+        let started = Instant::now();
         let prepared = match prepare(config) {
             Ok(p) => p,
             Err(e) => return failed(e, started),
@@ -128,6 +135,20 @@ impl HttpTaskRunner {
             duration_ms: elapsed_ms(started),
             error,
         }
+    }
+}
+
+/// The `status_class` label of an attempt: the answer's class, or what
+/// stopped it (`timeout`, `refused` by the egress guard, `config`, `error`).
+fn attempt_class(response: &TaskResponse) -> &'static str {
+    if let Some(status) = response.status_code {
+        return vnext_telemetry::metrics::status_class(Some(status));
+    }
+    match response.error.as_ref().map(|e| e.code.as_str()) {
+        Some("Task:timeout") => "timeout",
+        Some("Task:config") => "config",
+        Some(code) if code == egress::DENIED_CODE => "refused",
+        _ => "error",
     }
 }
 

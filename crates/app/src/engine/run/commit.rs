@@ -7,6 +7,7 @@ use vnext_init::queue::JobKind;
 
 use super::hold::with_db_retry;
 use super::{Hold, Run};
+use crate::engine::observe;
 use crate::engine::writes::{child_stopped, resume_job, Pending};
 use crate::engine::{EngineError, InstanceSnapshot, InstanceStatus};
 use crate::store::{self, Lease, OutboxEvent, Records, RowChange, WriteMode};
@@ -197,6 +198,7 @@ impl Run {
 
     /// Writes everything the run decided, once. Returns the instance as
     /// committed and the follow-up jobs to run now.
+    #[tracing::instrument(name = "commit", level = "debug", skip_all)]
     pub(crate) async fn commit(mut self) -> Result<(InstanceSnapshot, Vec<Uuid>), EngineError> {
         let pending = self.finish()?;
         let hold = std::mem::replace(&mut self.hold, Hold::Closed);
@@ -207,6 +209,7 @@ impl Run {
                 if !pending.write(&mut conn).await? {
                     return self.existing(&mut conn).await.map(|row| (row.snapshot(&self.domain, &self.flow), Vec::new()));
                 }
+                self.observe(&pending);
                 return Ok((pending.snapshot(&self.domain), pending.all_followups()));
             }
             Hold::Fresh => self.pool.begin().await?,
@@ -216,7 +219,10 @@ impl Run {
                 // (a restart, a cut connection) must not lose it.
                 let written = with_db_retry(self.outage_budget(), || self.write_leased(&pending, &lease)).await?;
                 return match written {
-                    Leased::Written => Ok((pending.snapshot(&self.domain), pending.all_followups())),
+                    Leased::Written => {
+                        self.observe(&pending);
+                        Ok((pending.snapshot(&self.domain), pending.all_followups()))
+                    }
                     Leased::Taken => Err(EngineError::Busy { instance: self.row.id.to_string() }),
                     Leased::Missing => {
                         let mut conn = self.pool.acquire().await?;
@@ -232,7 +238,14 @@ impl Run {
             return self.existing(&mut conn).await.map(|row| (row.snapshot(&self.domain, &self.flow), Vec::new()));
         }
         tx.commit().await?;
+        self.observe(&pending);
         Ok((pending.snapshot(&self.domain), pending.all_followups()))
+    }
+
+    /// Counts and logs what a committed write did (faults, resolved incidents).
+    fn observe(&self, pending: &Pending) {
+        let trace = observe::trace_id(&self.req.headers, self.job_id);
+        observe::committed(&self.domain, pending, &trace);
     }
 
     /// One attempt at writing a run that holds a lease: lock the row, check

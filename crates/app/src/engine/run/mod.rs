@@ -321,6 +321,7 @@ impl Run {
     /// Runs and commits. A task failure commits a faulted instance; any other
     /// failure of an API request leaves the instance as it was. Jobs this
     /// commit creates for other instances (a parent resuming) run right after.
+    #[tracing::instrument(name = "run", skip_all, fields(domain = %self.domain, workflow = %self.flow, instance = %self.row.id, origin = self.origin.as_str()))]
     pub(crate) async fn run(mut self) -> Result<InstanceSnapshot, EngineError> {
         match self.settle().await {
             Settled::Commit => {

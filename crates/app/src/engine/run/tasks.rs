@@ -7,6 +7,7 @@ use std::time::Instant;
 use chrono::{DateTime, Utc};
 use futures::future::join_all;
 use serde_json::{json, Value};
+use tracing::Instrument;
 use uuid::Uuid;
 use vnext_core::boundary::{self, BoundaryDecision, RuleOrigin};
 use vnext_core::machine::{Phase, PlannedTask, Resolved, TaskGroup};
@@ -129,6 +130,7 @@ impl Run {
             let invocation = self.invocation(r, g, p);
             let script_data = p.input.clone().unwrap_or_else(|| json!({}));
             let clock = self.eng.clock.clone();
+            let span = tracing::debug_span!("task", task = invocation.task_key.as_str(), kind = invocation.task_type.name());
             async move {
                 let started_at = clock.now();
                 let t0 = Instant::now();
@@ -140,6 +142,7 @@ impl Run {
                 };
                 (response, started_at, clock.now(), t0.elapsed().as_secs_f64() * 1000.0)
             }
+            .instrument(span)
         });
         let results = join_all(calls).await;
 

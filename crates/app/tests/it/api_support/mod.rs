@@ -8,6 +8,7 @@
 #![allow(dead_code)]
 
 pub mod fixtures;
+pub mod metrics;
 pub mod seed;
 
 use std::net::SocketAddr;

@@ -1,0 +1,78 @@
+//! What a new user checks first in the answers: the start's `createdAt` is the
+//! stored one, the `ETag` header is the documented format, and a `sync=true`
+//! run that goes on in the background says where to poll.
+
+use serde_json::{Value, json};
+
+use crate::api_support::{TestApp, fixtures::DOMAIN};
+
+const ORDERS: &str = "/api/v1/shop/workflows/order/instances";
+
+#[tokio::test]
+async fn the_start_answer_shows_the_stored_times_and_the_documented_etag() {
+    let app = TestApp::spawn().await;
+    app.publish_fixtures().await;
+    let r = app.post_json(&format!("{ORDERS}/start?sync=true"), &json!({"key": "t-1", "attributes": {"amount": 5}})).await;
+    assert_eq!(r.status(), 200);
+    let header = r.headers()["etag"].to_str().unwrap().to_string();
+    let started: Value = r.json().await.unwrap();
+    let read: Value = app.get(&format!("{ORDERS}/t-1")).await.json().await.unwrap();
+    assert_eq!(started["metadata"]["createdAt"], read["metadata"]["createdAt"]);
+    assert_eq!(started["metadata"]["modifiedAt"], read["metadata"]["modifiedAt"]);
+    // ETag: 32 lower-case hex digits; the header quotes the body's value.
+    let etag = started["etag"].as_str().unwrap();
+    assert!(etag.len() == 32 && etag.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)), "{etag}");
+    assert_eq!(header, format!("\"{etag}\""));
+}
+
+fn label() -> Value {
+    json!([{"label": "x", "language": "en"}])
+}
+
+/// Workflow `patient`: `call` enters a state whose HTTP task fails (this
+/// server's executor fails every I/O task) and whose boundary retries in an hour.
+fn patient_package() -> Vec<Value> {
+    let task = json!({"key": "remote", "version": "1.0.0", "domain": DOMAIN, "flow": "sys-tasks", "flowVersion": "1.0.0",
+        "tags": ["test"], "attributes": {"type": "6", "config": {"url": "http://127.0.0.1:9/x", "method": "POST"}}});
+    let manual = |key: &str, target: &str| json!({"key": key, "target": target, "triggerType": 0, "versionStrategy": "None", "labels": label()});
+    let boundary = json!({"onError": [{"action": 1, "errorCodes": ["*"],
+        "retryPolicy": {"initialDelay": "PT1H", "maxRetries": 2, "backoffType": 0, "useJitter": false}}]});
+    let entry = json!({"order": 1, "task": {"key": "remote", "domain": DOMAIN, "flow": "sys-tasks", "version": "1.0.0"},
+        "errorBoundary": boundary});
+    let workflow = json!({"key": "patient", "version": "1.0.0", "domain": DOMAIN, "flow": "sys-flows", "flowVersion": "1.0.0",
+        "tags": ["test"], "attributes": {
+            "type": "F", "labels": label(), "startTransition": manual("begin", "idle"),
+            "states": [
+                {"key": "idle", "stateType": 1, "versionStrategy": "None", "labels": label(), "transitions": [manual("call", "calling")]},
+                {"key": "calling", "stateType": 2, "versionStrategy": "None", "labels": label(), "onEntries": [entry],
+                 "transitions": [manual("finish", "end")]},
+                {"key": "end", "stateType": 3, "versionStrategy": "None", "labels": label(), "transitions": []}
+            ]
+        }});
+    vec![task, workflow]
+}
+
+#[tokio::test]
+async fn a_sync_run_that_continues_in_the_background_says_where_to_poll() {
+    let app = TestApp::spawn().await;
+    app.provision(DOMAIN).await;
+    for component in patient_package() {
+        let r = app.publish(&component).await;
+        assert!(r.status().is_success(), "publish {}: {}", component["key"], r.text().await.unwrap());
+    }
+    let base = "/api/v1/shop/workflows/patient/instances";
+    let r = app.post_json(&format!("{base}/start?sync=true"), &json!({"key": "w-1"})).await;
+    assert_eq!(r.status(), 200);
+    // A run that rests needs no hint.
+    assert!(r.headers().get("location").is_none());
+    let id = r.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_string();
+
+    let r = app.patch_json(&format!("{base}/w-1/transitions/call?sync=true"), &json!({})).await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["location"], format!("{base}/{id}").as_str());
+    assert_eq!(r.headers()["retry-after"], "1");
+    let body: Value = r.json().await.unwrap();
+    // The retry job owns the instance until it runs.
+    assert_eq!(body["metadata"]["status"], "B", "{body}");
+    assert_eq!(body["metadata"]["currentState"], "idle", "{body}");
+}
