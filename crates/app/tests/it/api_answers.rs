@@ -19,10 +19,11 @@ async fn the_start_answer_shows_the_stored_times_and_the_documented_etag() {
     let read: Value = app.get(&format!("{ORDERS}/t-1")).await.json().await.unwrap();
     assert_eq!(started["metadata"]["createdAt"], read["metadata"]["createdAt"]);
     assert_eq!(started["metadata"]["modifiedAt"], read["metadata"]["modifiedAt"]);
-    // ETag: 32 lower-case hex digits; the header quotes the body's value.
-    let etag = started["etag"].as_str().unwrap();
+    // eTag: 32 lower-case hex digits, quoted; the header carries the same value.
+    let quoted = started["eTag"].as_str().unwrap();
+    let etag = quoted.strip_prefix('"').and_then(|t| t.strip_suffix('"')).unwrap_or_else(|| panic!("unquoted: {quoted}"));
     assert!(etag.len() == 32 && etag.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)), "{etag}");
-    assert_eq!(header, format!("\"{etag}\""));
+    assert_eq!(header, quoted);
 }
 
 fn label() -> Value {

@@ -93,7 +93,7 @@ async fn every_mutating_call_writes_one_row_with_its_outcome_and_no_secret() {
     let (status, cancel_trace, _) = call(&app, Method::PATCH, &format!("{BASE}/{id}/transitions/cancel?sync=true"), Some(&writer), Some(&json!({}))).await;
     assert_eq!(status, 200);
     let (status, retry_trace, _) = call(&app, Method::POST, &format!("{BASE}/{id}/retry?sync=true"), Some(&writer), Some(&json!({}))).await;
-    assert_eq!(status, 409);
+    assert_eq!(status, 400);
     let (status, forbidden_trace, _) = call(&app, Method::POST, &format!("{BASE}/start?sync=true"), Some(&reader), Some(&body)).await;
     assert_eq!(status, 403);
     let (status, publish_trace, _) = call(&app, Method::POST, "/api/v1/definitions/publish", Some(&admin), Some(&fixtures::workflow_version("1.1.0"))).await;
