@@ -4,7 +4,7 @@
 
 use serde_json::{Value, json};
 
-use crate::api_support::{TestApp, fixtures::DOMAIN};
+use crate::api_support::{TestApp, fixtures::{self, DOMAIN}};
 
 const ORDERS: &str = "/api/v1/shop/workflows/order/instances";
 
@@ -26,31 +26,12 @@ async fn the_start_answer_shows_the_stored_times_and_the_documented_etag() {
     assert_eq!(header, quoted);
 }
 
-fn label() -> Value {
-    json!([{"label": "x", "language": "en"}])
-}
-
-/// Workflow `patient`: `call` enters a state whose HTTP task fails (this
-/// server's executor fails every I/O task) and whose boundary retries in an hour.
+/// Workflow `patient`: `call` enters a state whose HTTP task fails and whose
+/// boundary retries in an hour.
 fn patient_package() -> Vec<Value> {
-    let task = json!({"key": "remote", "version": "1.0.0", "domain": DOMAIN, "flow": "sys-tasks", "flowVersion": "1.0.0",
-        "tags": ["test"], "attributes": {"type": "6", "config": {"url": "http://127.0.0.1:9/x", "method": "POST"}}});
-    let manual = |key: &str, target: &str| json!({"key": key, "target": target, "triggerType": 0, "versionStrategy": "None", "labels": label()});
     let boundary = json!({"onError": [{"action": 1, "errorCodes": ["*"],
         "retryPolicy": {"initialDelay": "PT1H", "maxRetries": 2, "backoffType": 0, "useJitter": false}}]});
-    let entry = json!({"order": 1, "task": {"key": "remote", "domain": DOMAIN, "flow": "sys-tasks", "version": "1.0.0"},
-        "errorBoundary": boundary});
-    let workflow = json!({"key": "patient", "version": "1.0.0", "domain": DOMAIN, "flow": "sys-flows", "flowVersion": "1.0.0",
-        "tags": ["test"], "attributes": {
-            "type": "F", "labels": label(), "startTransition": manual("begin", "idle"),
-            "states": [
-                {"key": "idle", "stateType": 1, "versionStrategy": "None", "labels": label(), "transitions": [manual("call", "calling")]},
-                {"key": "calling", "stateType": 2, "versionStrategy": "None", "labels": label(), "onEntries": [entry],
-                 "transitions": [manual("finish", "end")]},
-                {"key": "end", "stateType": 3, "versionStrategy": "None", "labels": label(), "transitions": []}
-            ]
-        }});
-    vec![task, workflow]
+    fixtures::failing_http_package("patient", Some(boundary))
 }
 
 #[tokio::test]

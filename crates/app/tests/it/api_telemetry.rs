@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 
 use serde_json::{Value, json};
 
-use crate::api_support::{TestApp, fixtures::DOMAIN};
+use crate::api_support::{TestApp, fixtures::{self, DOMAIN}};
 
 /// Log lines of this test process, as the JSON log format writes them.
 #[derive(Clone, Default)]
@@ -37,37 +37,12 @@ fn captured_logs() -> Captured {
     logs.clone()
 }
 
-fn label() -> Value {
-    json!([{"label": "x", "language": "en"}])
-}
-
-/// Workflow `probe`: `call` enters a state whose entry runs HTTP task `remote`.
-/// This server's executor fails every I/O task (non-retryable, no boundary),
-/// so `call` faults the instance.
-fn probe_package() -> Vec<Value> {
-    let task = json!({"key": "remote", "version": "1.0.0", "domain": DOMAIN, "flow": "sys-tasks", "flowVersion": "1.0.0",
-        "tags": ["test"], "attributes": {"type": "6", "config": {"url": "http://127.0.0.1:9/x", "method": "POST"}}});
-    let manual = |key: &str, target: &str| json!({"key": key, "target": target, "triggerType": 0, "versionStrategy": "None", "labels": label()});
-    let entry = json!({"order": 1, "task": {"key": "remote", "domain": DOMAIN, "flow": "sys-tasks", "version": "1.0.0"}});
-    let workflow = json!({"key": "probe", "version": "1.0.0", "domain": DOMAIN, "flow": "sys-flows", "flowVersion": "1.0.0",
-        "tags": ["test"], "attributes": {
-            "type": "F", "labels": label(), "startTransition": manual("begin", "idle"),
-            "states": [
-                {"key": "idle", "stateType": 1, "versionStrategy": "None", "labels": label(), "transitions": [manual("call", "calling")]},
-                {"key": "calling", "stateType": 2, "versionStrategy": "None", "labels": label(), "onEntries": [entry],
-                 "transitions": [manual("finish", "end")]},
-                {"key": "end", "stateType": 3, "versionStrategy": "None", "labels": label(), "transitions": []}
-            ]
-        }});
-    vec![task, workflow]
-}
-
 #[tokio::test]
 async fn a_faulted_instance_logs_one_warn_line_and_moves_the_fault_metrics() {
     let logs = captured_logs();
     let app = TestApp::spawn().await;
     app.provision(DOMAIN).await;
-    for component in probe_package() {
+    for component in fixtures::failing_http_package("probe", None) {
         let r = app.publish(&component).await;
         assert!(r.status().is_success(), "publish {}: {}", component["key"], r.text().await.unwrap());
     }

@@ -164,3 +164,29 @@ pub fn fragile_workflow() -> Value {
         }
     })
 }
+
+/// Workflow `flow` in [`DOMAIN`] with HTTP task `remote`: `begin` ─▶ idle,
+/// `call` ─▶ calling (its entry runs `remote`), `finish` ─▶ end. The test
+/// server's executor fails every I/O task, so entering `calling` fails the
+/// task: it faults the instance, or with `boundary` (the entry's
+/// `errorBoundary`) is handled as the boundary says.
+pub fn failing_http_package(flow: &str, boundary: Option<Value>) -> Vec<Value> {
+    let task = json!({"key": "remote", "version": "1.0.0", "domain": DOMAIN, "flow": "sys-tasks", "flowVersion": "1.0.0",
+        "tags": ["test"], "attributes": {"type": "6", "config": {"url": "http://127.0.0.1:9/x", "method": "POST"}}});
+    let manual = |key: &str, target: &str| json!({"key": key, "target": target, "triggerType": 0, "versionStrategy": "None", "labels": label("x")});
+    let mut entry = json!({"order": 1, "task": reference("sys-tasks", "remote")});
+    if let Some(boundary) = boundary {
+        entry["errorBoundary"] = boundary;
+    }
+    let workflow = json!({"key": flow, "version": "1.0.0", "domain": DOMAIN, "flow": "sys-flows", "flowVersion": "1.0.0",
+        "tags": ["test"], "attributes": {
+            "type": "F", "labels": label("x"), "startTransition": manual("begin", "idle"),
+            "states": [
+                {"key": "idle", "stateType": 1, "versionStrategy": "None", "labels": label("x"), "transitions": [manual("call", "calling")]},
+                {"key": "calling", "stateType": 2, "versionStrategy": "None", "labels": label("x"), "onEntries": [entry],
+                 "transitions": [manual("finish", "end")]},
+                {"key": "end", "stateType": 3, "versionStrategy": "None", "labels": label("x"), "transitions": []}
+            ]
+        }});
+    vec![task, workflow]
+}
