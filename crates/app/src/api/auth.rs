@@ -7,7 +7,7 @@
 //!
 //! | route | needs |
 //! |---|---|
-//! | `/health`, `/ready` | nothing |
+//! | `/health`, `/ready`, `/openapi.json`, `/docs` (and its assets) | nothing |
 //! | `/api/v1/admin/*` | an admin key |
 //! | `GET /api/v1/{domain}/…` | `read` on the domain |
 //! | `POST /api/v1/{domain}/…` | `write` on the domain |
@@ -204,7 +204,8 @@ pub async fn check_startup(databases: &vnext_init::db::Databases, listen: &str) 
 pub fn requirement(method: &Method, template: Option<&str>, params: &[(String, String)]) -> Need {
     let Some(template) = template else { return Need::AnyKey };
     match template {
-        "/health" | "/ready" => return Need::Nothing,
+        "/health" | "/ready" | "/openapi.json" => return Need::Nothing,
+        t if super::openapi::DOCS_UI_ROUTES.contains(&t) => return Need::Nothing,
         "/metrics" | "/api/v1/definitions/publish" | "/api/v1/definitions/validate" => return Need::AnyKey,
         t if t.starts_with("/api/v1/admin/") => return Need::Admin,
         _ => {}
@@ -330,6 +331,8 @@ mod tests {
         let inst = Some("/api/v1/{domain}/workflows/{workflow}/instances/{instance}");
         assert_eq!(requirement(&Method::GET, Some("/health"), &[]), Need::Nothing);
         assert_eq!(requirement(&Method::GET, Some("/ready"), &[]), Need::Nothing);
+        assert_eq!(requirement(&Method::GET, Some("/openapi.json"), &[]), Need::Nothing);
+        assert_eq!(requirement(&Method::GET, Some("/docs/{*rest}"), &[]), Need::Nothing);
         assert_eq!(requirement(&Method::GET, Some("/metrics"), &[]), Need::AnyKey);
         assert_eq!(requirement(&Method::GET, None, &[]), Need::AnyKey);
         assert_eq!(requirement(&Method::POST, Some("/api/v1/admin/keys"), &[]), Need::Admin);
