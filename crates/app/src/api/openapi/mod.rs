@@ -128,6 +128,7 @@ fn access_words(need: &Need) -> String {
 pub fn finish(doc: &mut Document) {
     // The domain a template names, as the middleware sees it on a real call.
     let params = [("domain".to_string(), "{domain}".to_string())];
+    let mut seen = std::collections::HashSet::new();
     for (path, item) in doc.paths.paths.iter_mut() {
         for (method, operation) in operations_mut(item) {
             let need = requirement(&method, Some(path), &params);
@@ -140,6 +141,14 @@ pub fn finish(doc: &mut Document) {
                 .get_or_insert_with(Default::default)
                 .insert("x-required-access".into(), json!(access_words(&need)));
             errors::add_error_responses(operation, &need);
+            // One handler serving several methods (custom functions) shares
+            // its id; OpenAPI wants operation ids unique.
+            if let Some(id) = operation.operation_id.as_mut()
+                && !seen.insert(id.clone())
+            {
+                id.push_str(&method.as_str()[..1]);
+                id.push_str(&method.as_str()[1..].to_ascii_lowercase());
+            }
         }
     }
 }
@@ -176,10 +185,15 @@ mod tests {
     #[test]
     fn every_operation_has_an_error_table_entry_and_an_id() {
         let mut doc = crate::api::document();
+        let mut ids = std::collections::HashSet::new();
         for (path, item) in doc.paths.paths.iter_mut() {
             for (method, operation) in operations_mut(item) {
                 let id = operation.operation_id.clone().unwrap_or_default();
-                assert!(errors::operation_codes(&id).is_some(), "{method} {path}: operation `{id}` has no entry in the error table");
+                assert!(ids.insert(id.clone()), "{method} {path}: operation id `{id}` is not unique");
+                // A repeated id carries its method as a suffix (see `finish`).
+                let suffix = format!("{}{}", &method.as_str()[..1], method.as_str()[1..].to_ascii_lowercase());
+                let base = id.strip_suffix(&suffix).filter(|b| errors::operation_codes(b).is_some()).unwrap_or(&id);
+                assert!(errors::operation_codes(base).is_some(), "{method} {path}: operation `{id}` has no entry in the error table");
                 assert!(operation.responses.responses.contains_key("500"), "{method} {path}");
             }
         }
