@@ -66,6 +66,7 @@ pub const API_KEY_HEADER: &str = "apiKeyHeader";
     components(schemas(shapes::CommandBody, params::PayloadMode)),
     tags(
         (name = "definitions", description = "Publish, validate and read back components"),
+        (name = "discovery", description = "The domains, workflows and components there are"),
         (name = "instances", description = "Start, read and list instances"),
         (name = "transitions", description = "Run a transition, retry a faulted instance, history"),
         (name = "functions", description = "The instance functions (state, data, view, schema, catalog, authorize)"),

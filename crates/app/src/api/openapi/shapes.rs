@@ -324,3 +324,53 @@ pub struct Catalog {
 pub struct Authorization {
     pub allowed: bool,
 }
+
+/// A transition in a workflow summary.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SummaryTransition {
+    pub key: String,
+    /// The state it leaves (null for shared, cancel, exit, update-data and timeout transitions without one).
+    pub from: Option<String>,
+    pub target: Option<String>,
+    /// `manual`, `automatic`, `scheduled`, `event`.
+    pub trigger_type: String,
+    /// `start`, `state`, `shared`, `cancel`, `exit`, `updateData`, `timeout`.
+    pub scope: String,
+    /// Shared transitions: the states they are offered in.
+    pub available_in: Option<Vec<String>>,
+}
+
+/// A state in a workflow summary.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SummaryState {
+    pub key: String,
+    /// `initial`, `intermediate`, `final`, `subFlow`, `wizard`.
+    #[serde(rename = "type")]
+    pub state_type: String,
+    /// The subflow's reference (`{key, domain, flow, version}` or `{ref}`), when it starts one.
+    #[schema(value_type = Option<Object>)]
+    pub sub_flow: Option<Value>,
+}
+
+/// `GET /api/v1/{domain}/workflows/{workflow}` answer.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct WorkflowSummary {
+    pub domain: String,
+    pub key: String,
+    /// The version summarised.
+    pub version: String,
+    pub latest: String,
+    pub versions: Vec<String>,
+    /// The workflow's `type`.
+    #[serde(rename = "type")]
+    pub flow_type: Value,
+    pub start_transition: SummaryTransition,
+    pub states: Vec<SummaryState>,
+    pub transitions: Vec<SummaryTransition>,
+    /// References of every task the workflow runs.
+    #[schema(value_type = Vec<Object>)]
+    pub tasks: Vec<Value>,
+}
