@@ -35,8 +35,10 @@ use axum::extract::{MatchedPath, RawPathParams, Request, State};
 use axum::http::Method;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use axum::{Json, RequestExt, Router};
+use axum::{Json, RequestExt};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
 use chrono::Utc;
 use serde_json::{Map, Value, json};
 use uuid::Uuid;
@@ -50,8 +52,8 @@ use super::params::{ApiPath, Params, domain_name};
 use crate::error::{ApiError, ErrorCode, REQUEST_ID_HEADER, problem_code};
 use crate::query::scope;
 
-pub fn router() -> Router<AppState> {
-    Router::new().route("/api/v1/{domain}/audit", get(domain_log)).route("/api/v1/admin/audit", get(control_log))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(domain_log)).routes(routes!(control_log))
 }
 
 /// What a mutating route does, by method and route template; `None` for
@@ -251,6 +253,10 @@ fn page(rows: Vec<audit::AuditRow>, limit: u32) -> Json<Value> {
     Json(json!({ "items": rows, "nextBefore": next }))
 }
 
+/// The domain's audit log, newest first.
+#[utoipa::path(get, path = "/api/v1/{domain}/audit", operation_id = "domainAudit", tag = "audit",
+    params(super::openapi::params::DomainPath, super::openapi::params::AuditQuery),
+    responses((status = 200, description = "A page of rows", body = super::openapi::shapes::AuditPage)))]
 async fn domain_log(State(state): State<AppState>, ApiPath(domain): ApiPath<String>, params: Params) -> Result<Json<Value>, ApiError> {
     let domain = domain_name(&domain)?;
     let query = query_of(&params, false)?;
@@ -259,6 +265,10 @@ async fn domain_log(State(state): State<AppState>, ApiPath(domain): ApiPath<Stri
     Ok(page(rows, query.limit))
 }
 
+/// The control audit log (key management, calls naming no provisioned domain), newest first.
+#[utoipa::path(get, path = "/api/v1/admin/audit", operation_id = "controlAudit", tag = "admin",
+    params(super::openapi::params::ControlAuditQuery),
+    responses((status = 200, description = "A page of rows", body = super::openapi::shapes::AuditPage)))]
 async fn control_log(State(state): State<AppState>, params: Params) -> Result<Json<Value>, ApiError> {
     let query = query_of(&params, true)?;
     let rows = audit::list(state.engine.databases().control(), AuditLog::Control, &query).await.map_err(ApiError::from)?;

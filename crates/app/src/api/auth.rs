@@ -7,12 +7,13 @@
 //!
 //! | route | needs |
 //! |---|---|
-//! | `/health`, `/ready` | nothing |
+//! | `/health`, `/ready`, `/openapi.json`, `/docs` (and its assets) | nothing |
 //! | `/api/v1/admin/*` | an admin key |
 //! | `GET /api/v1/{domain}/…` | `read` on the domain |
 //! | `POST /api/v1/{domain}/…` | `write` on the domain |
 //! | `/api/v1/definitions/publish` | any key; the handler checks `publish` on the document's domain, and admin for a new domain |
 //! | `/api/v1/definitions/validate`, `/metrics`, unknown paths | any key |
+//! | `GET /api/v1/domains` | any key; the handler lists only the domains it may `read` |
 //! | any other route | an admin key (a route nobody classified is never open) |
 //!
 //! The decision whether keys are needed at all is the [`AuthGate`]'s: on a
@@ -204,8 +205,9 @@ pub async fn check_startup(databases: &vnext_init::db::Databases, listen: &str) 
 pub fn requirement(method: &Method, template: Option<&str>, params: &[(String, String)]) -> Need {
     let Some(template) = template else { return Need::AnyKey };
     match template {
-        "/health" | "/ready" => return Need::Nothing,
-        "/metrics" | "/api/v1/definitions/publish" | "/api/v1/definitions/validate" => return Need::AnyKey,
+        "/health" | "/ready" | "/openapi.json" => return Need::Nothing,
+        t if super::openapi::DOCS_UI_ROUTES.contains(&t) => return Need::Nothing,
+        "/metrics" | "/api/v1/definitions/publish" | "/api/v1/definitions/validate" | "/api/v1/domains" => return Need::AnyKey,
         t if t.starts_with("/api/v1/admin/") => return Need::Admin,
         _ => {}
     }
@@ -330,8 +332,15 @@ mod tests {
         let inst = Some("/api/v1/{domain}/workflows/{workflow}/instances/{instance}");
         assert_eq!(requirement(&Method::GET, Some("/health"), &[]), Need::Nothing);
         assert_eq!(requirement(&Method::GET, Some("/ready"), &[]), Need::Nothing);
+        assert_eq!(requirement(&Method::GET, Some("/openapi.json"), &[]), Need::Nothing);
+        assert_eq!(requirement(&Method::GET, Some("/docs/{*rest}"), &[]), Need::Nothing);
         assert_eq!(requirement(&Method::GET, Some("/metrics"), &[]), Need::AnyKey);
         assert_eq!(requirement(&Method::GET, None, &[]), Need::AnyKey);
+        assert_eq!(requirement(&Method::GET, Some("/api/v1/domains"), &[]), Need::AnyKey);
+        assert_eq!(
+            requirement(&Method::GET, Some("/api/v1/{domain}/workflows"), &p("pay")),
+            Need::Grant { domain: "pay".into(), grant: Grant::Read }
+        );
         assert_eq!(requirement(&Method::POST, Some("/api/v1/admin/keys"), &[]), Need::Admin);
         assert_eq!(requirement(&Method::GET, inst, &p("pay")), Need::Grant { domain: "pay".into(), grant: Grant::Read });
         assert_eq!(

@@ -27,8 +27,10 @@ use std::collections::BTreeSet;
 use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::{Extension, Json, Router};
+use axum::{Extension, Json};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
 use serde_json::{Value, json};
 use vnext_core::ident::DomainName;
 use vnext_core::model::ComponentKind;
@@ -47,16 +49,18 @@ use super::params::{ApiPath, Params};
 use crate::error::{ApiError, ErrorCode, FieldError};
 use crate::query::scope;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api/v1/definitions/publish", post(publish))
-        .route("/api/v1/definitions/validate", post(validate_only))
-        .route("/api/v1/definitions/re-initialize", get(re_initialize))
-        .route("/api/v1/{domain}/definitions/{flow}/{key}", get(read_back))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(publish))
+        .routes(routes!(validate_only))
+        .routes(routes!(re_initialize))
+        .routes(routes!(read_back))
 }
 
 /// Drops every cached definition (the engine's `re-initialize`): the next
 /// request of each domain reloads what is published. 200 `{reinitialized:true}`.
+#[utoipa::path(get, path = "/api/v1/definitions/re-initialize", operation_id = "reinitializeDefinitions", tag = "definitions",
+    responses((status = 200, description = "Every cached definition dropped", body = super::openapi::shapes::ReinitializeAnswer)))]
 async fn re_initialize(State(state): State<AppState>) -> Json<Value> {
     state.engine.definitions().invalidate_all();
     Json(serde_json::json!({ "reinitialized": true }))
@@ -113,6 +117,10 @@ fn diagnostics_json(diagnostics: &[Diagnostic]) -> Value {
     serde_json::to_value(diagnostics).unwrap_or_default()
 }
 
+/// Validates one component document against what is published; writes nothing.
+#[utoipa::path(post, path = "/api/v1/definitions/validate", operation_id = "validateComponent", tag = "definitions",
+    request_body(content = Object, description = "One component document", content_type = "application/json"),
+    responses((status = 200, description = "The diagnostics (none when valid)", body = super::openapi::shapes::ValidateAnswer)))]
 async fn validate_only(State(state): State<AppState>, body: JsonBody) -> Result<Json<Value>, ApiError> {
     let value = component_document(&body)?;
     let catalog = store_catalog(&state, value).await?;
@@ -123,6 +131,14 @@ async fn validate_only(State(state): State<AppState>, body: JsonBody) -> Result<
 
 /// Publishes, and notes for the audit log which domain and component the
 /// document names (when it names them), whatever the answer.
+/// Publishes one component document as an immutable version (see the module docs).
+#[utoipa::path(post, path = "/api/v1/definitions/publish", operation_id = "publishComponent", tag = "definitions",
+    params(super::openapi::params::StrictQuery),
+    request_body(content = Object, description = "One component document", content_type = "application/json"),
+    responses(
+        (status = 201, description = "Created", body = super::openapi::shapes::PublishAnswer, headers(("Location" = String, description = "Where to read it back"))),
+        (status = 200, description = "Unchanged: the same key, version and content is published", body = super::openapi::shapes::PublishAnswer),
+    ))]
 async fn publish(state: State<AppState>, caller: Extension<Caller>, params: Params, body: JsonBody) -> Response {
     let note = publish_note(&body.value);
     let mut response = publish_component(state, caller, params, body).await.unwrap_or_else(IntoResponse::into_response);
@@ -238,6 +254,16 @@ async fn provision(state: &AppState, caller: &Caller, domain: &DomainName) -> Re
     done.map_err(ApiError::from)
 }
 
+/// The stored text of a component, byte for byte as first published.
+#[utoipa::path(get, path = "/api/v1/{domain}/definitions/{flow}/{key}", operation_id = "readComponent", tag = "definitions",
+    params(
+        ("domain" = String, Path, description = "The domain"),
+        ("flow" = String, Path, description = "The component flow: sys-flows, sys-tasks, sys-schemas, sys-views, sys-functions, sys-extensions"),
+        ("key" = String, Path, description = "The component's key"),
+        super::openapi::params::ComponentVersionQuery,
+    ),
+    responses((status = 200, description = "The component document", content_type = "application/json", body = Object,
+        headers(("ETag" = String, description = "SHA-256 of the text, quoted"), ("x-component-version" = String)))))]
 async fn read_back(
     State(state): State<AppState>,
     ApiPath((domain, flow, key)): ApiPath<(String, String, String)>,

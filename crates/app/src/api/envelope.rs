@@ -9,6 +9,7 @@
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
+use utoipa::ToSchema;
 use serde_json::{Map, Value};
 use uuid::Uuid;
 
@@ -32,7 +33,7 @@ pub fn entity_etag(s: &InstanceSnapshot) -> String {
 }
 
 /// `metadata.incident`: whether an incident is open, and where to read them.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct IncidentLinks {
     pub has_active_incident: bool,
@@ -42,13 +43,13 @@ pub struct IncidentLinks {
 }
 
 /// `{href}`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct Href {
     pub href: String,
 }
 
 /// `metadata` of the instance envelope.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Metadata {
     pub current_state: String,
@@ -98,7 +99,7 @@ impl Metadata {
 
 /// The instance as `GET …/{instance}` answers it (and each list item, without
 /// `eTag`).
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct InstanceEnvelope {
     pub id: Uuid,
@@ -144,7 +145,7 @@ impl InstanceEnvelope {
 
 /// The answer of a start or transition that ran to a rest point (200), and
 /// of one accepted to run later (202: `id`, `key`, `status` only).
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct CommandAnswer {
     pub id: Uuid,

@@ -22,8 +22,10 @@ use std::time::{Duration, Instant};
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::{Extension, Json, Router};
+use axum::{Extension, Json};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
 use serde_json::{Value, json};
 
 use super::access;
@@ -35,22 +37,20 @@ use crate::engine::{InstanceSnapshot, InstanceStatus};
 use crate::error::{ApiError, ErrorCode};
 use crate::query::{FlowScope, data, functions, instance, scope};
 
-const BASE: &str = "/api/v1/{domain}/workflows/{workflow}/instances/{instance}/functions";
-
 /// Longest a state read waits for a busy instance to change.
 pub const LONG_POLL: Duration = Duration::from_secs(10);
 const LONG_POLL_STEP: Duration = Duration::from_millis(200);
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route(&format!("{BASE}/state"), get(state_fn))
-        .route(&format!("{BASE}/data"), get(data_fn))
-        .route(&format!("{BASE}/view"), get(view_fn))
-        .route(&format!("{BASE}/schema"), get(schema_fn))
-        .route(&format!("{BASE}/catalog"), get(catalog_fn))
-        .route(&format!("{BASE}/authorize"), get(authorize_fn))
-        .route(&format!("{BASE}/{{function}}"), get(custom_fn).post(custom_fn).patch(custom_fn).delete(custom_fn))
-        .route("/api/v1/{domain}/workflows/{workflow}/instances/{instance}/longpoll/ack", post(ack_fn))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(state_fn))
+        .routes(routes!(data_fn))
+        .routes(routes!(view_fn))
+        .routes(routes!(schema_fn))
+        .routes(routes!(catalog_fn))
+        .routes(routes!(authorize_fn))
+        .routes(routes!(custom_fn))
+        .routes(routes!(ack_fn))
 }
 
 type InstancePath = ApiPath<(String, String, String)>;
@@ -87,6 +87,12 @@ fn etag_headers(snapshot: &InstanceSnapshot) -> [(header::HeaderName, header::He
 /// (`If-None-Match`) is answered when the ETag changes, or with 304 after
 /// [`LONG_POLL`]; an instance at rest answers 304 at once. The answer's
 /// `interaction` tells the client whether to keep polling.
+#[utoipa::path(get, path = "/api/v1/{domain}/workflows/{workflow}/instances/{instance}/functions/state", operation_id = "stateFunction", tag = "functions",
+    params(super::openapi::params::InstancePath, ("If-None-Match" = Option<String>, Header, description = "An ETag the client holds")),
+    responses(
+        (status = 200, description = "Where the instance is and what a client may do now", body = super::openapi::shapes::StateFunction, headers(("ETag" = String, description = "The instance ETag, quoted"), ("X-Entity-ETag" = String, description = "The data ETag, quoted"))),
+        (status = 304, description = "Not modified (a busy instance after the long-poll wait, one at rest at once)", headers(("ETag" = String, description = "The instance ETag, quoted"), ("X-Entity-ETag" = String, description = "The data ETag, quoted"))),
+    ))]
 async fn state_fn(State(state): State<AppState>, Extension(caller): Extension<Caller>, path: InstancePath, headers: HeaderMap) -> Result<Response, ApiError> {
     let ApiPath((domain, workflow, instance)) = path;
     let (scope, mut snapshot) = find(&state, &domain, &workflow, &instance).await?;
@@ -111,6 +117,13 @@ async fn state_fn(State(state): State<AppState>, Extension(caller): Extension<Ca
     Ok((etag_headers(&snapshot), Json(answer)).into_response())
 }
 
+/// The instance data now, or at a past data version.
+#[utoipa::path(get, path = "/api/v1/{domain}/workflows/{workflow}/instances/{instance}/functions/data", operation_id = "dataFunction", tag = "functions",
+    params(super::openapi::params::InstancePath, super::openapi::params::DataVersionQuery, ("If-None-Match" = Option<String>, Header, description = "An ETag the client holds")),
+    responses(
+        (status = 200, description = "The data", body = crate::query::data::DataAnswer),
+        (status = 304, description = "Not modified", headers(("ETag" = String, description = "The instance ETag, quoted"), ("X-Entity-ETag" = String, description = "The data ETag, quoted"))),
+    ))]
 async fn data_fn(State(state): State<AppState>, Extension(caller): Extension<Caller>, path: InstancePath, params: Params, headers: HeaderMap) -> Result<Response, ApiError> {
     let version = params.get("version").map(str::trim).filter(|v| !v.is_empty()).map(data::parse_version).transpose()?;
     let (scope, snapshot) = load(&state, &caller, path).await?;
@@ -125,11 +138,22 @@ async fn data_fn(State(state): State<AppState>, Extension(caller): Extension<Cal
     Ok(response)
 }
 
+/// The current state's view (or a transition's).
+#[utoipa::path(get, path = "/api/v1/{domain}/workflows/{workflow}/instances/{instance}/functions/view", operation_id = "viewFunction", tag = "functions",
+    params(super::openapi::params::InstancePath, super::openapi::params::TransitionKeyQuery),
+    responses((status = 200, description = "The view", body = super::openapi::shapes::ViewFunction)))]
 async fn view_fn(State(state): State<AppState>, Extension(caller): Extension<Caller>, path: InstancePath, params: Params) -> Result<Json<Value>, ApiError> {
     let (scope, snapshot) = load(&state, &caller, path).await?;
     Ok(Json(functions::view_function(&scope, &snapshot, transition_param(&params)).await?))
 }
 
+/// A transition's JSON Schema (or the workflow's master schema).
+#[utoipa::path(get, path = "/api/v1/{domain}/workflows/{workflow}/instances/{instance}/functions/schema", operation_id = "schemaFunction", tag = "functions",
+    params(super::openapi::params::InstancePath, super::openapi::params::TransitionKeyQuery, ("If-None-Match" = Option<String>, Header, description = "An ETag the client holds")),
+    responses(
+        (status = 200, description = "The schema", body = super::openapi::shapes::SchemaFunction, headers(("ETag" = String))),
+        (status = 304, description = "Not modified", headers(("ETag" = String))),
+    ))]
 async fn schema_fn(State(state): State<AppState>, Extension(caller): Extension<Caller>, path: InstancePath, params: Params, headers: HeaderMap) -> Result<Response, ApiError> {
     let (scope, snapshot) = load(&state, &caller, path).await?;
     let answer = functions::schema_function(&scope, &snapshot, transition_param(&params)).await?;
@@ -141,6 +165,10 @@ async fn schema_fn(State(state): State<AppState>, Extension(caller): Extension<C
     Ok(([(header::ETAG, value)], Json(answer)).into_response())
 }
 
+/// The functions the workflow references.
+#[utoipa::path(get, path = "/api/v1/{domain}/workflows/{workflow}/instances/{instance}/functions/catalog", operation_id = "catalogFunction", tag = "functions",
+    params(super::openapi::params::InstancePath),
+    responses((status = 200, description = "The catalog", body = super::openapi::shapes::Catalog)))]
 async fn catalog_fn(State(state): State<AppState>, Extension(caller): Extension<Caller>, path: InstancePath) -> Result<Json<Value>, ApiError> {
     let (scope, snapshot) = load(&state, &caller, path).await?;
     Ok(Json(functions::catalog(&scope, &snapshot).await?))
@@ -149,6 +177,12 @@ async fn catalog_fn(State(state): State<AppState>, Extension(caller): Extension<
 /// Answers whether the caller may do one thing: run `transitionKey` now, call
 /// `functionKey`, read the instance (`queryRoles=true`) or acknowledge a
 /// long-poll (`ack=true`). Exactly one must be asked.
+#[utoipa::path(get, path = "/api/v1/{domain}/workflows/{workflow}/instances/{instance}/functions/authorize", operation_id = "authorizeFunction", tag = "functions",
+    params(super::openapi::params::InstancePath, super::openapi::params::AuthorizeQuery),
+    responses(
+        (status = 200, description = "Allowed", body = super::openapi::shapes::Authorization),
+        (status = 403, description = "Not allowed", body = super::openapi::shapes::Authorization),
+    ))]
 async fn authorize_fn(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -190,6 +224,8 @@ async fn authorize_fn(
 
 /// Custom functions: the routes and their refusals; running a function is
 /// not built yet.
+#[utoipa::path(method(get, post, patch, delete), path = "/api/v1/{domain}/workflows/{workflow}/instances/{instance}/functions/{function}", operation_id = "customFunction", tag = "functions",
+    params(super::openapi::params::InstancePath, ("function" = String, Path, description = "The function's name")))]
 async fn custom_fn(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -209,6 +245,9 @@ async fn custom_fn(
 }
 
 /// Acknowledges a long-poll answer: nothing to record, 200 with no body.
+#[utoipa::path(post, path = "/api/v1/{domain}/workflows/{workflow}/instances/{instance}/longpoll/ack", operation_id = "longPollAck", tag = "functions",
+    params(super::openapi::params::InstancePath),
+    responses((status = 200, description = "Acknowledged; empty body")))]
 async fn ack_fn(State(state): State<AppState>, Extension(caller): Extension<Caller>, path: InstancePath) -> Result<Response, ApiError> {
     load(&state, &caller, path).await?;
     Ok(StatusCode::OK.into_response())

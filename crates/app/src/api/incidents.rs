@@ -4,8 +4,10 @@
 //! - `GET …/instances/{instance}/incidents/active` (unresolved only)
 
 use axum::extract::State;
-use axum::routing::get;
-use axum::{Extension, Json, Router};
+use axum::{Extension, Json};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
 
 use super::AppState;
 use super::auth::Caller;
@@ -15,16 +17,22 @@ use crate::query::incidents::{self, Incident};
 use crate::query::list::{MAX_PAGE, MAX_PAGE_SIZE, Page};
 use crate::query::{instance, scope};
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api/v1/{domain}/workflows/{workflow}/instances/{instance}/incidents", get(all))
-        .route("/api/v1/{domain}/workflows/{workflow}/instances/{instance}/incidents/active", get(active))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(all)).routes(routes!(active))
 }
 
+/// Every incident of the instance, newest first.
+#[utoipa::path(get, path = "/api/v1/{domain}/workflows/{workflow}/instances/{instance}/incidents", operation_id = "listIncidents", tag = "incidents",
+    params(super::openapi::params::InstancePath, super::openapi::params::PageQuery),
+    responses((status = 200, description = "A page of incidents", body = Page<Incident>)))]
 async fn all(state: State<AppState>, caller: Extension<Caller>, path: ApiPath<(String, String, String)>, params: Params) -> Result<Json<Page<Incident>>, ApiError> {
     list(state, caller, path, params, false).await
 }
 
+/// The unresolved incidents of the instance, newest first.
+#[utoipa::path(get, path = "/api/v1/{domain}/workflows/{workflow}/instances/{instance}/incidents/active", operation_id = "listActiveIncidents", tag = "incidents",
+    params(super::openapi::params::InstancePath, super::openapi::params::PageQuery),
+    responses((status = 200, description = "A page of incidents", body = Page<Incident>)))]
 async fn active(state: State<AppState>, caller: Extension<Caller>, path: ApiPath<(String, String, String)>, params: Params) -> Result<Json<Page<Incident>>, ApiError> {
     list(state, caller, path, params, true).await
 }

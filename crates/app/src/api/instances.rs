@@ -8,9 +8,12 @@
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::{Extension, Json, Router};
+use axum::{Extension, Json};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
 use serde::Serialize;
+use utoipa::ToSchema;
 use vnext_core::version::VersionSelector;
 
 use super::auth::Caller;
@@ -24,13 +27,19 @@ use crate::error::{ApiError, ErrorCode};
 use crate::query::list::{self, ListRequest, MAX_PAGE, MAX_PAGE_SIZE};
 use crate::query::{filter, instance, scope, sort};
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api/v1/{domain}/workflows/{workflow}/instances/start", post(start))
-        .route("/api/v1/{domain}/workflows/{workflow}/instances", get(list_instances))
-        .route("/api/v1/{domain}/workflows/{workflow}/instances/{instance}", get(get_instance))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(start)).routes(routes!(list_instances)).routes(routes!(get_instance))
 }
 
+/// Starts an instance of the workflow.
+#[utoipa::path(post, path = "/api/v1/{domain}/workflows/{workflow}/instances/start", operation_id = "startInstance", tag = "instances",
+    params(super::openapi::params::WorkflowPath, super::openapi::params::StartQuery, ("x-vnext-payload-mode" = Option<super::openapi::params::PayloadMode>, Header, description = "How the body is read; absent: by its shape")),
+    request_body(content = super::openapi::shapes::CommandBody, description = "`{key?, tags?, attributes?}`, or any object taken whole as `attributes`", content_type = "application/json"),
+    responses(
+        (status = 200, description = "Ran to a rest point (busy: `Location` and `Retry-After` say where and when to poll)", body = super::envelope::CommandAnswer,
+            headers(("ETag" = String), ("X-Entity-ETag" = String), ("Location" = String, description = "Only while busy"))),
+        (status = 202, description = "Accepted to run later: `{id, key?, status}`", body = super::envelope::CommandAnswer, headers(("Location" = String))),
+    ))]
 async fn start(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -70,6 +79,13 @@ async fn start(
     .await
 }
 
+/// One instance; `If-None-Match` with its current ETag → 304.
+#[utoipa::path(get, path = "/api/v1/{domain}/workflows/{workflow}/instances/{instance}", operation_id = "getInstance", tag = "instances",
+    params(super::openapi::params::InstancePath, ("If-None-Match" = Option<String>, Header, description = "An ETag the client holds")),
+    responses(
+        (status = 200, description = "The instance", body = super::envelope::InstanceEnvelope, headers(("ETag" = String, description = "The instance ETag, quoted"), ("X-Entity-ETag" = String, description = "The data ETag, quoted"))),
+        (status = 304, description = "Not modified", headers(("ETag" = String, description = "The instance ETag, quoted"), ("X-Entity-ETag" = String, description = "The data ETag, quoted"))),
+    ))]
 async fn get_instance(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -87,6 +103,10 @@ async fn get_instance(
     Ok(([(header::ETAG, etag), (ENTITY_ETAG, entity)], Json(InstanceEnvelope::from(snapshot))).into_response())
 }
 
+/// A page of the workflow's instances.
+#[utoipa::path(get, path = "/api/v1/{domain}/workflows/{workflow}/instances", operation_id = "listInstances", tag = "instances",
+    params(super::openapi::params::WorkflowPath, super::openapi::params::ListQuery),
+    responses((status = 200, description = "Paging links and the page's items", body = ListAnswer)))]
 async fn list_instances(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -111,7 +131,7 @@ async fn list_instances(
 }
 
 /// The list answer, as the engine's: paging links and the page's items.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct ListAnswer {
     pub links: Links,
     pub items: Vec<InstanceEnvelope>,
@@ -119,7 +139,7 @@ pub struct ListAnswer {
 
 /// Root-relative links to pages of the same query; `next`/`prev` are `""`
 /// when there is no such page.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct Links {
     #[serde(rename = "self")]
     pub this: String,
@@ -129,7 +149,8 @@ pub struct Links {
 }
 
 impl Links {
-    fn new(base: &str, params: &Params, page: u32, page_size: u32, total_pages: i64) -> Links {
+    /// Links of page `page` of `total_pages` under `base`, keeping the request's other parameters.
+    pub(crate) fn new(base: &str, params: &Params, page: u32, page_size: u32, total_pages: i64) -> Links {
         let link = |n: u32| page_link(base, params, n, page_size);
         Links {
             this: link(page),

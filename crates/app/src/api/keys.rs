@@ -10,8 +10,10 @@
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{delete, get};
-use axum::{Json, Router};
+use axum::Json;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
 use serde::Deserialize;
 use serde_json::{Value, json};
 use uuid::Uuid;
@@ -23,10 +25,8 @@ use super::body::JsonBody;
 use super::params::ApiPath;
 use crate::error::{ApiError, ErrorCode};
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api/v1/admin/keys", get(list).post(create))
-        .route("/api/v1/admin/keys/{id}", delete(revoke))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(list, create)).routes(routes!(revoke))
 }
 
 #[derive(Debug, Deserialize)]
@@ -41,6 +41,10 @@ struct CreateKey {
     roles: Vec<String>,
 }
 
+/// Creates an API key; its `secret` is shown this once.
+#[utoipa::path(post, path = "/api/v1/admin/keys", operation_id = "createKey", tag = "admin",
+    request_body(content = super::openapi::shapes::CreateKeyBody, content_type = "application/json"),
+    responses((status = 201, description = "The key, with its secret", body = super::openapi::shapes::ApiKey)))]
 async fn create(State(state): State<AppState>, body: JsonBody) -> Result<Response, ApiError> {
     let request: CreateKey = serde_json::from_value(body.value)
         .map_err(|e| ApiError::new(ErrorCode::InvalidBody, format!("not a key request: {e}")))?;
@@ -62,11 +66,18 @@ async fn create(State(state): State<AppState>, body: JsonBody) -> Result<Respons
     Ok(response)
 }
 
+/// Every key, revoked ones included, never a secret.
+#[utoipa::path(get, path = "/api/v1/admin/keys", operation_id = "listKeys", tag = "admin",
+    responses((status = 200, description = "The keys", body = super::openapi::shapes::KeyList)))]
 async fn list(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
     let all = keys::list(state.engine.databases().control()).await.map_err(ApiError::from)?;
     Ok(Json(json!({ "items": all.iter().map(keys::ApiKey::to_json).collect::<Vec<_>>() })))
 }
 
+/// Revokes a key; it is refused from the next request on.
+#[utoipa::path(delete, path = "/api/v1/admin/keys/{id}", operation_id = "revokeKey", tag = "admin",
+    params(("id" = String, Path, description = "The key's id (a UUID)")),
+    responses((status = 204, description = "Revoked")))]
 async fn revoke(State(state): State<AppState>, ApiPath(id): ApiPath<String>) -> Result<StatusCode, ApiError> {
     let id = Uuid::parse_str(&id)
         .map_err(|_| ApiError::new(ErrorCode::InvalidParameter, format!("`{}` is not a key id (a UUID)", id.escape_debug())))?;

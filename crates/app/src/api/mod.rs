@@ -7,11 +7,13 @@
 //! - [`functions`]: the `state` (with long-poll), `data`, `view`, `schema`,
 //!   `catalog` and `authorize` functions, custom function routes, `longpoll/ack`;
 //! - [`incidents`]: an instance's incidents;
+//! - [`discovery`]: the domains, workflows and components there are, and workflow summaries;
 //! - [`internal`]: the trigger endpoint the execution service calls, served
 //!   on a listener of its own ([`internal_router`]);
 //! - [`keys`]: the admin API of API keys; [`auth`]: who may call what;
 //! - [`audit`]: the audit log of mutating calls; [`limits`]: per-key and per-domain quotas;
-//! - [`health`]: `/health`, `/ready`; [`metrics`]: `/metrics`.
+//! - [`health`]: `/health`, `/ready`; [`metrics`]: `/metrics`;
+//! - [`openapi`]: the OpenAPI document (`/openapi.json`) and the docs UI (`/docs`).
 //!
 //! Shared pieces: [`body`] (JSON bodies checked at the edge), [`params`] (query
 //! and path parameters), [`command`] (start/transition/retry bodies and answers),
@@ -23,6 +25,7 @@ pub mod auth;
 pub mod body;
 pub mod command;
 pub mod definitions;
+pub mod discovery;
 pub mod envelope;
 pub mod functions;
 pub mod health;
@@ -33,6 +36,7 @@ pub mod internal;
 pub mod keys;
 pub mod limits;
 pub mod metrics;
+pub mod openapi;
 pub mod params;
 pub mod transitions;
 
@@ -41,6 +45,8 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, header};
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
 
 use vnext_core::script::ScriptHost;
 
@@ -110,15 +116,20 @@ impl AppState {
 pub fn internal_router() -> Router<AppState> {
     Router::new()
         .merge(internal::router())
-        .merge(health::router())
+        .merge(Router::from(health::router()))
         .fallback(route_not_found)
         .method_not_allowed_fallback(method_not_allowed)
 }
 
-/// Every public route of the API, without the cross-cutting layers (see `crate::server`).
-pub fn router() -> Router<AppState> {
-    Router::new()
+/// Every public operation: each module's routes, added with
+/// `utoipa_axum::routes!`, so that the axum route and the document's
+/// operation come from the same handler annotation. Add public routes only
+/// this way (a plain `.route` would be served but not documented; the
+/// `api_openapi` test looks for one).
+fn public_routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
         .merge(definitions::router())
+        .merge(discovery::router())
         .merge(instances::router())
         .merge(transitions::router())
         .merge(functions::router())
@@ -127,6 +138,21 @@ pub fn router() -> Router<AppState> {
         .merge(audit::router())
         .merge(health::router())
         .merge(metrics::router())
+        .merge(openapi::router())
+}
+
+/// The OpenAPI document of [`router`] (served at `/openapi.json`).
+pub fn document() -> utoipa::openapi::OpenApi {
+    let (_, mut document) = public_routes().split_for_parts();
+    openapi::finish(&mut document);
+    document
+}
+
+/// Every public route of the API, without the cross-cutting layers (see `crate::server`).
+pub fn router() -> Router<AppState> {
+    let (routes, _) = public_routes().split_for_parts();
+    routes
+        .merge(openapi::docs_ui())
         .fallback(route_not_found)
         .method_not_allowed_fallback(method_not_allowed)
 }

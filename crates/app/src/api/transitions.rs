@@ -12,8 +12,10 @@
 use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::Response;
-use axum::routing::{get, patch, post};
-use axum::{Extension, Json, Router};
+use axum::{Extension, Json};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
 
 use super::AppState;
 use super::auth::Caller;
@@ -25,19 +27,22 @@ use crate::error::{ApiError, ErrorCode};
 use crate::query::history::{self, History};
 use crate::query::{incidents, instance, scope};
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route(
-            "/api/v1/{domain}/workflows/{workflow}/instances/{instance}/transitions/{transition}",
-            patch(run_transition),
-        )
-        .route("/api/v1/{domain}/workflows/{workflow}/instances/{instance}/transitions", get(list_history))
-        .route("/api/v1/{domain}/workflows/{workflow}/instances/{instance}/retry", post(retry))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(run_transition)).routes(routes!(list_history)).routes(routes!(retry))
 }
 
 /// Longest transition key accepted before it is looked up.
 const MAX_TRANSITION_CHARS: usize = 200;
 
+/// Runs a transition of the instance.
+#[utoipa::path(patch, path = "/api/v1/{domain}/workflows/{workflow}/instances/{instance}/transitions/{transition}", operation_id = "runTransition", tag = "transitions",
+    params(super::openapi::params::InstancePath, ("transition" = String, Path, description = "The transition's key"), super::openapi::params::SyncQuery, ("x-vnext-payload-mode" = Option<super::openapi::params::PayloadMode>, Header, description = "How the body is read; absent: by its shape")),
+    request_body(content = super::openapi::shapes::CommandBody, description = "`{key?, tags?, attributes?}`, or any object taken whole as `attributes`", content_type = "application/json"),
+    responses(
+        (status = 200, description = "Ran to a rest point (busy: `Location` and `Retry-After` say where and when to poll)", body = super::envelope::CommandAnswer,
+            headers(("ETag" = String), ("X-Entity-ETag" = String), ("Location" = String, description = "Only while busy"))),
+        (status = 202, description = "Accepted to run later: `{id, key?, status}`", body = super::envelope::CommandAnswer, headers(("Location" = String))),
+    ))]
 async fn run_transition(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -74,6 +79,11 @@ async fn run_transition(
     .await
 }
 
+/// Re-runs the faulted transition of a faulted instance.
+#[utoipa::path(post, path = "/api/v1/{domain}/workflows/{workflow}/instances/{instance}/retry", operation_id = "retryInstance", tag = "transitions",
+    params(super::openapi::params::InstancePath, super::openapi::params::SyncQuery, ("x-vnext-payload-mode" = Option<super::openapi::params::PayloadMode>, Header, description = "How the body is read; absent: by its shape")),
+    request_body(content = super::openapi::shapes::CommandBody, description = "Checked for shape; the faulted transition re-runs with the body it had", content_type = "application/json"),
+    responses((status = 200, description = "Retried (ran or queued)", body = super::openapi::shapes::RetryAnswer)))]
 async fn retry(
     State(state): State<AppState>,
     ApiPath((domain, workflow, instance)): ApiPath<(String, String, String)>,
@@ -101,6 +111,10 @@ async fn retried_transition(state: &AppState, domain: &str, workflow: &str, inst
     Ok(open.data.into_iter().next().and_then(|i| i.transition).unwrap_or_default())
 }
 
+/// The instance's history: every transition with its task runs.
+#[utoipa::path(get, path = "/api/v1/{domain}/workflows/{workflow}/instances/{instance}/transitions", operation_id = "listTransitions", tag = "transitions",
+    params(super::openapi::params::InstancePath),
+    responses((status = 200, description = "The history, oldest first", body = History)))]
 async fn list_history(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,

@@ -15,7 +15,7 @@ use crate::error::{ApiError, ErrorCode};
 
 /// The `functions/data` answer: the engine's `{data, eTag, entityEtag,
 /// extensions}` and ours (`dataVersion`, `dataVersionNo`, `isLatest`).
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct DataAnswer {
     pub data: Value,

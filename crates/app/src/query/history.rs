@@ -22,7 +22,7 @@ pub struct TransitionRecord {
 /// A history element in the engine's wire form (`transitionId` is the
 /// transition's key, `triggerType` the trigger's name), plus ours: `seq`,
 /// `origin`, `actor`, `dataVersion`, `durationMs` and the `tasks` it ran.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct HistoryEntry {
     pub id: Uuid,
@@ -38,6 +38,7 @@ pub struct HistoryEntry {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub finished_at: Option<DateTime<Utc>>,
     pub duration_seconds: f64,
+    #[schema(value_type = String)]
     pub trigger_type: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub body: Option<Value>,
@@ -91,7 +92,7 @@ impl From<TransitionRecord> for HistoryEntry {
 
 /// The history answer (`{transitions}`): transitions oldest first; task runs
 /// not tied to a transition (e.g. retried outside one) are listed apart.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct History {
     pub transitions: Vec<HistoryEntry>,

@@ -9,7 +9,7 @@ use super::FlowScope;
 use super::list::{Page, Pagination};
 use crate::error::ApiError;
 
-#[derive(Debug, Serialize, sqlx::FromRow)]
+#[derive(Debug, Serialize, sqlx::FromRow, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Incident {
     pub id: Uuid,

@@ -27,7 +27,7 @@ pub struct ListRequest {
 }
 
 /// `pagination` of a list answer.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Pagination {
     pub page: u32,
@@ -44,7 +44,7 @@ impl Pagination {
 }
 
 /// One page of items.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Page<T> {
     pub data: Vec<T>,
     pub pagination: Pagination,

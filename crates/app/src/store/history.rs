@@ -23,7 +23,7 @@ pub const TASK_RUN_COLUMNS: &str = "id, transition_id, task_key, task_version, t
     status, request, response, error, started_at, finished_at, duration_ms";
 
 /// Where a hop came from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Origin {
     /// A client's request.
@@ -165,7 +165,7 @@ fn is_false(b: &bool) -> bool {
 }
 
 /// One task attempt.
-#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, Serialize, sqlx::FromRow, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct TaskRunRow {
     pub id: Uuid,
@@ -177,12 +177,14 @@ pub struct TaskRunRow {
     pub task_version: String,
     pub task_type: String,
     #[serde(serialize_with = "phase_text")]
+    #[schema(value_type = String)]
     #[sqlx(try_from = "PhaseText")]
     pub phase: Phase,
     #[serde(rename = "order")]
     pub task_order: i32,
     pub attempt: i32,
     #[sqlx(try_from = "String")]
+    #[schema(value_type = String)]
     pub status: TaskRunStatus,
     pub request: Option<Value>,
     pub response: Option<Value>,
