@@ -13,6 +13,7 @@
 //! | `POST /api/v1/{domain}/…` | `write` on the domain |
 //! | `/api/v1/definitions/publish` | any key; the handler checks `publish` on the document's domain, and admin for a new domain |
 //! | `/api/v1/definitions/validate`, `/metrics`, unknown paths | any key |
+//! | `GET /api/v1/domains` | any key; the handler lists only the domains it may `read` |
 //! | any other route | an admin key (a route nobody classified is never open) |
 //!
 //! The decision whether keys are needed at all is the [`AuthGate`]'s: on a
@@ -205,7 +206,7 @@ pub fn requirement(method: &Method, template: Option<&str>, params: &[(String, S
     let Some(template) = template else { return Need::AnyKey };
     match template {
         "/health" | "/ready" => return Need::Nothing,
-        "/metrics" | "/api/v1/definitions/publish" | "/api/v1/definitions/validate" => return Need::AnyKey,
+        "/metrics" | "/api/v1/definitions/publish" | "/api/v1/definitions/validate" | "/api/v1/domains" => return Need::AnyKey,
         t if t.starts_with("/api/v1/admin/") => return Need::Admin,
         _ => {}
     }
@@ -332,6 +333,11 @@ mod tests {
         assert_eq!(requirement(&Method::GET, Some("/ready"), &[]), Need::Nothing);
         assert_eq!(requirement(&Method::GET, Some("/metrics"), &[]), Need::AnyKey);
         assert_eq!(requirement(&Method::GET, None, &[]), Need::AnyKey);
+        assert_eq!(requirement(&Method::GET, Some("/api/v1/domains"), &[]), Need::AnyKey);
+        assert_eq!(
+            requirement(&Method::GET, Some("/api/v1/{domain}/workflows"), &p("pay")),
+            Need::Grant { domain: "pay".into(), grant: Grant::Read }
+        );
         assert_eq!(requirement(&Method::POST, Some("/api/v1/admin/keys"), &[]), Need::Admin);
         assert_eq!(requirement(&Method::GET, inst, &p("pay")), Need::Grant { domain: "pay".into(), grant: Grant::Read });
         assert_eq!(

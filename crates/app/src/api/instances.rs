@@ -129,7 +129,8 @@ pub struct Links {
 }
 
 impl Links {
-    fn new(base: &str, params: &Params, page: u32, page_size: u32, total_pages: i64) -> Links {
+    /// Links of page `page` of `total_pages` under `base`, keeping the request's other parameters.
+    pub(crate) fn new(base: &str, params: &Params, page: u32, page_size: u32, total_pages: i64) -> Links {
         let link = |n: u32| page_link(base, params, n, page_size);
         Links {
             this: link(page),

@@ -7,6 +7,7 @@
 //! - [`functions`]: the `state` (with long-poll), `data`, `view`, `schema`,
 //!   `catalog` and `authorize` functions, custom function routes, `longpoll/ack`;
 //! - [`incidents`]: an instance's incidents;
+//! - [`discovery`]: the domains, workflows and components there are, and workflow summaries;
 //! - [`internal`]: the trigger endpoint the execution service calls, served
 //!   on a listener of its own ([`internal_router`]);
 //! - [`keys`]: the admin API of API keys; [`auth`]: who may call what;
@@ -23,6 +24,7 @@ pub mod auth;
 pub mod body;
 pub mod command;
 pub mod definitions;
+pub mod discovery;
 pub mod envelope;
 pub mod functions;
 pub mod health;
@@ -119,6 +121,7 @@ pub fn internal_router() -> Router<AppState> {
 pub fn router() -> Router<AppState> {
     Router::new()
         .merge(definitions::router())
+        .merge(discovery::router())
         .merge(instances::router())
         .merge(transitions::router())
         .merge(functions::router())
