@@ -303,3 +303,44 @@ async fn an_unreachable_api_is_named_and_completions_name_the_verbs() {
     let listed: Vec<&str> = out.stdout.lines().filter_map(|l| l.strip_prefix("  ")).filter_map(|l| l.split_whitespace().next()).filter(|w| order.contains(w)).collect();
     assert_eq!(listed, order, "{}", out.stdout);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn domains_and_workflows_are_listed_as_the_api_serves_them() {
+    let rt = InProcess::start().await;
+    publish_samples(&rt).await;
+    let data = r#"{"title":"Price list","documentType":"contract","author":"ann"}"#;
+    vnext(&rt, &["instances", "start", "demo", "document-approval", "--data", data, "--sync"]).await.ok();
+
+    let served = api_get(&rt, "domains").await;
+    let out = vnext(&rt, &["domains"]).await.ok();
+    let lines: Vec<&str> = out.stdout.lines().collect();
+    assert!(lines[0].contains("DOMAIN") && lines[0].contains("DATABASE") && lines[0].contains("WORKFLOWS"), "{}", out.stdout);
+    let domains = served["items"].as_array().unwrap();
+    assert_eq!(lines.len(), 1 + domains.len(), "{}", out.stdout);
+    assert!(domains.iter().any(|d| d["domain"] == "demo"), "{served}");
+    for d in domains {
+        let line = out.line_with(d["database"].as_str().unwrap());
+        let words: Vec<&str> = line.split_whitespace().collect();
+        assert_eq!(words[0], d["domain"].as_str().unwrap(), "{line}");
+        assert_eq!(words.last().copied(), Some(d["flowCount"].to_string().as_str()), "{line}");
+    }
+    assert_eq!(vnext(&rt, &["domains", "--json"]).await.ok().json(), served);
+
+    let served = api_get(&rt, "demo/workflows").await;
+    let out = vnext(&rt, &["workflows", "demo"]).await.ok();
+    let flows = served["items"].as_array().unwrap();
+    assert_eq!(out.stdout.lines().count(), 1 + flows.len(), "{}", out.stdout);
+    for w in flows {
+        let line = out.line_with(w["key"].as_str().unwrap());
+        assert!(line.contains(w["latest"].as_str().unwrap()), "{line}");
+    }
+    assert!(out.line_with("document-approval").contains("1 active"), "{}", out.stdout);
+    assert_eq!(vnext(&rt, &["workflows", "demo", "--json"]).await.ok().json(), served);
+    let out = vnext(&rt, &["workflows", "demo", "--page-size", "1"]).await.ok();
+    assert_eq!(out.stdout.lines().count(), 1 + 1 + 1, "header, one workflow, the next page: {}", out.stdout);
+    assert_eq!(out.stdout.lines().last(), Some("more: --page 2"), "{}", out.stdout);
+
+    let out = vnext(&rt, &["workflows", "nowhere"]).await;
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    assert!(out.stderr.contains("HTTP 404"), "{}", out.stderr);
+}

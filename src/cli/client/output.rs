@@ -78,13 +78,12 @@ pub fn status_name(code: &str) -> String {
     .to_string()
 }
 
-/// `{"A": 2, "C": 1}` → `2 active, 1 completed`.
+/// `{"A": 2, "B": 0, "C": 1}` → `2 active, 1 completed`.
 pub fn counts_by_status(value: &Value) -> String {
     let Some(map) = value.as_object() else { return cell(value) };
-    if map.is_empty() {
-        return "none".to_string();
-    }
-    map.iter().map(|(status, n)| format!("{} {}", cell(n), status_name(status))).collect::<Vec<_>>().join(", ")
+    // Every status comes, zero counts included; people need the others.
+    let counted: Vec<String> = map.iter().filter(|(_, n)| n.as_i64() != Some(0)).map(|(status, n)| format!("{} {}", cell(n), status_name(status))).collect();
+    if counted.is_empty() { "none".to_string() } else { counted.join(", ") }
 }
 
 /// Items of a `{links, items}` page (or `{data}` of the older paged shape).
@@ -105,7 +104,8 @@ mod tests {
         assert_eq!(time(&json!("2026-12-05T13:40:02.113456Z")), "2026-12-05 13:40:02Z");
         assert_eq!(time(&json!("yesterday")), "yesterday");
         assert_eq!(status_name("F"), "faulted");
-        assert_eq!(counts_by_status(&json!({"A": 2, "C": 1})), "2 active, 1 completed");
+        assert_eq!(counts_by_status(&json!({"A": 2, "B": 0, "C": 1})), "2 active, 1 completed");
+        assert_eq!(counts_by_status(&json!({"A": 0})), "none");
         assert_eq!(counts_by_status(&json!({})), "none");
     }
 }
