@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod app;
+mod client;
 mod echo;
 mod execution;
 mod init;
@@ -26,40 +27,68 @@ pub struct Cli {
     pub command: Command,
 }
 
+/// Subcommands in the order a user meets them: run it, check and publish
+/// components, drive it over its API, then administration and the services
+/// one by one.
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Validate a component file or a whole component folder, offline.
-    Validate(validate::Args),
-    /// Run the execution service alone (invoke API and job scheduler).
-    Execution(execution::Args),
-    /// Provision every domain, migrate every flow schema, publish the component folder.
-    Init(init::Args),
-    /// Publish a component folder into its domains.
-    Publish(publish::Args),
-    /// Manage API keys: create (the secret is shown once), list, revoke.
-    Keys(keys::Args),
-    /// Run the orchestration service (the REST API) alone.
-    App(app::Args),
     /// Run everything in one process: init, the API and task execution (development).
     Up(up::Args),
+    /// Validate a component file or a whole component folder, offline.
+    Validate(validate::Args),
+    /// Publish a component folder into its domains.
+    Publish(publish::Args),
+    /// List the domains a running API serves.
+    Domains(client::discovery::DomainsArgs),
+    /// List a domain's workflows, their versions and instance counts.
+    Workflows(client::discovery::WorkflowsArgs),
+    /// Start, list, read and drive workflow instances over the API.
+    Instances(client::instances::Args),
+    /// List an instance's incidents (failures that stopped it), newest first.
+    Incidents(client::incidents::Args),
+    /// Manage API keys: create (the secret is shown once), list, revoke.
+    Keys(keys::Args),
+    /// Provision every domain, migrate every flow schema, publish the component folder.
+    Init(init::Args),
+    /// Run the orchestration service (the REST API) alone.
+    App(app::Args),
+    /// Run the execution service alone (invoke API and job scheduler).
+    Execution(execution::Args),
     /// Measure the runtime against its performance budget.
     Bench(vnext_bench::Args),
+    /// Print a shell completion script: `vnext completions bash > /etc/bash_completion.d/vnext`.
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
 }
 
 pub fn run(cli: Cli) -> ExitCode {
-    // The benchmark's in-process runtime would drown its figures in info logs.
+    // Services log at info. The benchmark's in-process runtime would drown
+    // its figures in info logs, and a client verb's output is its answer.
+    let quiet = !matches!(cli.command, Command::Up(_) | Command::Publish(_) | Command::Init(_) | Command::App(_) | Command::Execution(_) | Command::Keys(_) | Command::Validate(_));
     // Held until the command returns: dropping it sends the traces still buffered.
-    let _telemetry = init_tracing(cli.config.as_deref(), if matches!(cli.command, Command::Bench(_)) { "warn" } else { "info" });
+    let _telemetry = init_tracing(cli.config.as_deref(), if quiet { "warn" } else { "info" });
     vnext_telemetry::metrics::install();
+    let config = cli.config.as_deref();
     match cli.command {
+        Command::Up(args) => up::run(config, args),
         Command::Validate(args) => validate::run(args),
-        Command::Execution(args) => execution::run(cli.config.as_deref(), args),
-        Command::Init(args) => init::run(cli.config.as_deref(), args),
-        Command::Publish(args) => publish::run(cli.config.as_deref(), args),
-        Command::Keys(args) => keys::run(cli.config.as_deref(), args),
-        Command::App(args) => app::run(cli.config.as_deref(), args),
-        Command::Up(args) => up::run(cli.config.as_deref(), args),
+        Command::Publish(args) => publish::run(config, args),
+        Command::Domains(args) => client::discovery::domains(config, args),
+        Command::Workflows(args) => client::discovery::workflows(config, args),
+        Command::Instances(args) => client::instances::run(config, args),
+        Command::Incidents(args) => client::incidents::run(config, args),
+        Command::Keys(args) => keys::run(config, args),
+        Command::Init(args) => init::run(config, args),
+        Command::App(args) => app::run(config, args),
+        Command::Execution(args) => execution::run(config, args),
         Command::Bench(args) => vnext_bench::run(args, cli.config, |config, shutdown| Box::pin(up::launch(config, shutdown))),
+        Command::Completions { shell } => {
+            use clap::CommandFactory;
+            clap_complete::generate(shell, &mut Cli::command(), "vnext", &mut std::io::stdout());
+            ExitCode::SUCCESS
+        }
     }
 }
 

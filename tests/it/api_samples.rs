@@ -6,51 +6,8 @@
 
 use crate::api_support;
 
-use std::path::{Path, PathBuf};
-
-use api_support::{InProcess, merchant_endpoint, wait_for_state};
+use api_support::{InProcess, merchant_endpoint, publish_samples, wait_for_state};
 use serde_json::{Value, json};
-use vnext_core::model::ComponentKind;
-
-fn component_files(dir: &Path, out: &mut Vec<PathBuf>) {
-    for entry in std::fs::read_dir(dir).unwrap() {
-        let path = entry.unwrap().path();
-        if path.is_dir() {
-            component_files(&path, out);
-        } else if path.extension().is_some_and(|e| e == "json") {
-            out.push(path);
-        }
-    }
-}
-
-/// Publishes `flows/demo` over HTTP, referenced kinds first.
-async fn publish_samples(rt: &InProcess) {
-    let mut files = Vec::new();
-    component_files(&Path::new(env!("CARGO_MANIFEST_DIR")).join("flows/demo"), &mut files);
-    let mut components: Vec<(usize, PathBuf, String)> = files
-        .into_iter()
-        .map(|path| {
-            let text = std::fs::read_to_string(&path).unwrap();
-            let value: Value = serde_json::from_str(&text).unwrap();
-            let kind = ComponentKind::from_flow(value["flow"].as_str().unwrap()).unwrap();
-            let rank = ComponentKind::PUBLISH_ORDER.iter().position(|k| *k == kind).unwrap();
-            (rank, path, text)
-        })
-        .collect();
-    components.sort();
-    assert!(components.len() >= 20, "the sample package");
-    for (_, path, text) in components {
-        let r = rt
-            .client
-            .post(format!("{}/api/v1/definitions/publish", rt.base))
-            .header("content-type", "application/json")
-            .body(text)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), 201, "{}: {}", path.display(), r.text().await.unwrap());
-    }
-}
 
 struct Flow<'a> {
     rt: &'a InProcess,

@@ -12,6 +12,7 @@ mod api_services;
 mod api_up;
 mod bench_tiny;
 mod chaos_outage;
+mod cli_client;
 mod cli_keys;
 mod cli_validate;
 mod e2e_execution_kill;
