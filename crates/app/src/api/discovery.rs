@@ -25,6 +25,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::{Value, json};
 use sqlx::postgres::PgConnectOptions;
+use vnext_init::db::Databases;
 use sqlx::{AssertSqlSafe, PgPool};
 use vnext_core::ident::{DomainName, FlowKey};
 use vnext_core::model::{ComponentKind, Reference, StateType, TaskEntry, Transition, TriggerType};
@@ -115,16 +116,27 @@ async fn domains(State(state): State<AppState>, Extension(caller): Extension<Cal
     let mut items = Vec::with_capacity(listing.items.len());
     for (domain, database, server_url, status) in listing.items {
         let flow_count = match (status.as_str(), DomainName::new(&domain)) {
-            ("active", Ok(name)) => {
-                let pool = scope::domain_pool(databases, &name).await?;
-                Some(sqlx::query_scalar("SELECT count(DISTINCT key) FROM sys_flows.components").fetch_one(&pool).await.map_err(ApiError::database)?)
-            }
+            // One domain whose server is down must not hide the others: its
+            // count is left out and the listing still answers.
+            ("active", Ok(name)) => match flow_count(databases, &name).await {
+                Ok(count) => Some(count),
+                Err(e) => {
+                    tracing::warn!(domain = %name, error = %e, "flow count of a domain could not be read");
+                    None
+                }
+            },
             _ => None,
         };
         let url = server_url.as_deref().unwrap_or(&databases.config().database.url);
         items.push(DomainItem { domain, status, database, server: server_address(url), flow_count });
     }
     Ok(Json(Listing { links: listing.links, items }))
+}
+
+/// Workflows published in a domain (distinct keys).
+async fn flow_count(databases: &Databases, name: &DomainName) -> Result<i64, ApiError> {
+    let pool = scope::domain_pool(databases, name).await?;
+    sqlx::query_scalar("SELECT count(DISTINCT key) FROM sys_flows.components").fetch_one(&pool).await.map_err(ApiError::database)
 }
 
 /// `host:port` of a connection URL; the user, password and options are left out.

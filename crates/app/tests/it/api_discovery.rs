@@ -215,4 +215,17 @@ async fn domains_are_listed_as_the_caller_may_see_them() {
     assert_eq!(status, 403, "{body}");
     let (status, body) = get_json(&app, "/api/v1/shop/components", Some(&writer)).await;
     assert_eq!(status, 403, "{body}");
+
+    // A domain whose server does not answer (a closed loopback port) leaves
+    // its count out; the others are still listed.
+    sqlx::query("INSERT INTO vnext_control.domains (domain, database, server_url, status) VALUES ('ghost', $1, 'postgres://postgres@127.0.0.1:9/x', 'active')")
+        .bind(format!("{}ghost", app.prefix))
+        .execute(app.init.control())
+        .await
+        .unwrap();
+    let (status, body) = get_json(&app, "/api/v1/domains", Some(&admin)).await;
+    assert_eq!(status, 200, "{body}");
+    let ghost = item(&body, "domain", "ghost");
+    assert_eq!((ghost["server"].as_str(), ghost["flowCount"].is_null()), (Some("127.0.0.1:9"), true), "{ghost}");
+    assert_eq!(item(&body, "domain", "shop")["flowCount"], 1);
 }
