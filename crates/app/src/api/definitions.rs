@@ -276,16 +276,9 @@ async fn read_back(
             flow.escape_debug()
         ))
     })?;
-    let raw_version = params.get("version").map(str::trim).filter(|v| !v.is_empty());
-    let selector = match raw_version {
-        None => VersionSelector::Latest,
-        Some(v) => VersionSelector::parse(v).ok_or_else(|| {
-            ApiError::new(
-                ErrorCode::InvalidParameter,
-                format!("`version` must be a version (1.2.3), a major (1), a major.minor (1.2) or latest, found `{}`", v.escape_debug()),
-            )
-        })?,
-    };
+    let version = params.version()?;
+    let raw_version = version.as_ref().map(|(raw, _)| *raw);
+    let selector = version.map_or(VersionSelector::Latest, |(_, selector)| selector);
     let domain = super::params::domain_name(&domain)?;
     let pool = scope::domain_pool(state.engine.databases(), &domain).await?;
     let stored = components::fetch(&pool, kind, &key, &selector).await.map_err(ApiError::from)?.ok_or_else(|| {

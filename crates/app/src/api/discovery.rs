@@ -28,8 +28,7 @@ use sqlx::postgres::PgConnectOptions;
 use vnext_init::db::Databases;
 use sqlx::{AssertSqlSafe, PgPool};
 use vnext_core::ident::{DomainName, FlowKey};
-use vnext_core::model::{ComponentKind, Reference, StateType, TaskEntry, Transition, TriggerType};
-use vnext_core::version::VersionSelector;
+use vnext_core::model::{ComponentKind, Reference, StateType, TaskEntry, Transition};
 use vnext_init::keys::Grant;
 
 use super::AppState;
@@ -265,16 +264,7 @@ async fn components(State(state): State<AppState>, ApiPath(domain): ApiPath<Stri
     params(super::openapi::params::WorkflowPath, super::openapi::params::ComponentVersionQuery),
     responses((status = 200, description = "The summary", body = super::openapi::shapes::WorkflowSummary)))]
 async fn summary(State(state): State<AppState>, ApiPath((domain, workflow)): ApiPath<(String, String)>, params: Params) -> Result<Json<Value>, ApiError> {
-    let selector = match params.get("version").map(str::trim).filter(|v| !v.is_empty()) {
-        None => None,
-        Some(v) if VersionSelector::parse(v).is_some() => Some(v.to_string()),
-        Some(v) => {
-            return Err(ApiError::new(
-                ErrorCode::InvalidParameter,
-                format!("`version` must be a version (1.2.3), a major (1), a major.minor (1.2) or latest, found `{}`", printable(v)),
-            ));
-        }
-    };
+    let selector = params.version()?.map(|(raw, _)| raw.to_string());
     let scope = scope::resolve(state.engine.databases(), domain_name(&domain)?, flow_key(&workflow)?).await?;
     let mut conn = scope.pool.acquire().await.map_err(ApiError::database)?;
     let def = state.engine.definitions().select(&mut conn, &scope.domain, &scope.flow, selector.as_deref()).await?;
@@ -346,7 +336,7 @@ fn transition(t: &Transition, from: Option<&str>, scope_name: &str) -> Value {
         "key": t.key,
         "from": from.or(t.from.as_deref()),
         "target": t.target,
-        "triggerType": trigger_type(t.trigger_type),
+        "triggerType": t.trigger_type.name(),
         "scope": scope_name,
     })
 }
@@ -363,15 +353,6 @@ fn state_type(t: StateType) -> &'static str {
         StateType::Final => "final",
         StateType::SubFlow => "subFlow",
         StateType::Wizard => "wizard",
-    }
-}
-
-fn trigger_type(t: TriggerType) -> &'static str {
-    match t {
-        TriggerType::Manual => "manual",
-        TriggerType::Automatic => "automatic",
-        TriggerType::Scheduled => "scheduled",
-        TriggerType::Event => "event",
     }
 }
 

@@ -14,7 +14,6 @@ use utoipa_axum::routes;
 
 use serde::Serialize;
 use utoipa::ToSchema;
-use vnext_core::version::VersionSelector;
 
 use super::auth::Caller;
 use super::body::JsonBody;
@@ -23,7 +22,7 @@ use super::envelope::{InstanceEnvelope, entity_etag};
 use super::params::{ApiPath, Params, domain_name, flow_key, instance_ref};
 use super::{AppState, ENTITY_ETAG, etag_header, not_modified};
 use crate::engine::StartRequest;
-use crate::error::{ApiError, ErrorCode};
+use crate::error::ApiError;
 use crate::query::list::{self, ListRequest, MAX_PAGE, MAX_PAGE_SIZE};
 use crate::query::{filter, instance, scope, sort};
 
@@ -51,16 +50,7 @@ async fn start(
     let req = CommandRequest { domain: &domain, workflow: &workflow, params: &params, headers: &headers, body: &body, retried: None };
     let roles = caller.roles();
     command::run(&state, "start", req, |_| {
-        let version = match params.get("version").map(str::trim).filter(|v| !v.is_empty()) {
-            None => None,
-            Some(v) if VersionSelector::parse(v).is_some() => Some(v.to_string()),
-            Some(v) => {
-                return Err(ApiError::new(
-                    ErrorCode::InvalidParameter,
-                    format!("`version` must be a version (1.2.3), a major (1), a major.minor (1.2) or latest, found `{}`", v.escape_debug()),
-                ));
-            }
-        };
+        let version = params.version()?.map(|(raw, _)| raw.to_string());
         Ok(move |c: CommandInput| {
             Command::Start(StartRequest {
                 domain: c.domain,

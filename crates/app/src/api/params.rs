@@ -9,6 +9,7 @@ use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 
 use vnext_core::ident::{DomainName, FlowKey};
+use vnext_core::version::VersionSelector;
 
 use crate::error::{ApiError, ErrorCode, printable};
 use crate::store::InstanceRef;
@@ -88,6 +89,23 @@ impl Params {
                 "false" | "0" | "no" => Ok(false),
                 _ => Err(invalid(format!("`{name}` must be true or false, found `{}`", v.escape_debug()))),
             },
+        }
+    }
+
+    /// `version`: a version (1.2.3), a major (1), a major.minor (1.2) or
+    /// `latest`; absent or blank is `None`. Returned as given (trimmed) with
+    /// what it selects.
+    ///
+    /// # Errors
+    /// [`ErrorCode::InvalidParameter`] for anything else.
+    pub fn version(&self) -> Result<Option<(&str, VersionSelector)>, ApiError> {
+        let Some(raw) = self.get("version").map(str::trim).filter(|v| !v.is_empty()) else { return Ok(None) };
+        match VersionSelector::parse(raw) {
+            Some(selector) => Ok(Some((raw, selector))),
+            None => Err(invalid(format!(
+                "`version` must be a version (1.2.3), a major (1), a major.minor (1.2) or latest, found `{}`",
+                printable(raw)
+            ))),
         }
     }
 

@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 use sqlx::{AssertSqlSafe, PgPool};
 use uuid::Uuid;
 use vnext_core::machine;
-use vnext_core::model::{Component, ComponentKind, Reference, StateType, Transition, ViewBinding, ViewRef, Workflow};
+use vnext_core::model::{Component, ComponentKind, Reference, Transition, ViewBinding, ViewRef, Workflow};
 use vnext_core::version::VersionSelector;
 use vnext_init::components;
 use vnext_init::queue::{self, JobKind};
@@ -149,16 +149,6 @@ fn view_ref(binding: &ViewBinding) -> Option<&ViewRef> {
     }
 }
 
-/// The engine's name of a state type.
-pub fn state_type_name(t: StateType) -> &'static str {
-    match t {
-        StateType::Initial => "initial",
-        StateType::Intermediate => "intermediate",
-        StateType::Final => "finish",
-        StateType::SubFlow => "subFlow",
-        StateType::Wizard => "wizard",
-    }
-}
 
 /// The engine's name of a state sub type code (0 none, 1 success, ...).
 pub fn state_sub_type_name(code: Option<i64>) -> &'static str {
@@ -271,7 +261,7 @@ pub async fn state_function(scope: &FlowScope, instance: &InstanceSnapshot, role
         },
         "master": { "href": base },
         "state": instance.current_state,
-        "stateType": state.map_or("intermediate", |s| state_type_name(s.state_type)),
+        "stateType": state.map_or("intermediate", |s| s.state_type.name()),
         "stateSubType": state_sub_type_name(state.and_then(|s| s.sub_type)),
         "status": instance.status.code().to_string(),
         "activeCorrelations": active,

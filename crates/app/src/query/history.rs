@@ -5,6 +5,7 @@ use serde::Serialize;
 use serde_json::Value;
 use sqlx::AssertSqlSafe;
 use uuid::Uuid;
+use vnext_core::model::TriggerType;
 
 use super::FlowScope;
 use crate::error::ApiError;
@@ -55,13 +56,9 @@ pub struct HistoryEntry {
 
 /// The engine's names of the stored trigger codes (manual 0, automatic 1,
 /// scheduled 2, event 3).
+/// An unknown code reads as manual.
 pub fn trigger_name(code: i16) -> &'static str {
-    match code {
-        1 => "automatic",
-        2 => "scheduled",
-        3 => "event",
-        _ => "manual",
-    }
+    TriggerType::try_from(i64::from(code)).map_or("manual", TriggerType::name)
 }
 
 impl From<TransitionRecord> for HistoryEntry {

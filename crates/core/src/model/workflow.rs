@@ -51,6 +51,31 @@ int_enum!(
     TriggerType { Manual = 0, Automatic = 1, Scheduled = 2, Event = 3 }
 );
 
+impl StateType {
+    /// The engine's name of the state type, as its wire format spells it.
+    pub fn name(self) -> &'static str {
+        match self {
+            StateType::Initial => "initial",
+            StateType::Intermediate => "intermediate",
+            StateType::Final => "finish",
+            StateType::SubFlow => "subFlow",
+            StateType::Wizard => "wizard",
+        }
+    }
+}
+
+impl TriggerType {
+    /// The engine's name of the trigger type (history, scripts, summaries).
+    pub fn name(self) -> &'static str {
+        match self {
+            TriggerType::Manual => "manual",
+            TriggerType::Automatic => "automatic",
+            TriggerType::Scheduled => "scheduled",
+            TriggerType::Event => "event",
+        }
+    }
+}
+
 int_enum!(
     /// What an error boundary rule does with a task failure.
     ErrorAction { Abort = 0, Retry = 1, Rollback = 2, Ignore = 3, Notify = 4, Log = 5 }

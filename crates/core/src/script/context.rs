@@ -102,18 +102,8 @@ impl ScriptContext {
     }
 }
 
-/// The name scripts see for a trigger type.
-pub fn trigger_name_of(trigger: TriggerType) -> &'static str {
-    match trigger {
-        TriggerType::Manual => "manual",
-        TriggerType::Automatic => "automatic",
-        TriggerType::Scheduled => "scheduled",
-        TriggerType::Event => "event",
-    }
-}
-
 fn trigger_name<S: Serializer>(trigger: &TriggerType, s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_str(trigger_name_of(*trigger))
+    s.serialize_str(trigger.name())
 }
 
 fn lowercase_keys<S: Serializer>(map: &Map<String, Value>, s: S) -> Result<S::Ok, S::Error> {

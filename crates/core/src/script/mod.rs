@@ -63,7 +63,7 @@ mod stack;
 
 pub use call::{PreparedCall, ScriptOutput};
 pub use context::{
-    InstanceContext, ResponseContext, RuntimeContext, ScriptContext, TransitionContext, trigger_name_of,
+    InstanceContext, ResponseContext, RuntimeContext, ScriptContext, TransitionContext,
 };
 pub use limits::{CHECK_EVERY, MAX_FUNCTIONS, MAX_RESULT_DEPTH, MAX_VARIABLES, MEMORY_CHECK_INTERVAL, ScriptLimits};
 pub use pool::ScriptPool;
