@@ -28,7 +28,7 @@ use sqlx::postgres::PgConnectOptions;
 use vnext_init::db::Databases;
 use sqlx::{AssertSqlSafe, PgPool};
 use vnext_core::ident::{DomainName, FlowKey};
-use vnext_core::model::{ComponentKind, Reference, StateType, TaskEntry, Transition};
+use vnext_core::model::{ComponentKind, Reference, TaskEntry, Transition};
 use vnext_init::keys::Grant;
 
 use super::AppState;
@@ -313,7 +313,7 @@ async fn summary(State(state): State<AppState>, ApiPath((domain, workflow)): Api
         .iter()
         .map(|s| {
             let sub_flow = s.sub_flow.as_ref().map(|f| reference(&f.process));
-            json!({ "key": s.key, "type": state_type(s.state_type), "subFlow": sub_flow })
+            json!({ "key": s.key, "type": s.state_type.name(), "subFlow": sub_flow })
         })
         .collect();
     let latest = versions.last().cloned().unwrap_or_default();
@@ -344,16 +344,6 @@ fn transition(t: &Transition, from: Option<&str>, scope_name: &str) -> Value {
 /// `{key, domain, flow, version}` of an explicit reference, `{ref}` of a file reference.
 fn reference(r: &Reference) -> Value {
     serde_json::to_value(r).unwrap_or(Value::Null)
-}
-
-fn state_type(t: StateType) -> &'static str {
-    match t {
-        StateType::Initial => "initial",
-        StateType::Intermediate => "intermediate",
-        StateType::Final => "final",
-        StateType::SubFlow => "subFlow",
-        StateType::Wizard => "wizard",
-    }
 }
 
 #[cfg(test)]

@@ -121,7 +121,7 @@ async fn summary_describes_a_version() {
     let states: Vec<(String, String)> =
         latest["states"].as_array().unwrap().iter().map(|s| (s["key"].as_str().unwrap().into(), s["type"].as_str().unwrap().into())).collect();
     let expected: Vec<(String, String)> =
-        [("draft", "initial"), ("review", "intermediate"), ("done", "final"), ("cancelled", "final")].iter().map(|(a, b)| ((*a).into(), (*b).into())).collect();
+        [("draft", "initial"), ("review", "intermediate"), ("done", "finish"), ("cancelled", "finish")].iter().map(|(a, b)| ((*a).into(), (*b).into())).collect();
     assert_eq!(states, expected);
     let transitions = latest["transitions"].as_array().unwrap();
     let expire = transitions.iter().find(|t| t["key"] == "expire").expect("expire");

@@ -346,7 +346,7 @@ pub struct SummaryTransition {
 #[serde(rename_all = "camelCase")]
 pub struct SummaryState {
     pub key: String,
-    /// `initial`, `intermediate`, `final`, `subFlow`, `wizard`.
+    /// `initial`, `intermediate`, `finish`, `subFlow`, `wizard`.
     #[serde(rename = "type")]
     pub state_type: String,
     /// The subflow's reference (`{key, domain, flow, version}` or `{ref}`), when it starts one.
