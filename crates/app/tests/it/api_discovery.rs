@@ -139,6 +139,14 @@ async fn summary_describes_a_version() {
     assert_eq!(older["version"], "1.0.0");
     expect_problem(app.get("/api/v1/shop/workflows/order?version=banana").await, 400, "request.invalid-parameter").await;
     expect_problem(app.get("/api/v1/shop/workflows/order?version=7.0.0").await, 404, "workflow.version-not-found").await;
+
+    // A workflow whose state runs a task lists it once, as referenced.
+    for component in fixtures::failing_http_package("probe", None) {
+        let r = app.publish(&component).await;
+        assert!(r.status().is_success(), "publish {}: {}", component["key"], r.text().await.unwrap());
+    }
+    let probe = ok_json(&app, "/api/v1/shop/workflows/probe").await;
+    assert_eq!(probe["tasks"], json!([{"key": "remote", "domain": "shop", "flow": "sys-tasks", "version": "1.0.0"}]), "{probe}");
 }
 
 #[tokio::test]
