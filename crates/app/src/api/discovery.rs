@@ -112,25 +112,33 @@ async fn domains(State(state): State<AppState>, Extension(caller): Extension<Cal
         };
     let visible: Vec<_> = rows.into_iter().filter(|(domain, ..)| caller.allows(domain, Grant::Read)).collect();
     let listing = paging.cut(visible, "/api/v1/domains", &params);
-    let mut items = Vec::with_capacity(listing.items.len());
-    for (domain, database, server_url, status) in listing.items {
+    // The page's counts are read together, each within a short wait: one
+    // domain whose server is down must not hide or hold up the others; its
+    // count is left out and the listing still answers.
+    let items = futures::future::join_all(listing.items.into_iter().map(|(domain, database, server_url, status)| async move {
         let flow_count = match (status.as_str(), DomainName::new(&domain)) {
-            // One domain whose server is down must not hide the others: its
-            // count is left out and the listing still answers.
-            ("active", Ok(name)) => match flow_count(databases, &name).await {
-                Ok(count) => Some(count),
-                Err(e) => {
+            ("active", Ok(name)) => match tokio::time::timeout(FLOW_COUNT_WAIT, flow_count(databases, &name)).await {
+                Ok(Ok(count)) => Some(count),
+                Ok(Err(e)) => {
                     tracing::warn!(domain = %name, error = %e, "flow count of a domain could not be read");
+                    None
+                }
+                Err(_) => {
+                    tracing::warn!(domain = %name, "flow count of a domain not read within {FLOW_COUNT_WAIT:?}");
                     None
                 }
             },
             _ => None,
         };
         let url = server_url.as_deref().unwrap_or(&databases.config().database.url);
-        items.push(DomainItem { domain, status, database, server: server_address(url), flow_count });
-    }
+        DomainItem { domain, status, database, server: server_address(url), flow_count }
+    }))
+    .await;
     Ok(Json(Listing { links: listing.links, items }))
 }
+
+/// How long the domain listing waits for one domain's count.
+const FLOW_COUNT_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// Workflows published in a domain (distinct keys).
 async fn flow_count(databases: &Databases, name: &DomainName) -> Result<i64, ApiError> {
