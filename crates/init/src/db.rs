@@ -13,7 +13,9 @@ use std::time::{Duration, Instant};
 
 use sha2::{Digest, Sha256};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
-use sqlx::{ConnectOptions, Connection, PgPool};
+use sqlx::pool::PoolConnection;
+use sqlx::{ConnectOptions, Connection, PgPool, Postgres, Transaction};
+use vnext_telemetry::metrics::PoolWait;
 use vnext_core::ident::DomainName;
 
 use crate::config::Config;
@@ -40,9 +42,9 @@ pub enum DbError {
     Control(sqlx::Error),
 }
 
-/// One domain pool's connections right now. sqlx does not expose how many
-/// callers wait for a connection; a pool whose `in_use` stays at `max` has
-/// waiters, and waits past `database.acquire_timeout_seconds` fail with 503.
+/// One domain pool's connections right now. How many callers wait is counted
+/// by [`acquire`] and [`begin`] (sqlx does not expose it); waits past
+/// `database.acquire_timeout_seconds` fail with 503.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PoolStats {
     /// The domain's identifier (its name with `-` as `_`).
@@ -68,6 +70,37 @@ struct Inner {
 struct DomainPool {
     pool: PgPool,
     last_used: Instant,
+}
+
+/// `application_name` of domain pool connections, before the domain's identifier.
+const DOMAIN_APPLICATION_PREFIX: &str = "vnext/";
+
+/// Takes a connection from `pool`, counting the caller in
+/// `vnext_pool_waiting{domain}` while it waits and its wait in
+/// `vnext_pool_acquire_seconds`. The run pipeline and the scheduler take their
+/// connections through here; single statements run on `&pool` are not counted.
+///
+/// # Errors
+/// What [`PgPool::acquire`] returns (a timeout when the pool stays exhausted).
+pub async fn acquire(pool: &PgPool) -> Result<PoolConnection<Postgres>, sqlx::Error> {
+    let _waiting = PoolWait::start(&pool_label(pool));
+    pool.acquire().await
+}
+
+/// Begins a transaction on `pool`, counted like [`acquire`].
+///
+/// # Errors
+/// What [`PgPool::begin`] returns.
+pub async fn begin(pool: &PgPool) -> Result<Transaction<'static, Postgres>, sqlx::Error> {
+    let _waiting = PoolWait::start(&pool_label(pool));
+    pool.begin().await
+}
+
+/// The `domain` label of a pool: the domain's identifier for a domain pool,
+/// `control` for any other.
+fn pool_label(pool: &PgPool) -> String {
+    let options = pool.connect_options();
+    options.get_application_name().and_then(|name| name.strip_prefix(DOMAIN_APPLICATION_PREFIX)).unwrap_or("control").to_string()
 }
 
 /// Where and as whom a domain's database is reached.
@@ -214,7 +247,9 @@ impl Databases {
             .database(&target.database)
             .username(&target.database)
             .password(&self.role_password(domain))
-            .application_name("vnext");
+            // Names the domain in `pg_stat_activity`, and lets `acquire` label
+            // its waiting callers without a lookup.
+            .application_name(&format!("{DOMAIN_APPLICATION_PREFIX}{}", domain.ident()));
         let pool = PgPoolOptions::new()
             .max_connections(db.max_connections_per_domain)
             .min_connections(0)

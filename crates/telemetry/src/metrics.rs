@@ -4,8 +4,9 @@
 //! it wherever they are, and one recorder, installed once ([`install`]), keeps
 //! the values and renders them as Prometheus text ([`render`]). Each replica
 //! is scraped on its own; a value is what this process saw since it started.
-//! Nothing here reads the database: gauges that describe the database (the
-//! pools) are set by their owner right before rendering.
+//! Nothing here reads the database: gauges that describe the database are
+//! set by their owners (the pool sizes right before rendering, the waiting
+//! callers as they wait, the open incidents by the scheduler's census).
 //!
 //! Names and labels are documented in `docs/api.md` (Metrics). Values of
 //! `domain` and `workflow` are names that were published; requests naming an
@@ -81,6 +82,9 @@ fn describe() {
     describe_counter!(TIMERS_FIRED, "Timer jobs whose transition ran, by domain.");
     describe_counter!(LEASE_RECOVERIES, "Expired leases taken over, by domain, workflow and what recovery did.");
     describe_gauge!(POOL_CONNECTIONS, "Connections of a domain's pool, by state (in_use, idle) and the pool's maximum (max).");
+    describe_gauge!(POOL_WAITING, "Callers waiting for a connection of a domain's pool right now.");
+    describe_histogram!(POOL_ACQUIRE, Unit::Seconds, "Time a caller waited for a connection of a domain's pool.");
+    describe_gauge!(INCIDENTS_OPEN, "Unresolved incidents, by domain and workflow, as counted by the scheduler's last census.");
 }
 
 const HTTP_REQUESTS: &str = "vnext_http_requests_total";
@@ -97,6 +101,9 @@ const JOB_LAG: &str = "vnext_job_lag_seconds";
 const TIMERS_FIRED: &str = "vnext_timers_fired_total";
 const LEASE_RECOVERIES: &str = "vnext_lease_recoveries_total";
 const POOL_CONNECTIONS: &str = "vnext_pool_connections";
+const POOL_WAITING: &str = "vnext_pool_waiting";
+const POOL_ACQUIRE: &str = "vnext_pool_acquire_seconds";
+const INCIDENTS_OPEN: &str = "vnext_incidents_open";
 
 /// One answered HTTP request. `method` is a standard method or `OTHER`,
 /// `route` a route template or `unmatched`.
@@ -177,6 +184,34 @@ pub fn pool(domain: &str, in_use: usize, idle: usize, max: u32) {
     gauge!(POOL_CONNECTIONS, "domain" => domain.to_string(), "state" => "in_use").set(in_use);
     gauge!(POOL_CONNECTIONS, "domain" => domain.to_string(), "state" => "idle").set(idle);
     gauge!(POOL_CONNECTIONS, "domain" => domain.to_string(), "state" => "max").set(max);
+}
+
+/// A caller waiting for a connection of `domain`'s pool: counted in the
+/// waiting gauge from [`PoolWait::start`] until it is dropped, which also
+/// records how long it waited (dropped on success, error or cancellation).
+pub struct PoolWait {
+    domain: String,
+    started: std::time::Instant,
+}
+
+impl PoolWait {
+    pub fn start(domain: &str) -> PoolWait {
+        gauge!(POOL_WAITING, "domain" => domain.to_string()).increment(1.0);
+        PoolWait { domain: domain.to_string(), started: std::time::Instant::now() }
+    }
+}
+
+impl Drop for PoolWait {
+    fn drop(&mut self) {
+        gauge!(POOL_WAITING, "domain" => self.domain.clone()).decrement(1.0);
+        histogram!(POOL_ACQUIRE, "domain" => self.domain.clone()).record(self.started.elapsed().as_secs_f64());
+    }
+}
+
+/// The unresolved incidents of one workflow, counted from its tables.
+pub fn incidents_open(flow: Flow<'_>, open: i64) {
+    #[allow(clippy::cast_precision_loss)]
+    gauge!(INCIDENTS_OPEN, "domain" => flow.domain.to_string(), "workflow" => flow.workflow.to_string()).set(open as f64);
 }
 
 #[cfg(test)]

@@ -28,7 +28,7 @@ pub async fn check_read(state: &AppState, roles: &Roles, scope: &FlowScope, inst
     if roles.is_unrestricted() {
         return Ok(());
     }
-    let mut conn = scope.pool.acquire().await.map_err(ApiError::database)?;
+    let mut conn = vnext_init::db::acquire(&scope.pool).await.map_err(ApiError::database)?;
     let def = state.engine.definitions().get(&mut conn, &scope.domain, &scope.flow, &instance.flow_version).await?;
     if roles.may_read(&def.workflow, &instance.current_state) {
         return Ok(());
@@ -56,7 +56,7 @@ pub async fn readable_states(state: &AppState, roles: &Roles, scope: &FlowScope)
         .filter(|(kind, _, key, _)| *kind == ComponentKind::Workflow && key == scope.flow.as_str())
         .map(|(_, _, _, version)| version)
         .collect();
-    let mut conn = scope.pool.acquire().await.map_err(ApiError::database)?;
+    let mut conn = vnext_init::db::acquire(&scope.pool).await.map_err(ApiError::database)?;
     let mut pairs = Vec::new();
     let mut restricted = false;
     for version in versions {

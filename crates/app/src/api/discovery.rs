@@ -274,7 +274,7 @@ async fn components(State(state): State<AppState>, ApiPath(domain): ApiPath<Stri
 async fn summary(State(state): State<AppState>, ApiPath((domain, workflow)): ApiPath<(String, String)>, params: Params) -> Result<Json<Value>, ApiError> {
     let selector = params.version()?.map(|(raw, _)| raw.to_string());
     let scope = scope::resolve(state.engine.databases(), domain_name(&domain)?, flow_key(&workflow)?).await?;
-    let mut conn = scope.pool.acquire().await.map_err(ApiError::database)?;
+    let mut conn = vnext_init::db::acquire(&scope.pool).await.map_err(ApiError::database)?;
     let def = state.engine.definitions().select(&mut conn, &scope.domain, &scope.flow, selector.as_deref()).await?;
     drop(conn);
     let versions: Vec<String> = published_versions(&scope.pool, ComponentKind::Workflow)

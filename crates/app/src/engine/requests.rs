@@ -80,7 +80,7 @@ impl Engine {
         r: &InstanceRef,
     ) -> Result<(sqlx::Transaction<'static, sqlx::Postgres>, InstanceRow), EngineError> {
         let unknown = || EngineError::UnknownInstance { flow: flow.to_string(), instance: instance_name(r) };
-        let mut tx = pool.begin().await?;
+        let mut tx = vnext_init::db::begin(&pool).await?;
         let row = match store::instances::lock(&mut tx, flow, r).await {
             Ok(Some(row)) => row,
             Ok(None) => return Err(unknown()),
@@ -94,7 +94,7 @@ impl Engine {
     pub(crate) async fn do_start(&self, req: StartRequest) -> Result<Outcome, EngineError> {
         let pool = self.pool(&req.domain).await?;
         let def = {
-            let mut conn = pool.acquire().await?;
+            let mut conn = vnext_init::db::acquire(&pool).await?;
             self.inner.definitions.select(&mut conn, &req.domain, &req.flow, req.version.as_deref()).await?
         };
         if !req.roles.may_run(&def.workflow.start_transition, None) {
@@ -143,7 +143,7 @@ impl Engine {
         let job_id = Uuid::now_v7();
         let lease = self.lease(start_key, job_id);
         let row = row.leased(&lease, now);
-        let mut tx = pool.begin().await?;
+        let mut tx = vnext_init::db::begin(&pool).await?;
         if !store::apply(&mut tx, flow, WriteMode::Insert, &row, &Records::default()).await? {
             drop(tx);
             let key = row.key.clone().unwrap_or_default();

@@ -145,7 +145,7 @@ impl Engine {
             EngineError::UnknownDomain(_) => fatal(e.to_string()),
             other => retryable(other),
         })?;
-        let mut tx = pool.begin().await.map_err(retryable)?;
+        let mut tx = vnext_init::db::begin(&pool).await.map_err(retryable)?;
         let row = match store::instances::lock(&mut tx, &flow, &InstanceRef::Id(req.instance_id)).await {
             Ok(Some(row)) => row,
             Ok(None) => return Ok(TriggerOutcome::Stale),

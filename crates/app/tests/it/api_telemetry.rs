@@ -73,6 +73,11 @@ async fn a_faulted_instance_logs_one_warn_line_and_moves_the_fault_metrics() {
     assert_eq!(delta("vnext_incidents_opened_total", &[]), 1.0);
     assert_eq!(delta("vnext_transitions_total", &[("kind", "transition"), ("outcome", "faulted")]), 1.0);
     assert_eq!(delta("vnext_transition_duration_seconds", &[("kind", "transition")]), 1.0);
+    // The run took its connections through the counted acquire: its waits
+    // are in the acquire histogram (labelled by domain only).
+    let acquired = after.value("vnext_pool_acquire_seconds", &[("domain", "shop")]) - before.value("vnext_pool_acquire_seconds", &[("domain", "shop")]);
+    assert!(acquired >= 1.0, "the faulting transition waited for at least one connection: {acquired}");
+    assert!(after.has("vnext_pool_waiting"));
     // No label carries the instance.
     assert!(!reqwest::get(app.url("/metrics")).await.unwrap().text().await.unwrap().contains(&id));
 

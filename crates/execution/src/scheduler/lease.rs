@@ -14,21 +14,18 @@ use sqlx::{PgConnection, QueryBuilder, Row};
 use vnext_core::ident::{quote, to_identifier};
 pub use vnext_init::queue::ExpiredLease;
 
-/// Flow schemas read per query.
-const SCHEMAS_PER_QUERY: usize = 50;
-
-/// Finds expired leases in every registered flow schema of the connection's domain.
-/// A schema that cannot be read is logged and skipped.
+/// Every registered flow schema of the connection's domain as `(flow key,
+/// schema name)`, by flow key. Names come from our own registry; still, only
+/// valid identifiers reach SQL (others are logged and left out).
 ///
 /// # Errors
-/// The database error when the flow schema registry cannot be read.
-pub async fn find_expired(conn: &mut PgConnection, now: DateTime<Utc>) -> Result<Vec<ExpiredLease>, sqlx::Error> {
+/// The database error when the registry cannot be read.
+pub(crate) async fn flow_schemas(conn: &mut PgConnection) -> Result<Vec<(String, String)>, sqlx::Error> {
     let schemas: Vec<(String, String)> =
         sqlx::query_as("SELECT flow_key, schema_name FROM sys_schemas.flow_schemas ORDER BY flow_key")
             .fetch_all(&mut *conn)
             .await?;
-    // Names come from our own registry; still, only valid identifiers reach SQL.
-    let schemas: Vec<(String, String)> = schemas
+    Ok(schemas
         .into_iter()
         .filter(|(flow, schema)| {
             let ok = to_identifier(schema).is_ok_and(|s| &s == schema);
@@ -37,7 +34,19 @@ pub async fn find_expired(conn: &mut PgConnection, now: DateTime<Utc>) -> Result
             }
             ok
         })
-        .collect();
+        .collect())
+}
+
+/// Flow schemas read per query.
+pub(crate) const SCHEMAS_PER_QUERY: usize = 50;
+
+/// Finds expired leases in every registered flow schema of the connection's domain.
+/// A schema that cannot be read is logged and skipped.
+///
+/// # Errors
+/// The database error when the flow schema registry cannot be read.
+pub async fn find_expired(conn: &mut PgConnection, now: DateTime<Utc>) -> Result<Vec<ExpiredLease>, sqlx::Error> {
+    let schemas = flow_schemas(conn).await?;
     let mut found = Vec::new();
     for chunk in schemas.chunks(SCHEMAS_PER_QUERY) {
         let mut q = QueryBuilder::new("");

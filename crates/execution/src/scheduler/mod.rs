@@ -81,7 +81,8 @@ pub struct SchedulerConfig {
     pub retry_max: Duration,
     /// Claims after which a failing job is given up (`failed`).
     pub max_attempts: i32,
-    /// How often each domain's flow schemas are scanned for expired leases.
+    /// How often each domain's flow schemas are scanned for expired leases
+    /// (the same scan counts their open incidents for `vnext_incidents_open`).
     pub lease_scan: Duration,
     /// A lease job settled this long ago is armed again if its lease is still expired.
     pub lease_rearm_after: Duration,
@@ -298,7 +299,7 @@ impl Scheduler {
             .map_err(|source| SchedulerError::Pool { domain: domain.to_string(), source })?;
         let mut conn = pool.acquire().await.map_err(db("connecting"))?;
         let mut report =
-            TickReport { leases_enqueued: upkeep::recover_leases(shared, domain, &mut conn).await?, ..TickReport::default() };
+            TickReport { leases_enqueued: upkeep::scan_flows(shared, domain, &mut conn).await?, ..TickReport::default() };
         let batch = shared.config.batch_size as usize;
         loop {
             let now = shared.clock.now();

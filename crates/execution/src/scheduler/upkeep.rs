@@ -1,9 +1,11 @@
 //! A worker's periodic upkeep besides claiming: the lease scan that enqueues
-//! recovery jobs, and the purge of finished jobs past their retention.
+//! recovery jobs, the census of open incidents, and the purge of finished jobs
+//! past their retention.
 
-use sqlx::PgConnection;
-use vnext_core::ident::DomainName;
+use sqlx::{PgConnection, QueryBuilder, Row};
+use vnext_core::ident::{quote, DomainName};
 use vnext_init::queue;
+use vnext_telemetry::metrics::{self, Flow};
 
 use super::{lease, SchedulerError, Shared};
 
@@ -34,6 +36,17 @@ pub(crate) async fn purge(shared: &Shared, domain: &DomainName, conn: &mut PgCon
     }
 }
 
+/// The periodic scan of a domain's flow schemas: expired leases get their
+/// recovery jobs ([`recover_leases`]) and open incidents are counted
+/// ([`count_open_incidents`], logged when it fails: it only feeds a gauge).
+pub(crate) async fn scan_flows(shared: &Shared, domain: &DomainName, conn: &mut PgConnection) -> Result<u64, SchedulerError> {
+    let enqueued = recover_leases(shared, domain, &mut *conn).await?;
+    if let Err(e) = count_open_incidents(domain, &mut *conn).await {
+        tracing::warn!(domain = %domain, error = %e, "cannot count open incidents");
+    }
+    Ok(enqueued)
+}
+
 /// Scans for expired leases and enqueues their recovery jobs.
 pub(crate) async fn recover_leases(
     shared: &Shared,
@@ -52,4 +65,30 @@ pub(crate) async fn recover_leases(
         tracing::info!(domain = %domain, jobs = n, "expired leases found; recovery jobs enqueued");
     }
     Ok(n)
+}
+
+/// Counts the unresolved incidents of every workflow of the domain and sets
+/// `vnext_incidents_open` (part of [`scan_flows`]). A gauge from the tables,
+/// not from counters, so it is right after restarts and across replicas: every
+/// execution replica reports the same figure for a domain it serves.
+pub(crate) async fn count_open_incidents(domain: &DomainName, conn: &mut PgConnection) -> Result<(), sqlx::Error> {
+    let schemas = lease::flow_schemas(&mut *conn).await?;
+    for chunk in schemas.chunks(lease::SCHEMAS_PER_QUERY) {
+        let mut q = QueryBuilder::new("");
+        for (i, (flow, schema)) in chunk.iter().enumerate() {
+            if i > 0 {
+                q.push(" UNION ALL ");
+            }
+            // `incidents_open` (a partial index) answers this without the heap
+            // when nothing is open.
+            q.push("SELECT ")
+                .push_bind(flow.clone())
+                .push(format_args!("::text AS flow, count(*) AS open FROM {}.incidents WHERE NOT resolved", quote(schema)));
+        }
+        for row in q.build().fetch_all(&mut *conn).await? {
+            let (flow, open): (String, i64) = (row.try_get("flow")?, row.try_get("open")?);
+            metrics::incidents_open(Flow { domain: domain.as_str(), workflow: &flow }, open);
+        }
+    }
+    Ok(())
 }

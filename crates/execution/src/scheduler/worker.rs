@@ -39,7 +39,7 @@ use tokio_util::task::TaskTracker;
 use vnext_core::ident::DomainName;
 use vnext_init::queue::{self, ClaimedJob, Settlement, JOBS_CHANNEL};
 
-use super::upkeep::{purge, recover_leases};
+use super::upkeep::{purge, scan_flows};
 use super::{Shared, SourceError, fire, lock};
 
 /// `application_name` of every connection the scheduler opens itself, so they
@@ -300,7 +300,7 @@ impl Worker {
         let now = Instant::now();
         if now >= self.next_lease_scan {
             self.next_lease_scan = now + config.lease_scan;
-            if let Err(e) = recover_leases(&shared, &self.domain, &mut *conn).await {
+            if let Err(e) = scan_flows(&shared, &self.domain, &mut *conn).await {
                 tracing::warn!(domain = %self.domain, error = %e, "lease scan failed");
             }
         }

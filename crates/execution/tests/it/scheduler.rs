@@ -437,6 +437,55 @@ async fn expired_leases_get_one_recovery_job() {
 }
 
 #[tokio::test]
+async fn the_lease_scan_counts_open_incidents_per_workflow() {
+    vnext_telemetry::metrics::install();
+    let domain = TestDomain::create("census").await;
+    let flow = FlowKey::new("loan-application").unwrap();
+    vnext_init::flow_schema::ensure_flow_schema(&domain.pool, &flow).await.unwrap();
+    // Two open incidents and a resolved one, as faults and a retry leave them.
+    for resolved in [false, false, true] {
+        sqlx::query(
+            "INSERT INTO loan_application.incidents (id, instance_id, error_code, message, resolved)
+             VALUES ($1, $2, 'Task:unavailable', 'the service answered 503', $3)",
+        )
+        .bind(Uuid::new_v4())
+        .bind(Uuid::new_v4())
+        .bind(resolved)
+        .execute(&domain.pool)
+        .await
+        .unwrap();
+    }
+    let open = || {
+        let text = vnext_telemetry::metrics::render();
+        let scrape = prometheus_parse::Scrape::parse(text.lines().map(|l| Ok(l.to_string()))).expect("Prometheus text");
+        scrape
+            .samples
+            .iter()
+            .find(|s| {
+                s.metric == "vnext_incidents_open"
+                    && s.labels.get("domain") == Some(domain.name.as_str())
+                    && s.labels.get("workflow") == Some("loan-application")
+            })
+            .map(|s| match s.value {
+                prometheus_parse::Value::Gauge(v) | prometheus_parse::Value::Untyped(v) => v,
+                ref other => panic!("vnext_incidents_open is a gauge, found {other:?}"),
+            })
+    };
+    let trigger = Arc::new(RecordingTrigger::new(domain.pool.clone()));
+    let scheduler = scheduler_at(&domain, trigger, Arc::new(ManualClock::new(Utc::now())));
+    scheduler.tick().await.unwrap();
+    assert_eq!(open(), Some(2.0));
+
+    // Resolved by a retry: the next scan lowers the gauge.
+    sqlx::query("UPDATE loan_application.incidents SET resolved = true, resolved_at = now()")
+        .execute(&domain.pool)
+        .await
+        .unwrap();
+    scheduler.tick().await.unwrap();
+    assert_eq!(open(), Some(0.0));
+}
+
+#[tokio::test]
 async fn purge_deletes_only_old_finished_jobs() {
     let domain = TestDomain::create("purge").await;
     let now = Utc::now();

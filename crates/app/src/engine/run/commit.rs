@@ -205,14 +205,14 @@ impl Run {
         let mut tx = match hold {
             Hold::Fresh if pending.is_single_statement() => {
                 // A start with nothing else to write is one statement, no transaction.
-                let mut conn = self.pool.acquire().await?;
+                let mut conn = vnext_init::db::acquire(&self.pool).await?;
                 if !pending.write(&mut conn).await? {
                     return self.existing(&mut conn).await.map(|row| (row.snapshot(&self.domain, &self.flow), Vec::new()));
                 }
                 self.observe(&pending);
                 return Ok((pending.snapshot(&self.domain), pending.all_followups()));
             }
-            Hold::Fresh => self.pool.begin().await?,
+            Hold::Fresh => vnext_init::db::begin(&self.pool).await?,
             Hold::Locked(tx) => tx,
             Hold::Leased(lease) => {
                 // The outcome of the I/O is only in memory: a short outage
@@ -225,7 +225,7 @@ impl Run {
                     }
                     Leased::Taken => Err(EngineError::Busy { instance: self.row.id.to_string() }),
                     Leased::Missing => {
-                        let mut conn = self.pool.acquire().await?;
+                        let mut conn = vnext_init::db::acquire(&self.pool).await?;
                         self.existing(&mut conn).await.map(|row| (row.snapshot(&self.domain, &self.flow), Vec::new()))
                     }
                 };
@@ -234,7 +234,7 @@ impl Run {
         };
         if !pending.write(&mut tx).await? {
             tx.rollback().await?;
-            let mut conn = self.pool.acquire().await?;
+            let mut conn = vnext_init::db::acquire(&self.pool).await?;
             return self.existing(&mut conn).await.map(|row| (row.snapshot(&self.domain, &self.flow), Vec::new()));
         }
         tx.commit().await?;
@@ -253,7 +253,7 @@ impl Run {
     /// attempt whose commit went through although its answer was lost is
     /// recognised by the ETag it wrote.
     async fn write_leased(&self, pending: &Pending, lease: &Lease) -> Result<Leased, EngineError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = vnext_init::db::begin(&self.pool).await?;
         let row = store::instances::lock_wait(&mut tx, &self.flow, self.row.id).await?;
         let held = row.as_ref().and_then(|r| r.lease_token) == Some(lease.token);
         if !held {

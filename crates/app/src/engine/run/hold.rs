@@ -113,7 +113,7 @@ impl Run {
             }
             Hold::Fresh => {
                 let w = self.row.clone().leased(&lease, self.now);
-                let mut conn = self.pool.acquire().await?;
+                let mut conn = vnext_init::db::acquire(&self.pool).await?;
                 if !store::apply(&mut conn, &self.flow, WriteMode::Insert, &w, &Records::default()).await? {
                     return Err(match self.existing(&mut conn).await {
                         Ok(row) => Failure::Existing(row),
@@ -138,7 +138,7 @@ impl Run {
     /// Gives the lease back (a start that leased its new row removes it),
     /// unless recovery took it over. Safe to repeat.
     async fn give_back(&self, lease: &Lease) -> Result<(), EngineError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = vnext_init::db::begin(&self.pool).await?;
         let row = store::instances::lock_wait(&mut tx, &self.flow, self.row.id).await?;
         if row.and_then(|r| r.lease_token) == Some(lease.token) {
             if self.fresh {

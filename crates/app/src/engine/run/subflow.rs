@@ -186,7 +186,7 @@ impl Run {
         let selected = match &mut self.hold {
             Hold::Locked(tx) => self.eng.definitions.select(tx, &self.domain, child_flow, selector).await,
             _ => {
-                let mut conn = self.pool.acquire().await.map_err(|e| Failure::Abort(e.into()))?;
+                let mut conn = vnext_init::db::acquire(&self.pool).await.map_err(|e| Failure::Abort(e.into()))?;
                 self.eng.definitions.select(&mut conn, &self.domain, child_flow, selector).await
             }
         };
