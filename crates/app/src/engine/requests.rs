@@ -80,7 +80,7 @@ impl Engine {
         r: &InstanceRef,
     ) -> Result<(sqlx::Transaction<'static, sqlx::Postgres>, InstanceRow), EngineError> {
         let unknown = || EngineError::UnknownInstance { flow: flow.to_string(), instance: instance_name(r) };
-        let mut tx = vnext_init::db::begin(&pool).await?;
+        let mut tx = vnext_init::db::begin(pool).await?;
         let row = match store::instances::lock(&mut tx, flow, r).await {
             Ok(Some(row)) => row,
             Ok(None) => return Err(unknown()),
@@ -143,7 +143,7 @@ impl Engine {
         let job_id = Uuid::now_v7();
         let lease = self.lease(start_key, job_id);
         let row = row.leased(&lease, now);
-        let mut tx = vnext_init::db::begin(&pool).await?;
+        let mut tx = vnext_init::db::begin(pool).await?;
         if !store::apply(&mut tx, flow, WriteMode::Insert, &row, &Records::default()).await? {
             drop(tx);
             let key = row.key.clone().unwrap_or_default();
