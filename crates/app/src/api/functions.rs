@@ -10,9 +10,7 @@
 //! - `GET …/functions/catalog`: the functions the workflow references.
 //! - `GET …/functions/authorize?transitionKey=|functionKey=|queryRoles=true|ack=true`:
 //!   200 `{allowed:true}` or 403 `{allowed:false}`.
-//! - `GET|POST|PATCH|DELETE …/functions/{name}`: custom functions; running them is
-//!   not built yet (501 `function.not-executable`; 404 for a name the workflow
-//!   does not reference).
+//! - Custom functions (`…/functions/{name}`) are served by `custom_functions`.
 //! - `POST …/instances/{instance}/longpoll/ack`: 200, empty.
 //!
 //! `transition=` is read as well as the engine's `transitionKey=`.
@@ -49,7 +47,6 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(schema_fn))
         .routes(routes!(catalog_fn))
         .routes(routes!(authorize_fn))
-        .routes(routes!(custom_fn))
         .routes(routes!(ack_fn))
 }
 
@@ -220,28 +217,6 @@ async fn authorize_fn(
     };
     let status = if allowed { StatusCode::OK } else { StatusCode::FORBIDDEN };
     Ok((status, Json(json!({ "allowed": allowed }))).into_response())
-}
-
-/// Custom functions: the routes and their refusals; running a function is
-/// not built yet.
-#[utoipa::path(method(get, post, patch, delete), path = "/api/v1/{domain}/workflows/{workflow}/instances/{instance}/functions/{function}", operation_id = "customFunction", tag = "functions",
-    params(super::openapi::params::InstancePath, ("function" = String, Path, description = "The function's name")))]
-async fn custom_fn(
-    State(state): State<AppState>,
-    Extension(caller): Extension<Caller>,
-    ApiPath((domain, workflow, instance, function)): ApiPath<(String, String, String, String)>,
-) -> Result<Response, ApiError> {
-    let (scope, snapshot) = load(&state, &caller, ApiPath((domain, workflow, instance))).await?;
-    if !functions::references_function(&scope, &snapshot, &function).await? {
-        return Err(ApiError::new(
-            ErrorCode::FunctionNotFound,
-            format!("workflow `{}` references no function `{}`", scope.flow, crate::error::printable(&function)),
-        ));
-    }
-    Err(ApiError::new(
-        ErrorCode::FunctionNotExecutable,
-        format!("function `{function}` is published but custom functions are not executed by this runtime yet"),
-    ))
 }
 
 /// Acknowledges a long-poll answer: nothing to record, 200 with no body.

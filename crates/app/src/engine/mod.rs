@@ -80,6 +80,7 @@
 mod context;
 mod definitions;
 mod error;
+mod function;
 mod inline_runner;
 mod lost;
 mod observe;
@@ -102,6 +103,7 @@ use vnext_core::traits::{TaskExecutor, TransitionTrigger, TriggerError, TriggerO
 pub use vnext_init::db::{Databases, DbError};
 pub use definitions::{CompiledFlow, DefinitionCache};
 pub use error::{EngineError, PayloadError};
+pub use function::{FunctionCall, FunctionError};
 pub use settings::EngineSettings;
 pub use vnext_core::clock::{Clock, ManualClock, SystemClock};
 pub use types::{InstanceRef, InstanceSnapshot, InstanceStatus, Outcome, RetryRequest, StartRequest, TransitionRequest};

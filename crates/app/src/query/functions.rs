@@ -413,11 +413,20 @@ pub async fn catalog(scope: &FlowScope, instance: &InstanceSnapshot) -> Result<V
 /// # Errors
 /// See [`pinned_workflow`].
 pub async fn references_function(scope: &FlowScope, instance: &InstanceSnapshot, name: &str) -> Result<bool, ApiError> {
+    Ok(referenced_function(scope, instance, name).await?.is_some())
+}
+
+/// The function named `name` among those the instance's workflow references.
+///
+/// # Errors
+/// As [`resolve`].
+pub async fn referenced_function(scope: &FlowScope, instance: &InstanceSnapshot, name: &str) -> Result<Option<StoredContent>, ApiError> {
     let workflow = pinned_workflow(scope, instance).await?;
     for reference in &workflow.functions {
-        if resolve(scope, reference, ComponentKind::Function).await?.key == name {
-            return Ok(true);
+        let stored = resolve(scope, reference, ComponentKind::Function).await?;
+        if stored.key == name {
+            return Ok(Some(stored));
         }
     }
-    Ok(false)
+    Ok(None)
 }
