@@ -56,7 +56,7 @@ fn output(ctx) {
             reference(D, "sys-functions", "broken"),
             reference(D, "sys-functions", "failing"),
             reference(D, "sys-functions", "ping"),
-        ] }),
+        ], "extensions": [reference(D, "sys-extensions", "defined"), reference(D, "sys-extensions", "defined-asked")] }),
     );
     vec![
         task("ok-call", "POST"),
@@ -79,8 +79,18 @@ fn output(ctx) {
         })),
         function("failing", json!({ "scope": "I", "onExecutionTasks": [call(1, "missing-call", "missing", "first")] })),
         function("ping", json!({ "scope": "D", "verbs": ["GET"], "onExecutionTasks": [domain_call] })),
+        extension("global", 1, 3, call(1, "ok-call", "ok", "answer")),
+        extension("asked", 2, 1, json!({ "order": 1, "task": reference(D, "sys-tasks", "ok-call"),
+            "mapping": script("./src/asked.rhai", "fn input(ctx) { #{ url: ctx.instance.data.target + \"/ok\" } }") })),
+        extension("defined", 3, 3, call(1, "ok-call", "ok", "answer")),
+        extension("defined-asked", 4, 2, call(1, "ok-call", "ok", "answer")),
+        extension("broken", 1, 1, call(1, "missing-call", "missing", "answer")),
         flow,
     ]
+}
+
+fn extension(key: &str, extension_type: i64, scope: i64, task: Value) -> Value {
+    component(D, "sys-extensions", key, json!({ "type": extension_type, "scope": scope, "task": task }))
 }
 
 struct Setup {
@@ -178,4 +188,29 @@ async fn a_domain_function_runs_on_the_domain_route_only() {
     let (status, body) = send(s.rt.client.get(format!("{}/api/v1/{D}/functions/quote", s.rt.base))).await;
     assert_eq!(status, 404, "scope I is not served on the domain: {body}");
     assert_eq!(body["code"], "function.not-found", "{body}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn extensions_fill_their_slots_by_type_and_scope() {
+    let s = Setup::new().await;
+    let keys = |v: &Value| v.as_object().map(|o| o.keys().cloned().collect::<Vec<_>>()).unwrap_or_default();
+
+    let (status, body) = send(s.rt.client.get(&s.instance)).await;
+    assert_eq!(status, 200, "a failing extension never fails the read: {body}");
+    let ext = &body["extensions"];
+    assert_eq!(keys(ext), ["broken", "defined", "global"], "{body}");
+    assert_eq!(ext["global"]["answer"]["answer"], 42, "{body}");
+    assert_eq!(ext["defined"]["answer"]["answer"], 42, "{body}");
+    assert_eq!(ext["broken"]["error"]["code"], "Task:404", "{body}");
+
+    let (_, body) = send(s.rt.client.get(format!("{}?extensions=asked", s.instance))).await;
+    assert_eq!(keys(&body["extensions"]), ["asked", "broken", "defined", "global"], "{body}");
+    assert_eq!(body["extensions"]["asked"]["answer"], 42, "no mapping: the task's body as it came: {body}");
+
+    let list = s.instance.rsplit_once('/').unwrap().0;
+    let (status, body) = send(s.rt.client.get(format!("{list}?extensions=defined-asked,asked"))).await;
+    assert_eq!(status, 200, "{body}");
+    let item = &body["items"][0]["extensions"];
+    assert_eq!(keys(item), ["defined", "defined-asked", "global"], "list reads run scopes 2 and 3: {body}");
+    assert_eq!(item["defined-asked"]["answer"]["answer"], 42, "{body}");
 }

@@ -6,7 +6,7 @@
 //! its mappings), and the entry's `output` mapping merges into the function's
 //! result. The function's own `output` script (`fn output(ctx)`, reading
 //! `ctx.responses`) then shapes the answer; without one the merged result is
-//! the answer. Functions only read: the instance's data is never written.
+//! the answer, or the last task's body when no output mapping ran. Functions only read: the instance's data is never written.
 //!
 //! A failed task ends the call (no error boundary applies: the caller sees the
 //! task's error and may call again). Answers of a function with `cache` are
@@ -154,6 +154,7 @@ impl Engine {
         let mut result = json!({});
         let mut responses: BTreeMap<String, ResponseContext> = BTreeMap::new();
         let mut last: Option<Value> = None;
+        let mut mapped = false;
         let ctx = |response: Option<ResponseContext>, responses: &BTreeMap<String, ResponseContext>| {
             ScriptContext {
                 body: call.body.clone(),
@@ -198,6 +199,7 @@ impl Engine {
                     && let Some(patch) = self.inner.scripts.call_map(domain, m, "output", ctx(Some(rv.clone()), &responses)).await?
                 {
                     deep_merge(&mut result, patch);
+                    mapped = true;
                 }
                 last = Some(response.data.clone());
                 responses.insert(task_key, rv);
@@ -211,7 +213,8 @@ impl Engine {
         {
             return Ok(self.inner.scripts.call_map(domain, script, "output", ctx(None, &responses)).await?.unwrap_or_else(|| json!({})));
         }
-        Ok(result)
+        // Nothing shaped the answer: the last task's body is it.
+        Ok(if mapped { result } else { last.unwrap_or(result) })
     }
 
     async fn run_function_task(&self, call: &FunctionCall, t: &FunctionTask, config: Value, patch: Option<Value>) -> TaskResponse {

@@ -80,6 +80,7 @@
 mod context;
 mod definitions;
 mod error;
+mod extension;
 mod function;
 mod inline_runner;
 mod lost;
@@ -103,6 +104,7 @@ use vnext_core::traits::{TaskExecutor, TransitionTrigger, TriggerError, TriggerO
 pub use vnext_init::db::{Databases, DbError};
 pub use definitions::{CompiledFlow, DefinitionCache};
 pub use error::{EngineError, PayloadError};
+pub use extension::ReadKind;
 pub use function::{FunctionCall, FunctionError};
 pub use settings::EngineSettings;
 pub use vnext_core::clock::{Clock, ManualClock, SystemClock};
