@@ -45,11 +45,18 @@ fn output(ctx) {
        amount: ctx.body.amount, state: ctx.instance.state }
 }
 "#);
+    // `idle` shows `vip-view` (with the data) to VIP orders, `plain-view` to the others.
+    let mut idle = state("idle", 1, json!([manual("finish", "done")]));
+    idle["view"] = json!({
+        "rules": [{ "rule": script("./src/vip.rhai", "fn handler(ctx) { ctx.instance.data.vip == true }"),
+                    "view": reference(D, "sys-views", "vip-view"), "loadData": true }],
+        "default": { "view": reference(D, "sys-views", "plain-view") }
+    });
     let flow = workflow(
         D,
         "orders",
         "idle",
-        json!([state("idle", 1, json!([manual("finish", "done")])), final_state("done")]),
+        json!([idle, final_state("done")]),
         json!({ "functions": [
             reference(D, "sys-functions", "quote"),
             reference(D, "sys-functions", "cached"),
@@ -79,6 +86,8 @@ fn output(ctx) {
         })),
         function("failing", json!({ "scope": "I", "onExecutionTasks": [call(1, "missing-call", "missing", "first")] })),
         function("ping", json!({ "scope": "D", "verbs": ["GET"], "onExecutionTasks": [domain_call] })),
+        component(D, "sys-views", "vip-view", json!({ "type": 1, "content": { "title": "VIP order" } })),
+        component(D, "sys-views", "plain-view", json!({ "type": 3, "content": "# Order" })),
         extension("global", 1, 3, call(1, "ok-call", "ok", "answer")),
         extension("asked", 2, 1, json!({ "order": 1, "task": reference(D, "sys-tasks", "ok-call"),
             "mapping": script("./src/asked.rhai", "fn input(ctx) { #{ url: ctx.instance.data.target + \"/ok\" } }") })),
@@ -213,4 +222,24 @@ async fn extensions_fill_their_slots_by_type_and_scope() {
     let item = &body["items"][0]["extensions"];
     assert_eq!(keys(item), ["defined", "defined-asked", "global"], "list reads run scopes 2 and 3: {body}");
     assert_eq!(item["defined-asked"]["answer"]["answer"], 42, "{body}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_view_is_chosen_by_the_first_matching_rule_else_the_default() {
+    let s = Setup::new().await;
+    let (status, view) = send(s.rt.client.get(s.function("view"))).await;
+    assert_eq!(status, 200, "{view}");
+    assert_eq!((view["key"].as_str(), view["type"].as_str()), (Some("plain-view"), Some("Markdown")), "{view}");
+    assert_eq!(view["content"], "# Order", "{view}");
+    assert!(view.get("data").is_none(), "{view}");
+
+    let api = instances_url(&s.rt.base, D, "orders");
+    let attributes = json!({ "target": s.target.base, "vip": true });
+    let (status, body) = send(s.rt.client.post(format!("{api}/start?sync=true")).json(&json!({ "attributes": attributes }))).await;
+    assert_eq!(status, 200, "{body}");
+    let (status, view) = send(s.rt.client.get(format!("{api}/{}/functions/view", body["id"].as_str().unwrap()))).await;
+    assert_eq!(status, 200, "{view}");
+    assert_eq!(view["key"], "vip-view", "{view}");
+    assert_eq!(view["content"], json!({ "title": "VIP order" }), "{view}");
+    assert_eq!(view["data"]["vip"], true, "loadData of the rule: {view}");
 }

@@ -141,7 +141,7 @@ async fn data_fn(State(state): State<AppState>, Extension(caller): Extension<Cal
     responses((status = 200, description = "The view", body = super::openapi::shapes::ViewFunction)))]
 async fn view_fn(State(state): State<AppState>, Extension(caller): Extension<Caller>, path: InstancePath, params: Params) -> Result<Json<Value>, ApiError> {
     let (scope, snapshot) = load(&state, &caller, path).await?;
-    Ok(Json(functions::view_function(&scope, &snapshot, transition_param(&params)).await?))
+    Ok(Json(functions::view_function(&state.engine, &scope, &snapshot, transition_param(&params)).await?))
 }
 
 /// A transition's JSON Schema (or the workflow's master schema).

@@ -92,6 +92,7 @@ mod scripts;
 mod settings;
 mod trigger;
 mod types;
+mod view;
 mod writes;
 
 use std::collections::HashSet;
