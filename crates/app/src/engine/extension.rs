@@ -62,7 +62,7 @@ impl Engine {
             };
             let Ok(Component::Extension(ext)) = Component::from_json(&c.content) else { continue };
             let ext = ext.attributes;
-            let wanted = requested.iter().any(|r| *r == key);
+            let wanted = requested.contains(&key);
             let defined = referenced.contains(&key);
             let runs = match ext.extension_type {
                 1 => true,
@@ -71,10 +71,7 @@ impl Engine {
                 4 => defined && wanted,
                 _ => false,
             };
-            let here = match (ext.scope, read) {
-                (3, _) | (1, ReadKind::Single) | (2, ReadKind::List) => true,
-                _ => false,
-            };
+            let here = matches!((ext.scope, read), (3, _) | (1, ReadKind::Single) | (2, ReadKind::List));
             if runs && here {
                 out.push((key, ext));
             }
