@@ -232,6 +232,8 @@ async fn a_view_is_chosen_by_the_first_matching_rule_else_the_default() {
     assert_eq!((view["key"].as_str(), view["type"].as_str()), (Some("plain-view"), Some("Markdown")), "{view}");
     assert_eq!(view["content"], "# Order", "{view}");
     assert!(view.get("data").is_none(), "{view}");
+    let (_, st) = send(s.rt.client.get(s.function("state"))).await;
+    assert_eq!(st["view"]["loadData"], false, "{st}");
 
     let api = instances_url(&s.rt.base, D, "orders");
     let attributes = json!({ "target": s.target.base, "vip": true });
@@ -242,4 +244,6 @@ async fn a_view_is_chosen_by_the_first_matching_rule_else_the_default() {
     assert_eq!(view["key"], "vip-view", "{view}");
     assert_eq!(view["content"], json!({ "title": "VIP order" }), "{view}");
     assert_eq!(view["data"]["vip"], true, "loadData of the rule: {view}");
+    let (_, st) = send(s.rt.client.get(format!("{api}/{}/functions/state", body["id"].as_str().unwrap()))).await;
+    assert_eq!((st["view"]["hasView"].as_bool(), st["view"]["loadData"].as_bool()), (Some(true), Some(true)), "{st}");
 }

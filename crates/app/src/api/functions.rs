@@ -25,6 +25,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use serde_json::{Value, json};
+use vnext_core::model::ViewBinding;
 
 use super::access;
 use super::auth::Caller;
@@ -105,6 +106,13 @@ async fn state_fn(State(state): State<AppState>, Extension(caller): Extension<Ca
         snapshot = instance::get(&scope, &instance_ref(&snapshot.id.to_string())?).await?;
     }
     let mut answer = functions::state_function(&scope, &snapshot, &caller.roles()).await?;
+    // A rule-based view answers for the view its rules choose now.
+    let workflow = functions::pinned_workflow(&scope, &snapshot).await?;
+    if let Some(binding @ ViewBinding::Rules { .. }) = workflow.state(&snapshot.current_state).and_then(|s| s.view.as_ref()) {
+        let chosen = state.engine.select_view(&scope.domain, binding, &snapshot).await?;
+        answer["view"]["hasView"] = json!(chosen.is_some());
+        answer["view"]["loadData"] = json!(chosen.and_then(|v| v.load_data).unwrap_or(false));
+    }
     let base = functions::instance_href(&scope, snapshot.id);
     answer["interaction"] = json!({
         "terminateLongPoll": snapshot.status != InstanceStatus::Busy,
