@@ -16,6 +16,7 @@ mod cli_client;
 mod cli_keys;
 mod cli_validate;
 mod e2e_execution_kill;
+mod e2e_functions;
 mod e2e_http_tasks;
 mod e2e_idempotency;
 mod e2e_redaction;

@@ -179,8 +179,12 @@ error_codes! {
     DataVersionNotFound => ("data-version.not-found", NOT_FOUND, "Unknown data version"),
     /// The workflow references no function with this name.
     FunctionNotFound => ("function.not-found", NOT_FOUND, "Unknown function"),
-    /// The function is published, but custom functions are not executed yet.
-    FunctionNotExecutable => ("function.not-executable", NOT_IMPLEMENTED, "Function not executable"),
+    /// The function does not take this HTTP verb (its `verbs`).
+    FunctionVerbNotAllowed => ("function.verb-not-allowed", METHOD_NOT_ALLOWED, "Function does not take this verb"),
+    /// A task of the function failed; the task's error code is in `taskError`.
+    FunctionTaskFailed => ("function.task-failed", BAD_GATEWAY, "A task of the function failed"),
+    /// The function's answer fails its own `outputSchema`.
+    FunctionOutputInvalid => ("function.output-invalid", BAD_GATEWAY, "Function answer fails its output schema"),
     /// The current state (or transition) has no view.
     ViewNotFound => ("view.not-found", NOT_FOUND, "No view"),
     /// The transition (or workflow) has no schema.

@@ -114,7 +114,7 @@ pub struct InstanceEnvelope {
     pub tags: Vec<String>,
     pub metadata: Metadata,
     pub attributes: Value,
-    /// Instance extensions are not evaluated; always `{}`.
+    /// The extensions that ran for this read, by key (see `engine::extension`).
     pub extensions: Map<String, Value>,
 }
 

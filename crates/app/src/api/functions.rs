@@ -10,9 +10,7 @@
 //! - `GET …/functions/catalog`: the functions the workflow references.
 //! - `GET …/functions/authorize?transitionKey=|functionKey=|queryRoles=true|ack=true`:
 //!   200 `{allowed:true}` or 403 `{allowed:false}`.
-//! - `GET|POST|PATCH|DELETE …/functions/{name}`: custom functions; running them is
-//!   not built yet (501 `function.not-executable`; 404 for a name the workflow
-//!   does not reference).
+//! - Custom functions (`…/functions/{name}`) are served by `custom_functions`.
 //! - `POST …/instances/{instance}/longpoll/ack`: 200, empty.
 //!
 //! `transition=` is read as well as the engine's `transitionKey=`.
@@ -27,6 +25,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use serde_json::{Value, json};
+use vnext_core::model::ViewBinding;
 
 use super::access;
 use super::auth::Caller;
@@ -49,7 +48,6 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(schema_fn))
         .routes(routes!(catalog_fn))
         .routes(routes!(authorize_fn))
-        .routes(routes!(custom_fn))
         .routes(routes!(ack_fn))
 }
 
@@ -108,6 +106,13 @@ async fn state_fn(State(state): State<AppState>, Extension(caller): Extension<Ca
         snapshot = instance::get(&scope, &instance_ref(&snapshot.id.to_string())?).await?;
     }
     let mut answer = functions::state_function(&scope, &snapshot, &caller.roles()).await?;
+    // A rule-based view answers for the view its rules choose now.
+    let workflow = functions::pinned_workflow(&scope, &snapshot).await?;
+    if let Some(binding @ ViewBinding::Rules { .. }) = workflow.state(&snapshot.current_state).and_then(|s| s.view.as_ref()) {
+        let chosen = state.engine.select_view(&scope.domain, binding, &snapshot).await?;
+        answer["view"]["hasView"] = json!(chosen.is_some());
+        answer["view"]["loadData"] = json!(chosen.and_then(|v| v.load_data).unwrap_or(false));
+    }
     let base = functions::instance_href(&scope, snapshot.id);
     answer["interaction"] = json!({
         "terminateLongPoll": snapshot.status != InstanceStatus::Busy,
@@ -144,7 +149,7 @@ async fn data_fn(State(state): State<AppState>, Extension(caller): Extension<Cal
     responses((status = 200, description = "The view", body = super::openapi::shapes::ViewFunction)))]
 async fn view_fn(State(state): State<AppState>, Extension(caller): Extension<Caller>, path: InstancePath, params: Params) -> Result<Json<Value>, ApiError> {
     let (scope, snapshot) = load(&state, &caller, path).await?;
-    Ok(Json(functions::view_function(&scope, &snapshot, transition_param(&params)).await?))
+    Ok(Json(functions::view_function(&state.engine, &scope, &snapshot, transition_param(&params)).await?))
 }
 
 /// A transition's JSON Schema (or the workflow's master schema).
@@ -220,28 +225,6 @@ async fn authorize_fn(
     };
     let status = if allowed { StatusCode::OK } else { StatusCode::FORBIDDEN };
     Ok((status, Json(json!({ "allowed": allowed }))).into_response())
-}
-
-/// Custom functions: the routes and their refusals; running a function is
-/// not built yet.
-#[utoipa::path(method(get, post, patch, delete), path = "/api/v1/{domain}/workflows/{workflow}/instances/{instance}/functions/{function}", operation_id = "customFunction", tag = "functions",
-    params(super::openapi::params::InstancePath, ("function" = String, Path, description = "The function's name")))]
-async fn custom_fn(
-    State(state): State<AppState>,
-    Extension(caller): Extension<Caller>,
-    ApiPath((domain, workflow, instance, function)): ApiPath<(String, String, String, String)>,
-) -> Result<Response, ApiError> {
-    let (scope, snapshot) = load(&state, &caller, ApiPath((domain, workflow, instance))).await?;
-    if !functions::references_function(&scope, &snapshot, &function).await? {
-        return Err(ApiError::new(
-            ErrorCode::FunctionNotFound,
-            format!("workflow `{}` references no function `{}`", scope.flow, crate::error::printable(&function)),
-        ));
-    }
-    Err(ApiError::new(
-        ErrorCode::FunctionNotExecutable,
-        format!("function `{function}` is published but custom functions are not executed by this runtime yet"),
-    ))
 }
 
 /// Acknowledges a long-poll answer: nothing to record, 200 with no body.

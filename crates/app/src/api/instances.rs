@@ -21,7 +21,7 @@ use super::command::{self, Command, CommandInput, CommandRequest};
 use super::envelope::{InstanceEnvelope, entity_etag};
 use super::params::{ApiPath, Params, domain_name, flow_key, instance_ref};
 use super::{AppState, ENTITY_ETAG, etag_header, not_modified};
-use crate::engine::StartRequest;
+use crate::engine::{ReadKind, StartRequest};
 use crate::error::ApiError;
 use crate::query::list::{self, ListRequest, MAX_PAGE, MAX_PAGE_SIZE};
 use crate::query::{filter, instance, scope, sort};
@@ -80,6 +80,7 @@ async fn get_instance(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
     ApiPath((domain, workflow, instance)): ApiPath<(String, String, String)>,
+    params: Params,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let scope = scope::resolve(state.engine.databases(), domain_name(&domain)?, flow_key(&workflow)?).await?;
@@ -90,7 +91,17 @@ async fn get_instance(
     if not_modified(&headers, &snapshot.etag) {
         return Ok((StatusCode::NOT_MODIFIED, [(header::ETAG, etag), (ENTITY_ETAG, entity)]).into_response());
     }
-    Ok(([(header::ETAG, etag), (ENTITY_ETAG, entity)], Json(InstanceEnvelope::from(snapshot))).into_response())
+    let workflow = crate::query::functions::pinned_workflow(&scope, &snapshot).await?;
+    let extensions = state.engine.extensions_for(&scope.domain, &workflow.extensions, &requested(&params), ReadKind::Single).await?;
+    let slots = state.engine.run_extensions(&scope.domain, &extensions, &snapshot).await;
+    let mut envelope = InstanceEnvelope::from(snapshot);
+    envelope.extensions = slots;
+    Ok(([(header::ETAG, etag), (ENTITY_ETAG, entity)], Json(envelope)).into_response())
+}
+
+/// The names `?extensions=a,b` asks for (repeated parameters add up).
+fn requested(params: &Params) -> Vec<String> {
+    params.all("extensions").flat_map(|v| v.split(',')).map(str::trim).filter(|n| !n.is_empty()).map(str::to_string).collect()
 }
 
 /// A page of the workflow's instances.
@@ -117,7 +128,21 @@ async fn list_instances(
     let page = list::list(&scope, &request).await?;
     let base = format!("/api/v1/{}/workflows/{}/instances", scope.domain, scope.flow);
     let links = Links::new(&base, &params, request.page, request.page_size, page.pagination.total_pages);
-    Ok(Json(ListAnswer { links, items: page.data.into_iter().map(InstanceEnvelope::list_item).collect() }))
+    let extensions = match page.data.first() {
+        Some(first) => {
+            let workflow = crate::query::functions::pinned_workflow(&scope, first).await?;
+            state.engine.extensions_for(&scope.domain, &workflow.extensions, &requested(&params), ReadKind::List).await?
+        }
+        None => Vec::new(),
+    };
+    let mut items = Vec::with_capacity(page.data.len());
+    for snapshot in page.data {
+        let slots = state.engine.run_extensions(&scope.domain, &extensions, &snapshot).await;
+        let mut item = InstanceEnvelope::list_item(snapshot);
+        item.extensions = slots;
+        items.push(item);
+    }
+    Ok(Json(ListAnswer { links, items }))
 }
 
 /// The list answer, as the engine's: paging links and the page's items.

@@ -24,6 +24,7 @@ pub mod audit;
 pub mod auth;
 pub mod body;
 pub mod command;
+pub mod custom_functions;
 pub mod definitions;
 pub mod discovery;
 pub mod envelope;
@@ -133,6 +134,7 @@ fn public_routes() -> OpenApiRouter<AppState> {
         .merge(instances::router())
         .merge(transitions::router())
         .merge(functions::router())
+        .merge(custom_functions::router())
         .merge(incidents::router())
         .merge(keys::router())
         .merge(audit::router())

@@ -22,7 +22,8 @@ use sqlx::PgConnection;
 use vnext_core::ident::{DomainName, FlowKey};
 use vnext_core::machine;
 use vnext_core::model::{
-    Component, ComponentKind, Envelope, ErrorBoundary, Reference, ScriptCode, TaskEntry, TaskType, Timer, Transition, Workflow,
+    Component, ComponentKind, Envelope, ErrorBoundary, Function, Reference, ScriptCode, TaskEntry, TaskType, Timer, Transition,
+    Workflow,
 };
 use vnext_core::version::VersionSelector;
 
@@ -310,6 +311,75 @@ impl DefinitionCache {
         }
         Ok(out)
     }
+}
+
+impl DefinitionCache {
+    /// Compiles a function's task entries, scripts and schemas. Not cached:
+    /// the answer cache (see `function`) spares repeated calls where it matters.
+    ///
+    /// # Errors
+    /// [`EngineError::Definition`] or [`EngineError::Script`] naming the site
+    /// that does not compile.
+    pub(crate) async fn compile_function(
+        &self,
+        conn: &mut PgConnection,
+        domain: &DomainName,
+        key: &str,
+        function: &Function,
+    ) -> Result<CompiledFunction, EngineError> {
+        let mut c = Compiler { conn, domain, scripts: &self.scripts, tasks: HashMap::new(), schema_docs: HashMap::new() };
+        let (list, base): (Vec<TaskEntry>, &str) = if function.on_execution_tasks.is_empty() {
+            (function.task.iter().cloned().collect(), "/attributes/task")
+        } else {
+            (function.on_execution_tasks.clone(), "/attributes/onExecutionTasks")
+        };
+        let mut compiled = HashMap::new();
+        c.entries(&mut compiled, &list, base).await?;
+        let mut tasks = Vec::with_capacity(list.len());
+        for (i, e) in list.iter().enumerate() {
+            let path = format!("{base}/{i}");
+            let entry = compiled.remove(&path).ok_or_else(|| EngineError::Internal(format!("function entry {path} was not compiled")))?;
+            tasks.push(FunctionTask { order: e.order, variable_key: e.variable_key.clone(), entry });
+        }
+        // Groups run by ascending order; the sort is stable, so definition order holds within one.
+        tasks.sort_by_key(|t| t.order);
+        let output = match &function.output {
+            Some(m) if m.code.is_some() => Some(c.script(m, "/attributes/output")?),
+            _ => None,
+        };
+        let schema = |doc: &Option<Value>, site: &str| -> Result<Option<CompiledSchema>, EngineError> {
+            doc.as_ref()
+                .map(|d| {
+                    jsonschema::validator_for(d)
+                        .map(|validator| CompiledSchema { key: format!("{key}{site}"), validator })
+                        .map_err(|e| definition(format!("function `{key}` {site} is not a valid JSON Schema: {e}")))
+                })
+                .transpose()
+        };
+        Ok(CompiledFunction {
+            input_schema: schema(&function.input_schema, "/attributes/inputSchema")?,
+            output_schema: schema(&function.output_schema, "/attributes/outputSchema")?,
+            tasks,
+            output,
+        })
+    }
+}
+
+/// One task entry of a function, compiled.
+pub struct FunctionTask {
+    pub order: i64,
+    pub variable_key: Option<String>,
+    pub entry: CompiledEntry,
+}
+
+/// A function ready to run.
+pub struct CompiledFunction {
+    /// By ascending `order`.
+    pub tasks: Vec<FunctionTask>,
+    /// `fn output(ctx)` of `output`: the answer built from `ctx.responses`.
+    pub output: Option<Script>,
+    pub input_schema: Option<CompiledSchema>,
+    pub output_schema: Option<CompiledSchema>,
 }
 
 fn definition(message: String) -> EngineError {

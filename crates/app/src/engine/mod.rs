@@ -80,6 +80,8 @@
 mod context;
 mod definitions;
 mod error;
+mod extension;
+mod function;
 mod inline_runner;
 mod lost;
 mod observe;
@@ -90,6 +92,7 @@ mod scripts;
 mod settings;
 mod trigger;
 mod types;
+mod view;
 mod writes;
 
 use std::collections::HashSet;
@@ -102,6 +105,8 @@ use vnext_core::traits::{TaskExecutor, TransitionTrigger, TriggerError, TriggerO
 pub use vnext_init::db::{Databases, DbError};
 pub use definitions::{CompiledFlow, DefinitionCache};
 pub use error::{EngineError, PayloadError};
+pub use extension::ReadKind;
+pub use function::{FunctionCall, FunctionError};
 pub use settings::EngineSettings;
 pub use vnext_core::clock::{Clock, ManualClock, SystemClock};
 pub use types::{InstanceRef, InstanceSnapshot, InstanceStatus, Outcome, RetryRequest, StartRequest, TransitionRequest};

@@ -17,7 +17,7 @@ use vnext_init::components;
 use vnext_init::queue::{self, JobKind};
 
 use super::FlowScope;
-use crate::engine::{InstanceSnapshot, InstanceStatus};
+use crate::engine::{Engine, InstanceSnapshot, InstanceStatus};
 use crate::error::{ApiError, ErrorCode};
 
 /// A stored component version.
@@ -306,13 +306,17 @@ pub fn view_type_name(code: &Value) -> Value {
 /// # Errors
 /// [`ErrorCode::ViewNotFound`] when there is none; [`ErrorCode::TransitionNotFound`]
 /// for an unknown transition; [`ErrorCode::DefinitionUnusable`] when it does not resolve.
-pub async fn view_function(scope: &FlowScope, instance: &InstanceSnapshot, transition: Option<&str>) -> Result<Value, ApiError> {
+pub async fn view_function(engine: &Engine, scope: &FlowScope, instance: &InstanceSnapshot, transition: Option<&str>) -> Result<Value, ApiError> {
     let workflow = pinned_workflow(scope, instance).await?;
     let binding = match transition {
         Some(key) => find_transition(&workflow, key).ok_or_else(|| unknown_transition(scope, key))?.view.as_ref(),
         None => workflow.state(&instance.current_state).and_then(|s| s.view.as_ref()),
     };
-    let Some(view) = binding.and_then(view_ref) else {
+    let selected = match binding {
+        Some(b) => engine.select_view(&scope.domain, b, instance).await?,
+        None => None,
+    };
+    let Some(view) = selected.as_ref() else {
         let place = match transition {
             Some(t) => format!("transition `{t}`"),
             None => format!("state `{}`", instance.current_state),
@@ -413,11 +417,20 @@ pub async fn catalog(scope: &FlowScope, instance: &InstanceSnapshot) -> Result<V
 /// # Errors
 /// See [`pinned_workflow`].
 pub async fn references_function(scope: &FlowScope, instance: &InstanceSnapshot, name: &str) -> Result<bool, ApiError> {
+    Ok(referenced_function(scope, instance, name).await?.is_some())
+}
+
+/// The function named `name` among those the instance's workflow references.
+///
+/// # Errors
+/// As [`resolve`].
+pub async fn referenced_function(scope: &FlowScope, instance: &InstanceSnapshot, name: &str) -> Result<Option<StoredContent>, ApiError> {
     let workflow = pinned_workflow(scope, instance).await?;
     for reference in &workflow.functions {
-        if resolve(scope, reference, ComponentKind::Function).await?.key == name {
-            return Ok(true);
+        let stored = resolve(scope, reference, ComponentKind::Function).await?;
+        if stored.key == name {
+            return Ok(Some(stored));
         }
     }
-    Ok(false)
+    Ok(None)
 }

@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::{Label, ScriptCode, TaskEntry};
+use super::{Label, RoleGrant, ScriptCode, TaskEntry};
 use super::workflow::nullable;
 
 /// The `attributes` of a `sys-schemas` component: a JSON Schema and what it is for.
@@ -54,6 +54,26 @@ pub struct Function {
     pub input_schema: Option<Value>,
     #[serde(default)]
     pub output_schema: Option<Value>,
+    /// Who may call the function (deny wins over allow).
+    #[serde(default)]
+    pub roles: Option<Vec<RoleGrant>>,
+    /// Answer with the last task's response data as it came, not `{data: ...}`.
+    #[serde(default)]
+    pub raw_response: bool,
+    #[serde(default)]
+    pub cache: Option<FunctionCache>,
+}
+
+/// A function's response cache: answers are reused for `ttl_in_seconds`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FunctionCache {
+    /// A fixed cache key; without it the key is the verb and the request.
+    #[serde(default)]
+    pub key: Option<String>,
+    /// Null or not positive: the answer is kept until the process restarts.
+    #[serde(default)]
+    pub ttl_in_seconds: Option<i64>,
 }
 
 /// The `attributes` of a `sys-extensions` component.

@@ -136,9 +136,10 @@ pub fn operation_codes(operation_id: &str) -> Option<&'static [ErrorCode]> {
             &[DomainNotFound, WorkflowNotFound, InstanceNotFound, AuthRoleDenied, TransitionNotFound, SchemaNotFound, Unavailable]
         }
         "authorizeFunction" => &[DomainNotFound, WorkflowNotFound, InstanceNotFound, InvalidParameter, Unavailable],
-        "customFunction" => {
-            &[DomainNotFound, WorkflowNotFound, InstanceNotFound, AuthRoleDenied, FunctionNotFound, FunctionNotExecutable, Unavailable]
-        }
+        "customFunction" | "domainFunction" => &[
+            DomainNotFound, WorkflowNotFound, InstanceNotFound, AuthRoleDenied, FunctionNotFound, FunctionVerbNotAllowed, InvalidJson,
+            InvalidBody, BodyTooLarge, PayloadInvalid, FunctionTaskFailed, FunctionOutputInvalid, Unavailable,
+        ],
         "createKey" => &[InvalidJson, NulCharacter, InvalidBody, BodyTooLarge, Unavailable],
         "listKeys" => &[Unavailable],
         "revokeKey" => &[InvalidParameter, KeyNotFound, Unavailable],
