@@ -434,3 +434,69 @@ async fn subflows_the_runtime_cannot_start_are_refused_clearly() {
     assert!(matches!(&err, EngineError::Definition { message } if message.contains("nowhere")), "{err:?}");
     env.cleanup().await;
 }
+
+fn chain_flows() -> Vec<Value> {
+    let leaf = workflow("leaf-flow", "1.0.0", with(json!({
+        "type": "S", "labels": label(),
+        "startTransition": start_transition("pending"),
+        "states": [
+            state("pending", 1, json!([
+                {"key": "remind", "target": "pending", "triggerType": 2, "versionStrategy": "None", "labels": label(), "timer": {"duration": "PT1H"}},
+                manual("confirm", "done")
+            ])),
+            state("done", 3, json!([])),
+            state("cancelled", 3, json!([])),
+        ]
+    }), cancel_exit()));
+    let mid = workflow("mid-flow", "1.0.0", with(json!({
+        "type": "S", "labels": label(),
+        "startTransition": start_transition("idle"),
+        "states": [
+            state("idle", 1, json!([manual("go", "waiting")])),
+            subflow_state("waiting", "leaf-flow", None, json!([manual("finish", "done")])),
+            state("done", 3, json!([])),
+            state("cancelled", 3, json!([])),
+        ]
+    }), cancel_exit()));
+    let top = workflow("top-flow", "1.0.0", with(json!({
+        "type": "F", "labels": label(),
+        "startTransition": start_transition("cart"),
+        "states": [
+            state("cart", 1, json!([manual("pay", "payment")])),
+            subflow_state("payment", "mid-flow", None, json!([manual("ship", "shipped")])),
+            state("shipped", 3, json!([])),
+            state("cancelled", 3, json!([])),
+        ]
+    }), cancel_exit()));
+    vec![leaf, mid, top]
+}
+
+#[tokio::test]
+async fn cancelling_the_top_of_a_three_level_chain_cancels_every_open_child() {
+    let env = TestEnv::new().await;
+    env.publish(&chain_flows()).await;
+    let s = env.start("top-flow", json!({})).await;
+    env.transition("top-flow", s.id, "pay", json!({})).await;
+    // Forwarded to the middle instance, which parks on a leaf.
+    env.transition("top-flow", s.id, "go", json!({})).await;
+    let mid: Uuid = env.scalar("SELECT id FROM mid_flow.instances WHERE parent_instance_id = $1", s.id).await;
+    let leaf: Uuid = env.scalar("SELECT id FROM leaf_flow.instances WHERE parent_instance_id = $1", mid).await;
+    let (status,): (String,) = one(&env, "SELECT status::text FROM mid_flow.instances WHERE id = $1", mid).await;
+    assert_eq!(status, "B", "the middle instance is parked on its leaf");
+
+    let top = env.transition("top-flow", s.id, "cancel", json!({})).await;
+    assert_eq!((top.status, top.current_state.as_str()), (InstanceStatus::Completed, "cancelled"));
+    fire_cascade(&env, mid).await;
+    let (status, state): (String, String) = one(&env, "SELECT status::text, current_state FROM mid_flow.instances WHERE id = $1", mid).await;
+    assert_eq!((status.as_str(), state.as_str()), ("C", "cancelled"));
+    let outcome: Option<String> = env.scalar("SELECT outcome FROM mid_flow.correlations WHERE child_instance_id = $1", leaf).await;
+    assert_eq!(outcome.as_deref(), Some("canceled"));
+    fire_cascade(&env, leaf).await;
+    let (status, state): (String, String) = one(&env, "SELECT status::text, current_state FROM leaf_flow.instances WHERE id = $1", leaf).await;
+    assert_eq!((status.as_str(), state.as_str()), ("C", "cancelled"));
+    let timers: i64 = env
+        .scalar("SELECT count(*) FROM sys_queues.jobs WHERE instance_id = $1 AND kind = 'timer' AND status = 'pending'", leaf)
+        .await;
+    assert_eq!(timers, 0, "the leaf's timers went with its cancel");
+    env.cleanup().await;
+}
