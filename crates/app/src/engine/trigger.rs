@@ -14,6 +14,7 @@ use vnext_init::queue::{self, JobBody};
 
 use super::context::RequestData;
 use super::recover::Recovery;
+use super::writes::PARENT_ENDED;
 use super::run::{First, JobRun, Origin, Run, Scope};
 use super::{Engine, EngineError, InstanceRef, InstanceStatus};
 use crate::store::{self, LockError};
@@ -111,7 +112,9 @@ fn decide(req: &TriggerRequest, body: &JobBody, found: &Found<'_>, now: DateTime
                 if !found.parked && !owned_by_job {
                     return Decision::Busy;
                 }
-            } else if busy && !owned_by_job {
+            } else if busy && !owned_by_job && !(found.parked && body.origin() == Some(PARENT_ENDED)) {
+                // A child parked on its own child takes its parent's cascade
+                // cancel, as it takes a client's cancel.
                 return Decision::Busy;
             }
             let origin = if req.origin == TriggerOrigin::Async { Origin::Async } else { Origin::Retry };

@@ -13,6 +13,7 @@ use serde_json::json;
 use sqlx::PgConnection;
 use uuid::Uuid;
 use vnext_core::ident::{DomainName, FlowKey};
+use vnext_core::machine::Caller;
 use vnext_init::queue::{self, First, JobBody, JobKind, NewJob};
 
 use super::{InstanceSnapshot, InstanceStatus};
@@ -30,6 +31,22 @@ pub(crate) fn async_job(flow: &FlowKey, instance_id: Uuid, transition: &str, bod
 pub(crate) fn resume_job(link: &ParentLink, now: chrono::DateTime<chrono::Utc>) -> NewJob {
     NewJob::new(JobKind::Async, link.flow.as_str(), link.instance_id, RESUME_KEY, now)
         .with_body(&JobBody::hop(&First::Resume { correlation: link.correlation_id }))
+}
+
+/// The origin of the job that cancels a child because its parent ended.
+pub const PARENT_ENDED: &str = "parent-ended";
+
+/// The outcome of a correlation whose parent ended before the child: the
+/// child is cancelled by a job (see [`cascade_cancel_job`]).
+pub const CASCADE: &str = "canceled";
+
+/// The job that cancels an open child whose parent was cancelled or exited:
+/// the child runs its own `cancel` (its timers and jobs go with it, and its
+/// own open children follow the same way). A job, so a crash between the
+/// parent's commit and the child's cancel still finishes the cascade.
+pub(crate) fn cascade_cancel_job(child_flow: &str, child: Uuid, now: chrono::DateTime<chrono::Utc>) -> NewJob {
+    let first = First::Named { key: "cancel".to_string(), caller: Caller::System };
+    NewJob::new(JobKind::Async, child_flow, child, "cancel", now).with_body(&JobBody::hop(&first).with_origin(PARENT_ENDED))
 }
 
 /// The incident a parked parent gets when its child stops without completing.
@@ -123,7 +140,13 @@ impl Pending {
                 correlations::insert(conn, &self.flow, &self.sub.correlations, self.row.modified_at).await?;
             }
             for (id, outcome) in &self.close {
-                correlations::close(conn, &self.flow, *id, outcome, self.row.modified_at).await?;
+                let closed = correlations::close(conn, &self.flow, *id, outcome, self.row.modified_at).await?;
+                if closed
+                    && *outcome == CASCADE
+                    && let Some(corr) = correlations::find(&mut *conn, &self.flow, *id).await?
+                {
+                    queue::enqueue(conn, &cascade_cancel_job(&corr.child_flow, corr.child_instance_id, self.row.modified_at)).await?;
+                }
             }
             if let Some((link, incident, close)) = &self.report
                 && let Ok(parent_flow) = FlowKey::new(&link.flow)

@@ -52,8 +52,8 @@ pub async fn insert(conn: &mut PgConnection, flow: &FlowKey, rows: &[Correlation
     Ok(())
 }
 
-/// Closes an open correlation with `outcome` (completed, canceled, faulted,
-/// abandoned). Returns false when it was not open.
+/// Closes an open correlation with `outcome` (completed, canceled, faulted).
+/// Returns false when it was not open.
 ///
 /// # Errors
 /// Database errors.

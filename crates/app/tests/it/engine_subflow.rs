@@ -2,7 +2,8 @@
 //! Children without I/O start and finish inside the parent's transaction;
 //! children with I/O start through a job; transitions sent to a parked parent
 //! go to its child (except cancel, exit and updateData); a child's fault
-//! leaves the parent parked with an incident.
+//! leaves the parent parked with an incident; cancelling a parked parent
+//! cancels its child through a job.
 
 use crate::engine_support;
 
@@ -152,6 +153,34 @@ async fn a_child_without_io_starts_and_completes_inside_the_parents_commit() {
     env.cleanup().await;
 }
 
+/// Claims the pending cascade-cancel job of `child` as the scheduler would and fires it.
+async fn fire_cascade(env: &TestEnv, child: Uuid) {
+    let (job, flow, key, body): (Uuid, String, String, Value) = sqlx::query_as(
+        "UPDATE sys_queues.jobs SET status = 'running' WHERE instance_id = $1 AND kind = 'async' AND status = 'pending' \
+         AND body->>'origin' = 'parent-ended' RETURNING id, flow, transition_key, body",
+    )
+    .bind(child)
+    .fetch_one(&env.pool)
+    .await
+    .unwrap();
+    let out = env
+        .engine
+        .trigger()
+        .trigger(TriggerRequest {
+            domain: env.domain.to_string(),
+            flow,
+            instance_id: child,
+            transition: key,
+            origin: TriggerOrigin::Async,
+            armed_state: None,
+            body,
+            job_id: job,
+            attempt: 1,
+        })
+        .await;
+    assert!(out.is_ok(), "{out:?}");
+}
+
 fn order_flows() -> Vec<Value> {
     let child = workflow("pay-flow", "1.0.0", with(json!({
         "type": "S", "labels": label(),
@@ -256,21 +285,22 @@ async fn a_parked_parent_forwards_transitions_and_resumes_when_its_child_complet
     let done = env.transition("order", s.id, "ship", json!({})).await;
     assert_eq!(done.status, InstanceStatus::Completed);
 
-    // A second order: cancel is taken by the parked parent itself; the child runs on, unlinked.
+    // A second order: cancel is taken by the parked parent itself; its child is
+    // cancelled through a job, in its own run.
     let s = env.start("order", json!({})).await;
     env.transition("order", s.id, "pay", json!({})).await;
     let cancelled = env.transition("order", s.id, "cancel", json!({})).await;
     assert_eq!((cancelled.status, cancelled.current_state.as_str()), (InstanceStatus::Completed, "cancelled"));
-    let (child_id, child_status): (Uuid, String) = one(&env, "SELECT id, status::text FROM pay_flow.instances WHERE parent_instance_id = $1", s.id).await;
-    assert_eq!(child_status, "A");
+    let child_id: Uuid = env.scalar("SELECT id FROM pay_flow.instances WHERE parent_instance_id = $1", s.id).await;
     let outcome: Option<String> = env.scalar("SELECT outcome FROM \"order\".correlations WHERE child_instance_id = $1", child_id).await;
-    assert_eq!(outcome.as_deref(), Some("abandoned"));
+    assert_eq!(outcome.as_deref(), Some("canceled"));
     let event: String = env.scalar("SELECT event_type FROM sys_queues.outbox WHERE instance_id = $1 ORDER BY id DESC LIMIT 1", s.id).await;
     assert_eq!(event, "instance.canceled");
-    // The child finishing later resumes nobody.
-    env.transition("pay-flow", child_id, "confirm", json!({})).await;
-    let status: String = env.scalar("SELECT status::text FROM \"order\".instances WHERE id = $1", s.id).await;
-    assert_eq!(status, "C");
+    fire_cascade(&env, child_id).await;
+    let (child_status, child_state): (String, String) = one(&env, "SELECT status::text, current_state FROM pay_flow.instances WHERE id = $1", child_id).await;
+    assert_eq!((child_status.as_str(), child_state.as_str()), ("C", "cancelled"), "the child ran its own cancel");
+    let (status, incident): (String, bool) = one(&env, "SELECT status::text, has_incident FROM \"order\".instances WHERE id = $1", s.id).await;
+    assert_eq!((status.as_str(), incident), ("C", false), "the ended parent is not told about the cascade");
 
     // A third: the child is cancelled on its own; the parent stays parked with an incident.
     let s = env.start("order", json!({})).await;
@@ -402,5 +432,71 @@ async fn subflows_the_runtime_cannot_start_are_refused_clearly() {
     let s = env.start("order", json!({})).await;
     let err = env.engine.transition(env.transition_req("order", s.id, "pay", json!({}))).await.unwrap_err();
     assert!(matches!(&err, EngineError::Definition { message } if message.contains("nowhere")), "{err:?}");
+    env.cleanup().await;
+}
+
+fn chain_flows() -> Vec<Value> {
+    let leaf = workflow("leaf-flow", "1.0.0", with(json!({
+        "type": "S", "labels": label(),
+        "startTransition": start_transition("pending"),
+        "states": [
+            state("pending", 1, json!([
+                {"key": "remind", "target": "pending", "triggerType": 2, "versionStrategy": "None", "labels": label(), "timer": {"duration": "PT1H"}},
+                manual("confirm", "done")
+            ])),
+            state("done", 3, json!([])),
+            state("cancelled", 3, json!([])),
+        ]
+    }), cancel_exit()));
+    let mid = workflow("mid-flow", "1.0.0", with(json!({
+        "type": "S", "labels": label(),
+        "startTransition": start_transition("idle"),
+        "states": [
+            state("idle", 1, json!([manual("go", "waiting")])),
+            subflow_state("waiting", "leaf-flow", None, json!([manual("finish", "done")])),
+            state("done", 3, json!([])),
+            state("cancelled", 3, json!([])),
+        ]
+    }), cancel_exit()));
+    let top = workflow("top-flow", "1.0.0", with(json!({
+        "type": "F", "labels": label(),
+        "startTransition": start_transition("cart"),
+        "states": [
+            state("cart", 1, json!([manual("pay", "payment")])),
+            subflow_state("payment", "mid-flow", None, json!([manual("ship", "shipped")])),
+            state("shipped", 3, json!([])),
+            state("cancelled", 3, json!([])),
+        ]
+    }), cancel_exit()));
+    vec![leaf, mid, top]
+}
+
+#[tokio::test]
+async fn cancelling_the_top_of_a_three_level_chain_cancels_every_open_child() {
+    let env = TestEnv::new().await;
+    env.publish(&chain_flows()).await;
+    let s = env.start("top-flow", json!({})).await;
+    env.transition("top-flow", s.id, "pay", json!({})).await;
+    // Forwarded to the middle instance, which parks on a leaf.
+    env.transition("top-flow", s.id, "go", json!({})).await;
+    let mid: Uuid = env.scalar("SELECT id FROM mid_flow.instances WHERE parent_instance_id = $1", s.id).await;
+    let leaf: Uuid = env.scalar("SELECT id FROM leaf_flow.instances WHERE parent_instance_id = $1", mid).await;
+    let (status,): (String,) = one(&env, "SELECT status::text FROM mid_flow.instances WHERE id = $1", mid).await;
+    assert_eq!(status, "B", "the middle instance is parked on its leaf");
+
+    let top = env.transition("top-flow", s.id, "cancel", json!({})).await;
+    assert_eq!((top.status, top.current_state.as_str()), (InstanceStatus::Completed, "cancelled"));
+    fire_cascade(&env, mid).await;
+    let (status, state): (String, String) = one(&env, "SELECT status::text, current_state FROM mid_flow.instances WHERE id = $1", mid).await;
+    assert_eq!((status.as_str(), state.as_str()), ("C", "cancelled"));
+    let outcome: Option<String> = env.scalar("SELECT outcome FROM mid_flow.correlations WHERE child_instance_id = $1", leaf).await;
+    assert_eq!(outcome.as_deref(), Some("canceled"));
+    fire_cascade(&env, leaf).await;
+    let (status, state): (String, String) = one(&env, "SELECT status::text, current_state FROM leaf_flow.instances WHERE id = $1", leaf).await;
+    assert_eq!((status.as_str(), state.as_str()), ("C", "cancelled"));
+    let timers: i64 = env
+        .scalar("SELECT count(*) FROM sys_queues.jobs WHERE instance_id = $1 AND kind = 'timer' AND status = 'pending'", leaf)
+        .await;
+    assert_eq!(timers, 0, "the leaf's timers went with its cancel");
     env.cleanup().await;
 }

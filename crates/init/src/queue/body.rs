@@ -185,6 +185,11 @@ impl JobBody {
         self
     }
 
+    /// Where the run came from, as named by [`JobBody::with_origin`].
+    pub fn origin(&self) -> Option<&str> {
+        self.origin.as_deref()
+    }
+
     /// Reads a stored body; anything that is not an object reads as empty.
     pub fn from_value(value: &Value) -> JobBody {
         JobBody::deserialize(value).unwrap_or_default()

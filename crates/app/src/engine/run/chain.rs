@@ -220,8 +220,8 @@ impl Run {
             && let Some(corr) = self.w.parked.take()
         {
             // Leaving a SubFlow state before its child completed (cancel, exit,
-            // the workflow timeout): the child runs on, unlinked.
-            self.w.close.push((corr, "abandoned"));
+            // the workflow timeout): the child is cancelled too, by a job.
+            self.w.close.push((corr, crate::engine::writes::CASCADE));
         }
         self.w.canceled = r.kind == TransitionKind::Cancel;
         let plan = machine::plan(wf, r);
