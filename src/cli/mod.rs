@@ -7,6 +7,7 @@ use clap::{Parser, Subcommand};
 
 mod app;
 mod client;
+mod diagram;
 mod echo;
 mod execution;
 mod init;
@@ -36,6 +37,8 @@ pub enum Command {
     Up(up::Args),
     /// Validate a component file or a whole component folder, offline.
     Validate(validate::Args),
+    /// Draw a workflow definition file as SVG or Mermaid text, offline.
+    Diagram(diagram::Args),
     /// Publish a component folder into its domains.
     Publish(publish::Args),
     /// List the domains a running API serves.
@@ -66,7 +69,7 @@ pub enum Command {
 pub fn run(cli: Cli) -> ExitCode {
     // Services log at info. The benchmark's in-process runtime would drown
     // its figures in info logs, and a client verb's output is its answer.
-    let quiet = !matches!(cli.command, Command::Up(_) | Command::Publish(_) | Command::Init(_) | Command::App(_) | Command::Execution(_) | Command::Keys(_) | Command::Validate(_));
+    let quiet = !matches!(cli.command, Command::Up(_) | Command::Publish(_) | Command::Init(_) | Command::App(_) | Command::Execution(_) | Command::Keys(_) | Command::Validate(_) | Command::Diagram(_));
     // Held until the command returns: dropping it sends the traces still buffered.
     let _telemetry = init_tracing(cli.config.as_deref(), if quiet { "warn" } else { "info" });
     vnext_telemetry::metrics::install();
@@ -74,6 +77,7 @@ pub fn run(cli: Cli) -> ExitCode {
     match cli.command {
         Command::Up(args) => up::run(config, args),
         Command::Validate(args) => validate::run(args),
+        Command::Diagram(args) => diagram::run(args),
         Command::Publish(args) => publish::run(config, args),
         Command::Domains(args) => client::discovery::domains(config, args),
         Command::Workflows(args) => client::discovery::workflows(config, args),

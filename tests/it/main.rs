@@ -13,6 +13,7 @@ mod api_up;
 mod bench_tiny;
 mod chaos_outage;
 mod cli_client;
+mod cli_diagram;
 mod cli_keys;
 mod cli_validate;
 mod e2e_execution_kill;

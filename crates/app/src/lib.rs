@@ -15,6 +15,7 @@ pub mod engine;
 pub mod store;
 
 pub mod api;
+pub mod diagram;
 pub mod error;
 pub mod query;
 pub mod server;

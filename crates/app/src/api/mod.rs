@@ -8,6 +8,7 @@
 //!   `catalog` and `authorize` functions, custom function routes, `longpoll/ack`;
 //! - [`incidents`]: an instance's incidents;
 //! - [`discovery`]: the domains, workflows and components there are, and workflow summaries;
+//! - [`diagram`]: diagrams of a workflow version and of an instance (SVG or Mermaid);
 //! - [`internal`]: the trigger endpoint the execution service calls, served
 //!   on a listener of its own ([`internal_router`]);
 //! - [`keys`]: the admin API of API keys; [`auth`]: who may call what;
@@ -26,6 +27,7 @@ pub mod body;
 pub mod command;
 pub mod custom_functions;
 pub mod definitions;
+pub mod diagram;
 pub mod discovery;
 pub mod envelope;
 pub mod functions;
@@ -131,6 +133,7 @@ fn public_routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
         .merge(definitions::router())
         .merge(discovery::router())
+        .merge(diagram::router())
         .merge(instances::router())
         .merge(transitions::router())
         .merge(functions::router())

@@ -12,6 +12,7 @@ mod api_auth;
 mod api_identity;
 mod api_roles;
 mod api_definitions;
+mod api_diagram;
 mod api_discovery;
 mod api_errors;
 mod api_instances;
