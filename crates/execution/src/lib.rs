@@ -32,6 +32,7 @@
 
 pub mod api;
 pub mod executor;
+pub mod outbox;
 pub mod scheduler;
 pub mod service;
 pub mod tasks;

@@ -59,6 +59,7 @@ pub struct BoundService {
     router: Router,
     scheduler: Option<Scheduler>,
     drain: std::time::Duration,
+    relay: Option<crate::outbox::OutboxRelay>,
 }
 
 impl ExecutionService {
@@ -80,7 +81,16 @@ impl ExecutionService {
         let scheduler = options
             .scheduler
             .then(|| Scheduler::new(Arc::new(databases.clone()), trigger, scheduler_config.clone()));
-        Self::bind_with(databases, scheduler, scheduler_config.drain_deadline).await
+        let relay = if options.scheduler {
+            let source: Arc<dyn crate::scheduler::DomainSource> = Arc::new(databases.clone());
+            let relay = crate::outbox::OutboxRelay::connect(source, config.events.clone()).await;
+            Some(relay.map_err(|e| ServiceError::Config(e.to_string()))?)
+        } else {
+            None
+        };
+        let mut bound = Self::bind_with(databases, scheduler, scheduler_config.drain_deadline).await?;
+        bound.relay = relay;
+        Ok(bound)
     }
 
     /// Like [`ExecutionService::bind`] with a scheduler built by the caller
@@ -115,7 +125,7 @@ impl ExecutionService {
         });
         let state = ApiState::new(Arc::new(executor), &config.execution.shared_secret).with_readiness(readiness);
         let router = api::router(state).layer(TraceLayer::new_for_http());
-        Ok(BoundService { listener, addr, router, scheduler, drain })
+        Ok(BoundService { listener, addr, router, scheduler, drain, relay: None })
     }
 }
 
@@ -131,6 +141,7 @@ impl BoundService {
     /// [`ServiceError::Serve`] when the server fails.
     pub async fn run(self, shutdown: CancellationToken) -> Result<(), ServiceError> {
         let scheduler = self.scheduler.map(|s| tokio::spawn(s.run(shutdown.clone())));
+        let relay = self.relay.map(|r| tokio::spawn(r.run(shutdown.clone())));
         let server = axum::serve(self.listener, self.router).with_graceful_shutdown(shutdown.clone().cancelled_owned());
         let mut server = tokio::spawn(async move { server.await });
         let served = tokio::select! {
@@ -152,6 +163,9 @@ impl BoundService {
         shutdown.cancel();
         if let Some(s) = scheduler {
             let _ = s.await;
+        }
+        if let Some(r) = relay {
+            let _ = r.await;
         }
         match served {
             Ok(Ok(())) => Ok(()),

@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 
 pub mod audit;
 pub mod egress;
+pub mod events;
 pub mod identity;
 pub mod limits;
 pub mod secrets;
@@ -55,6 +56,8 @@ pub struct Config {
     pub log: LogConfig,
     /// Traces exported over OpenTelemetry (OTLP).
     pub telemetry: TelemetryConfig,
+    /// Outbox delivery to a broker and its retention.
+    pub events: events::EventsConfig,
 }
 
 /// `[telemetry]`: OpenTelemetry traces, off by default.
@@ -420,6 +423,15 @@ impl Config {
         }
         if self.execution.concurrency == 0 || self.execution.poll_connections == 0 {
             return bad("execution.concurrency and execution.poll_connections must be at least 1");
+        }
+        if self.events.relay_batch == 0 || self.events.relay_poll_ms == 0 {
+            return bad("events.relay_batch and events.relay_poll_ms must be at least 1");
+        }
+        if self.events.stream.is_empty() || !self.events.stream.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-') {
+            return bad("events.stream may contain only A-Z, a-z, 0-9, _ and -");
+        }
+        if self.events.subject_prefix.is_empty() || self.events.subject_prefix.contains(['*', '>', ' ']) {
+            return bad("events.subject_prefix must be a non-empty subject without wildcards or spaces");
         }
         if self.execution.shared_secret.len() < 8 {
             return bad("execution.shared_secret must be at least 8 characters");

@@ -81,6 +81,9 @@ fn describe() {
     describe_histogram!(JOB_LAG, Unit::Seconds, "From a job's due time to its firing, by kind.");
     describe_counter!(TIMERS_FIRED, "Timer jobs whose transition ran, by domain.");
     describe_counter!(LEASE_RECOVERIES, "Expired leases taken over, by domain, workflow and what recovery did.");
+    describe_gauge!(OUTBOX_UNSENT, "Outbox rows of a domain not yet acknowledged by the broker.");
+    describe_gauge!(OUTBOX_OLDEST_UNSENT_AGE, Unit::Seconds, "Age of a domain's oldest unsent outbox row (0 when none).");
+    describe_counter!(EVENTS_PUBLISHED, "Outbox events acknowledged by the broker, by domain.");
     describe_gauge!(POOL_CONNECTIONS, "Connections of a domain's pool, by state (in_use, idle) and the pool's maximum (max).");
     describe_gauge!(POOL_WAITING, "Callers waiting for a connection of a domain's pool right now.");
     describe_histogram!(POOL_ACQUIRE, Unit::Seconds, "Time a caller waited for a connection of a domain's pool.");
@@ -104,6 +107,9 @@ const POOL_CONNECTIONS: &str = "vnext_pool_connections";
 const POOL_WAITING: &str = "vnext_pool_waiting";
 const POOL_ACQUIRE: &str = "vnext_pool_acquire_seconds";
 const INCIDENTS_OPEN: &str = "vnext_incidents_open";
+const OUTBOX_UNSENT: &str = "vnext_outbox_unsent";
+const OUTBOX_OLDEST_UNSENT_AGE: &str = "vnext_outbox_oldest_unsent_age_seconds";
+const EVENTS_PUBLISHED: &str = "vnext_events_published_total";
 
 /// One answered HTTP request. `method` is a standard method or `OTHER`,
 /// `route` a route template or `unmatched`.
@@ -236,4 +242,15 @@ mod tests {
         assert!(text.contains(r#"vnext_timers_fired_total{domain="unit_test_domain"} 1"#), "{text}");
         assert!(text.contains(r#"vnext_job_lag_seconds_bucket{kind="timer",le="0.25"}"#), "{text}");
     }
+}
+
+/// The outbox of one domain as the relay last saw it.
+pub fn outbox(domain: &str, unsent: f64, oldest_unsent_age_seconds: f64) {
+    gauge!(OUTBOX_UNSENT, "domain" => domain.to_string()).set(unsent);
+    gauge!(OUTBOX_OLDEST_UNSENT_AGE, "domain" => domain.to_string()).set(oldest_unsent_age_seconds);
+}
+
+/// Outbox events the broker acknowledged.
+pub fn events_published(domain: &str, count: u64) {
+    counter!(EVENTS_PUBLISHED, "domain" => domain.to_string()).increment(count);
 }

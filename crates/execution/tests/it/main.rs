@@ -12,6 +12,7 @@ mod http_task;
 mod http_trigger;
 mod instance_tasks;
 mod invoke_api;
+mod outbox_relay;
 mod scheduler;
 mod scheduler_load;
 mod service;
