@@ -11,6 +11,7 @@
 pub mod mermaid;
 pub mod svg;
 
+use vnext_core::machine::TransitionKind;
 use vnext_core::model::{AvailableIn, StateType, Timer, Transition, TriggerType, Workflow};
 
 /// The marker node the start transition leaves.
@@ -66,24 +67,13 @@ pub struct Node {
     pub mark: Mark,
 }
 
-/// Which list of the definition an edge comes from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum EdgeScope {
-    Start,
-    State,
-    Shared,
-    Cancel,
-    Exit,
-    UpdateData,
-    Timeout,
-}
-
 #[derive(Debug, Clone, PartialEq)]
 pub struct Edge {
     pub from: String,
     pub to: String,
     pub key: String,
-    pub scope: EdgeScope,
+    /// Which list of the definition the edge comes from.
+    pub scope: TransitionKind,
     /// `manual`, `automatic`, `scheduled`, `event` (or `timeout`).
     pub trigger: &'static str,
     /// The rule, `default`, the timer or the timeout's duration, when there is one.
@@ -131,20 +121,20 @@ impl Diagram {
             },
             mark: Mark::None,
         }));
-        let mut edges = vec![edge(START, &workflow.start_transition, EdgeScope::Start)];
+        let mut edges = vec![edge(START, &workflow.start_transition, TransitionKind::Start)];
         for state in &workflow.states {
-            edges.extend(state.transitions.iter().map(|t| edge(&state.key, t, EdgeScope::State)));
+            edges.extend(state.transitions.iter().map(|t| edge(&state.key, t, TransitionKind::State)));
         }
         let mut any_used = false;
         for t in &workflow.shared_transitions {
             if t.available_in.is_empty() {
                 any_used = true;
-                edges.push(edge(ANY, t, EdgeScope::Shared));
+                edges.push(edge(ANY, t, TransitionKind::Shared));
             } else {
-                edges.extend(t.available_in.iter().map(AvailableIn::state).map(|from| edge(from, t, EdgeScope::Shared)));
+                edges.extend(t.available_in.iter().map(AvailableIn::state).map(|from| edge(from, t, TransitionKind::Shared)));
             }
         }
-        for (t, scope) in [(&workflow.cancel, EdgeScope::Cancel), (&workflow.exit, EdgeScope::Exit), (&workflow.update_data, EdgeScope::UpdateData)] {
+        for (t, scope) in [(&workflow.cancel, TransitionKind::Cancel), (&workflow.exit, TransitionKind::Exit), (&workflow.update_data, TransitionKind::UpdateData)] {
             if let Some(t) = t {
                 any_used = true;
                 edges.push(edge(ANY, t, scope));
@@ -156,7 +146,7 @@ impl Diagram {
                 from: ANY.into(),
                 to: timeout.target.clone(),
                 key: timeout.key.clone(),
-                scope: EdgeScope::Timeout,
+                scope: TransitionKind::Timeout,
                 trigger: "timeout",
                 detail: Some(timeout.timer.duration.clone()),
                 taken: false,
@@ -193,7 +183,7 @@ impl Diagram {
     }
 }
 
-fn edge(from: &str, t: &Transition, scope: EdgeScope) -> Edge {
+fn edge(from: &str, t: &Transition, scope: TransitionKind) -> Edge {
     let to = if t.targets_self() { from.to_string() } else { t.target.clone() };
     let detail = match t.trigger_type {
         TriggerType::Automatic if t.is_default_auto() => Some("default".to_string()),
@@ -205,10 +195,10 @@ fn edge(from: &str, t: &Transition, scope: EdgeScope) -> Edge {
         TriggerType::Manual | TriggerType::Event => None,
     };
     let scope_name = match scope {
-        EdgeScope::Cancel => Some("cancel"),
-        EdgeScope::Exit => Some("exit"),
-        EdgeScope::UpdateData => Some("updateData"),
-        EdgeScope::Shared => Some("shared"),
+        TransitionKind::Cancel => Some("cancel"),
+        TransitionKind::Exit => Some("exit"),
+        TransitionKind::UpdateData => Some("updateData"),
+        TransitionKind::Shared => Some("shared"),
         _ => None,
     };
     let detail = match (scope_name, detail) {

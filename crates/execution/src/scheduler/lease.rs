@@ -10,7 +10,7 @@
 //! an incident.
 
 use chrono::{DateTime, Utc};
-use sqlx::{PgConnection, QueryBuilder, Row};
+use sqlx::{PgConnection, Postgres, QueryBuilder, Row};
 use vnext_core::ident::{quote, to_identifier};
 pub use vnext_init::queue::ExpiredLease;
 
@@ -37,6 +37,24 @@ pub(crate) async fn flow_schemas(conn: &mut PgConnection) -> Result<Vec<(String,
         .collect())
 }
 
+/// One statement over a chunk of flow schemas: a `UNION ALL` of one branch per
+/// schema, each starting `SELECT <flow key>::text AS flow, ` and completed by
+/// `rest` for the schema.
+pub(crate) fn union_per_schema(
+    chunk: &[(String, String)],
+    mut rest: impl FnMut(&mut QueryBuilder<Postgres>, &str),
+) -> QueryBuilder<Postgres> {
+    let mut q = QueryBuilder::new("");
+    for (i, (flow, schema)) in chunk.iter().enumerate() {
+        if i > 0 {
+            q.push(" UNION ALL ");
+        }
+        q.push("SELECT ").push_bind(flow.clone()).push("::text AS flow, ");
+        rest(&mut q, schema);
+    }
+    q
+}
+
 /// Flow schemas read per query.
 pub(crate) const SCHEMAS_PER_QUERY: usize = 50;
 
@@ -49,18 +67,12 @@ pub async fn find_expired(conn: &mut PgConnection, now: DateTime<Utc>) -> Result
     let schemas = flow_schemas(conn).await?;
     let mut found = Vec::new();
     for chunk in schemas.chunks(SCHEMAS_PER_QUERY) {
-        let mut q = QueryBuilder::new("");
-        for (i, (flow, schema)) in chunk.iter().enumerate() {
-            if i > 0 {
-                q.push(" UNION ALL ");
-            }
-            q.push("SELECT ")
-                .push_bind(flow.clone())
-                .push("::text AS flow, id, current_state, lease_token, lease_transition, lease_job_id, lease_until FROM ")
+        let mut q = union_per_schema(chunk, |q, schema| {
+            q.push("id, current_state, lease_token, lease_transition, lease_job_id, lease_until FROM ")
                 .push(format_args!("{}.instances", quote(schema)))
                 .push(" WHERE status = 'B' AND lease_until < ")
                 .push_bind(now);
-        }
+        });
         match q.build().fetch_all(&mut *conn).await {
             Ok(rows) => {
                 for row in rows {

@@ -2,7 +2,7 @@
 //! recovery jobs, the census of open incidents, and the purge of finished jobs
 //! past their retention.
 
-use sqlx::{PgConnection, QueryBuilder, Row};
+use sqlx::{PgConnection, Row};
 use vnext_core::ident::{quote, DomainName};
 use vnext_init::queue;
 use vnext_telemetry::metrics::{self, Flow};
@@ -74,17 +74,11 @@ pub(crate) async fn recover_leases(
 pub(crate) async fn count_open_incidents(domain: &DomainName, conn: &mut PgConnection) -> Result<(), sqlx::Error> {
     let schemas = lease::flow_schemas(&mut *conn).await?;
     for chunk in schemas.chunks(lease::SCHEMAS_PER_QUERY) {
-        let mut q = QueryBuilder::new("");
-        for (i, (flow, schema)) in chunk.iter().enumerate() {
-            if i > 0 {
-                q.push(" UNION ALL ");
-            }
-            // `incidents_open` (a partial index) answers this without the heap
-            // when nothing is open.
-            q.push("SELECT ")
-                .push_bind(flow.clone())
-                .push(format_args!("::text AS flow, count(*) AS open FROM {}.incidents WHERE NOT resolved", quote(schema)));
-        }
+        // `incidents_open` (a partial index) answers this without the heap
+        // when nothing is open.
+        let mut q = lease::union_per_schema(chunk, |q, schema| {
+            q.push(format_args!("count(*) AS open FROM {}.incidents WHERE NOT resolved", quote(schema)));
+        });
         for row in q.build().fetch_all(&mut *conn).await? {
             let (flow, open): (String, i64) = (row.try_get("flow")?, row.try_get("open")?);
             metrics::incidents_open(Flow { domain: domain.as_str(), workflow: &flow }, open);
