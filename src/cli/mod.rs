@@ -77,7 +77,7 @@ pub fn run(cli: Cli) -> ExitCode {
     match cli.command {
         Command::Up(args) => up::run(config, args),
         Command::Validate(args) => validate::run(args),
-        Command::Diagram(args) => diagram::run(args),
+        Command::Diagram(args) => diagram::run(config, args),
         Command::Publish(args) => publish::run(config, args),
         Command::Domains(args) => client::discovery::domains(config, args),
         Command::Workflows(args) => client::discovery::workflows(config, args),

@@ -344,3 +344,33 @@ async fn domains_and_workflows_are_listed_as_the_api_serves_them() {
     assert_eq!(out.code, 1, "{}", out.stderr);
     assert!(out.stderr.contains("HTTP 404"), "{}", out.stderr);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_instance_diagram_comes_from_the_api_with_its_path_marked() {
+    let rt = InProcess::start().await;
+    publish_samples(&rt).await;
+    const W: &str = "document-approval";
+    let data = r#"{"title":"Price list","documentType":"contract","author":"ann"}"#;
+    vnext(&rt, &["instances", "start", "demo", W, "--key", "drawn-1", "--data", data, "--sync"]).await.ok();
+    vnext(&rt, &["instances", "transition", "demo", W, "drawn-1", "submit-for-review", "--sync"]).await.ok();
+
+    let file = concat!(env!("CARGO_MANIFEST_DIR"), "/flows/demo/Workflows/document-approval/document-approval.json");
+    let out = vnext(&rt, &["diagram", file, "--instance", "drawn-1"]).await.ok();
+    let state_class = |key: &str| {
+        let at = out.stdout.find(&format!("data-state=\"{key}\"")).unwrap_or_else(|| panic!("no node {key}: {}", out.stdout));
+        let start = out.stdout[..at].rfind("class=\"").expect("the node's class");
+        out.stdout[start..at].to_string()
+    };
+    assert!(state_class("in-review").contains(" current"), "{}", state_class("in-review"));
+    assert!(state_class("draft").contains(" visited"), "{}", state_class("draft"));
+
+    // The same drawing as the endpoint's, here as Mermaid.
+    let out = vnext(&rt, &["diagram", file, "--instance", "drawn-1", "--format", "mermaid"]).await.ok();
+    let r = rt.client.get(format!("{}/api/v1/demo/workflows/{W}/instances/drawn-1/diagram?format=mermaid", rt.base)).send().await.unwrap();
+    assert_eq!(out.stdout, r.text().await.unwrap());
+
+    // An instance the API does not know is its 404, exit 1.
+    let out = vnext(&rt, &["diagram", file, "--instance", "nobody"]).await;
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    assert!(out.stderr.contains("HTTP 404"), "{}", out.stderr);
+}
