@@ -108,6 +108,24 @@ impl TaskType {
     }
 }
 
+impl TaskType {
+    /// Why a type will never run here, for the types that need a Dapr
+    /// sidecar's own building blocks rather than an HTTP call.
+    pub fn never_supported_because(self) -> Option<&'static str> {
+        match self {
+            TaskType::DaprBinding => Some(
+                "Dapr input/output bindings are components of a Dapr sidecar, which this runtime does not run; \
+                 call the bound system with an HTTP task (type \"6\") instead",
+            ),
+            TaskType::DaprConversation => Some(
+                "the Dapr conversation API is served by a Dapr sidecar's LLM components, which this runtime does not run; \
+                 call the model's HTTP API with an HTTP task (type \"6\") instead",
+            ),
+            _ => None,
+        }
+    }
+}
+
 impl TryFrom<String> for TaskType {
     type Error = String;
     fn try_from(s: String) -> Result<Self, String> {

@@ -18,12 +18,15 @@ pub(crate) fn check(c: &mut Checker<'_>, task: &Envelope<Task>) {
         c.report(
             &attributes.key("type"),
             codes::TASK_TYPE_UNSUPPORTED,
-            format!(
-                "task type \"{}\" ({}) is not run by this runtime; supported types: {}",
-                task_type.code(),
-                task_type.name(),
-                supported_list()
-            ),
+            match task_type.never_supported_because() {
+                Some(why) => format!("task type \"{}\" ({}) is not run by this runtime: {why}", task_type.code(), task_type.name()),
+                None => format!(
+                    "task type \"{}\" ({}) is not run by this runtime; supported types: {}",
+                    task_type.code(),
+                    task_type.name(),
+                    supported_list()
+                ),
+            },
         );
         return;
     }

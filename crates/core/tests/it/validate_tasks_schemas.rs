@@ -18,6 +18,13 @@ fn unsupported_task_types_are_a_clear_error() {
         "{}",
         d.message
     );
+    // Types that need a Dapr sidecar say why, and what to use instead.
+    for (code, name) in [("2", "dapr-binding"), ("20", "dapr-conversation")] {
+        let mut t = http_task();
+        set(&mut t, "/attributes/type", json!(code));
+        let d = assert_only(&check(&t), "task.type.unsupported", "/attributes/type");
+        assert!(d.message.contains(name) && d.message.contains("sidecar") && d.message.contains("HTTP task"), "{}", d.message);
+    }
     for supported in ["7", "11", "12", "13", "19"] {
         let mut t = script_task();
         set(&mut t, "/attributes/type", json!(supported));
