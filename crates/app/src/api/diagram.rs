@@ -58,7 +58,7 @@ async fn workflow_diagram(State(state): State<AppState>, ApiPath((domain, workfl
     let format = Format::of(&params)?;
     let selector = params.version()?.map(|(raw, _)| raw.to_string());
     let scope = scope::resolve(state.engine.databases(), domain_name(&domain)?, flow_key(&workflow)?).await?;
-    let mut conn = scope.pool.acquire().await.map_err(ApiError::database)?;
+    let mut conn = vnext_init::db::acquire(&scope.pool).await.map_err(ApiError::database)?;
     let def = state.engine.definitions().select(&mut conn, &scope.domain, &scope.flow, selector.as_deref()).await?;
     drop(conn);
     Ok(format.answer(&Diagram::of(&def.workflow)))

@@ -145,7 +145,10 @@ pub fn operation_codes(operation_id: &str) -> Option<&'static [ErrorCode]> {
         "revokeKey" => &[InvalidParameter, KeyNotFound, Unavailable],
         "listDomains" => &[InvalidParameter, Unavailable],
         "listWorkflows" | "listComponents" => &[DomainNotFound, InvalidParameter, Unavailable],
-        "workflowSummary" => &[DomainNotFound, WorkflowNotFound, WorkflowVersionNotFound, InvalidParameter, DefinitionUnusable, Unavailable],
+        "workflowSummary" | "workflowDiagram" => {
+            &[DomainNotFound, WorkflowNotFound, WorkflowVersionNotFound, InvalidParameter, DefinitionUnusable, Unavailable]
+        }
+        "instanceDiagram" => &[DomainNotFound, WorkflowNotFound, InstanceNotFound, AuthRoleDenied, InvalidParameter, DefinitionUnusable, Unavailable],
         "domainAudit" => &[DomainNotFound, InvalidParameter, Unavailable],
         "controlAudit" => &[InvalidParameter, Unavailable],
         _ => return None,
