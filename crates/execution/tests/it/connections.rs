@@ -56,15 +56,22 @@ async fn scheduler_connections(admin: &mut PgConnection, databases: &[String]) -
 }
 
 /// Samples the scheduler's connections every 20 ms until `stop`: the largest
-/// total, and the largest count seen for any one database.
+/// total, and the largest count seen for any one database. A count must hold
+/// in two samples in a row: the backend of a connection the scheduler closed
+/// stays in `pg_stat_activity` for a moment while it exits, and on a loaded
+/// machine one sample can catch it beside the listener that replaced it.
 fn sample_connections(databases: Vec<String>, stop: CancellationToken) -> tokio::task::JoinHandle<(i64, i64, usize)> {
     tokio::spawn(async move {
         let mut admin = PgConnection::connect(&Config::load(None).unwrap().database.url).await.unwrap();
         let (mut total, mut per_domain, mut samples) = (0, 0, 0);
+        let mut previous: Option<(i64, i64)> = None;
         while !stop.is_cancelled() {
             let now = scheduler_connections(&mut admin, &databases).await;
-            total = total.max(now.values().sum());
-            per_domain = per_domain.max(now.values().copied().max().unwrap_or(0));
+            let seen = (now.values().sum::<i64>(), now.values().copied().max().unwrap_or(0));
+            let (held_total, held_per_domain) = previous.map_or((0, 0), |p| (p.0.min(seen.0), p.1.min(seen.1)));
+            total = total.max(held_total);
+            per_domain = per_domain.max(held_per_domain);
+            previous = Some(seen);
             samples += 1;
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
