@@ -125,7 +125,7 @@ impl Engine {
             return Ok(answer);
         }
         let pool = self.pool(&call.domain).await?;
-        let mut conn = pool.acquire().await.map_err(EngineError::from)?;
+        let mut conn = vnext_init::db::acquire(&pool).await.map_err(EngineError::from)?;
         let compiled = self.inner.definitions.compile_function(&mut conn, &call.domain, &call.key, &call.function).await?;
         drop(conn);
         if let Some(schema) = &compiled.input_schema {
